@@ -1,0 +1,136 @@
+"""Ports: the small interfaces adapters implement. Each docstring is the contract that the
+matching suite in ``tests/contract/`` checks against every adapter and every fake."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from spe.domain.catalog import WorkflowEntry
+from spe.domain.models import JSON, AuditEvent, Principal, Run, RunFilter, TaskLog
+from spe.domain.states import RunState
+
+
+@dataclass(frozen=True)
+class ExecutionSpec:
+    """What to run: an argv list (never a shell string), in ``workdir``.
+
+    ``env`` is added to a minimal environment; ``stdout``/``stderr`` are files the executor
+    writes the process's streams to. ``resources`` holds cpus / memory_mb / time_minutes.
+    """
+
+    run_id: str
+    argv: tuple[str, ...]
+    workdir: Path
+    stdout: Path
+    stderr: Path
+    env: dict[str, str] = field(default_factory=dict)
+    resources: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExecutionStatus:
+    """What an executor knows of one submission.
+
+    ``state`` is RUNNING while it runs (QUEUED while a scheduler holds it), a final state
+    when it ended: COMPLETE for exit 0, EXECUTOR_ERROR for another exit code, CANCELED
+    after ``cancel``, SYSTEM_ERROR when it vanished without leaving an exit status.
+    """
+
+    state: RunState
+    exit_code: int | None = None
+    message: str = ""
+
+
+class Executor(Protocol):
+    """Runs one process tree per run and re-attaches to it from a JSON handle.
+
+    - ``submit(spec)`` starts the work and returns a handle (JSON-serialisable dict) that is
+      enough for *any* process to poll or cancel it later, even after a restart.
+      Submitting never blocks until the work ends.
+    - ``poll(handle)`` never raises for a missing process: it reports SYSTEM_ERROR.
+      Polling a finished handle again gives the same answer.
+    - ``cancel(handle)`` stops the process and every child it started; it is idempotent,
+      and a later ``poll`` reports CANCELED (or the final state it had already reached).
+    """
+
+    name: str
+
+    def submit(self, spec: ExecutionSpec) -> JSON: ...
+
+    def poll(self, handle: JSON) -> ExecutionStatus: ...
+
+    def cancel(self, handle: JSON) -> None: ...
+
+
+class WorkflowEngine(Protocol):
+    """Builds the argv for one engine and reads back what the engine reported.
+
+    - ``argv`` returns a list of strings; user values reach the engine only through the
+      params file it is given, never through the argv or a shell.
+    - ``task_logs`` parses the engine's own log in ``workdir``; one TaskLog per job,
+      ordered by job id; an absent or partial log gives the jobs seen so far.
+    - ``outputs`` lists the files a run produced, relative to its output directory.
+    """
+
+    name: str
+    workflow_type: str
+    supported_options: frozenset[str]
+
+    def version(self) -> str: ...
+
+    def argv(self, entry: WorkflowEntry, bundle_dir: Path, params_file: Path,
+             workdir: Path, options: JSON) -> list[str]: ...
+
+    def task_logs(self, workdir: Path) -> list[TaskLog]: ...
+
+    def outputs(self, entry: WorkflowEntry, workdir: Path) -> list[Path]: ...
+
+
+class RunRepository(Protocol):
+    """Stores runs and their task logs. ``transition`` is an atomic compare-and-set."""
+
+    def add(self, run: Run) -> Run: ...
+
+    def get(self, run_id: str) -> Run | None: ...
+
+    def save(self, run: Run) -> None: ...
+
+    def transition(self, run_id: str, from_states: frozenset[RunState], to: RunState,
+                   at: datetime | None = None) -> bool: ...
+
+    def page(self, owner_sub: str, flt: RunFilter, before_seq: int | None,
+             limit: int) -> list[Run]: ...
+
+    def state_counts(self, owner_sub: str) -> dict[str, int]: ...
+
+    def active(self) -> list[Run]: ...
+
+    def replace_tasks(self, run_id: str, tasks: list[TaskLog]) -> None: ...
+
+    def tasks(self, run_id: str, after: int, limit: int) -> list[TaskLog]: ...
+
+    def task(self, run_id: str, task_id: str) -> TaskLog | None: ...
+
+
+class TokenVerifier(Protocol):
+    """``verify(token)`` returns the Principal or raises ``Unauthenticated``; it raises
+    ``IdentityProviderUnavailable`` when the issuer cannot be reached. Never logs tokens."""
+
+    def verify(self, token: str) -> Principal: ...
+
+
+class Dispatcher(Protocol):
+    """Hands work to workers. Messages carry run ids only; workers re-read state."""
+
+    def enqueue(self, run_id: str) -> None: ...
+
+    def enqueue_cancel(self, run_id: str) -> None: ...
+
+
+class AuditLog(Protocol):
+    """Append-only log of security events; ``append`` must not fail silently."""
+
+    def append(self, event: AuditEvent) -> None: ...
