@@ -72,7 +72,8 @@ class WorkflowEngine(Protocol):
       params file it is given, never through the argv or a shell.
     - ``task_logs`` parses the engine's own log in ``workdir``; one TaskLog per job,
       ordered by job id; an absent or partial log gives the jobs seen so far.
-    - ``outputs`` lists the files a run produced, relative to its output directory.
+    - ``output_dir`` is where the run's outputs land inside ``workdir``.
+    - ``outputs`` lists the files a run produced, relative to ``output_dir``.
     """
 
     name: str
@@ -85,6 +86,8 @@ class WorkflowEngine(Protocol):
              workdir: Path, options: JSON) -> list[str]: ...
 
     def task_logs(self, workdir: Path) -> list[TaskLog]: ...
+
+    def output_dir(self, workdir: Path) -> Path: ...
 
     def outputs(self, entry: WorkflowEntry, workdir: Path) -> list[Path]: ...
 
@@ -110,7 +113,7 @@ class RunRepository(Protocol):
 
     def replace_tasks(self, run_id: str, tasks: list[TaskLog]) -> None: ...
 
-    def tasks(self, run_id: str, after: int, limit: int) -> list[TaskLog]: ...
+    def tasks(self, run_id: str, start: int, limit: int) -> list[TaskLog]: ...
 
     def task(self, run_id: str, task_id: str) -> TaskLog | None: ...
 

@@ -1,0 +1,251 @@
+"""Verifies OIDC bearer tokens (JWTs) against an issuer's discovery document and JWKS.
+
+The discovery document is cached for ``discovery_ttl`` seconds and the keys until a token
+names an unknown ``kid``; such a token triggers at most one JWKS fetch per
+``min_refresh_interval`` seconds. The injected ``clock`` drives only those two timers:
+the token's own times (``exp``/``nbf``/``iat``) are checked by PyJWT against the system
+clock, with ``leeway_seconds`` of tolerance. Tokens are never logged nor put in messages.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import requests
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
+from spe.domain.errors import IdentityProviderUnavailable, Unauthenticated
+from spe.domain.models import JSON, Principal
+
+DISCOVERY_SUFFIX = "/.well-known/openid-configuration"
+# Asymmetric algorithms only: ``none`` and the HS* family can never be configured.
+SUPPORTED_ALGORITHMS = frozenset({
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+})
+_KTY_BY_PREFIX = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+_JWK_PARSERS: dict[str, Callable[[JSON], Any]] = {
+    "RSA": RSAAlgorithm.from_jwk,
+    "EC": ECAlgorithm.from_jwk,
+    "OKP": OKPAlgorithm.from_jwk,
+}
+_MAX_TOKEN_CHARS = 16 * 1024
+_REQUIRED_CLAIMS = ["exp", "iss", "sub"]
+_TOKEN_ERRORS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "token expired"),
+    (jwt.ImmatureSignatureError, "token not yet valid"),
+    (jwt.InvalidIssuerError, "token issuer mismatch"),
+    (jwt.InvalidSignatureError, "token signature invalid"),
+    (jwt.InvalidKeyError, "signing key does not match algorithm"),
+    (jwt.InvalidAlgorithmError, "algorithm not allowed"),
+)
+
+
+@dataclass(frozen=True)
+class _Key:
+    kid: str | None
+    kty: str
+    alg: str | None
+    key: Any
+
+    def fits(self, alg: str) -> bool:
+        return self.kty == _KTY_BY_PREFIX[alg[:2]] and self.alg in (None, alg)
+
+
+def _unavailable(url: str, reason: str) -> IdentityProviderUnavailable:
+    return IdentityProviderUnavailable(f"identity provider unreachable: {url}: {reason}")
+
+
+def _parse_key(jwk: Any) -> _Key | None:
+    """One JWK as a public verification key, or None when it is unusable for signatures."""
+    if not isinstance(jwk, dict) or "d" in jwk or jwk.get("use", "sig") != "sig":
+        return None
+    kty, kid, alg = jwk.get("kty"), jwk.get("kid"), jwk.get("alg")
+    parser = _JWK_PARSERS.get(kty) if isinstance(kty, str) else None
+    if parser is None or not isinstance(kid, str | None) or not isinstance(alg, str | None):
+        return None
+    try:
+        return _Key(kid=kid, kty=str(kty), alg=alg, key=parser(jwk))
+    except (jwt.PyJWTError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _parse_jwks(doc: JSON, url: str) -> list[_Key]:
+    keys = doc.get("keys")
+    if not isinstance(keys, list):
+        raise _unavailable(url, "JWKS has no 'keys' list")
+    return [key for key in map(_parse_key, keys) if key is not None]
+
+
+def _token_error(exc: jwt.PyJWTError) -> Unauthenticated:
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return Unauthenticated(f"token missing claim {exc.claim}")
+    for kind, message in _TOKEN_ERRORS:
+        if isinstance(exc, kind):
+            return Unauthenticated(message)
+    return Unauthenticated("invalid token")
+
+
+class OidcVerifier:
+    """The TokenVerifier port for one OIDC issuer and one audience. Thread-safe."""
+
+    def __init__(self, issuer: str, audience: str, *,
+                 algorithms: tuple[str, ...] = ("RS256", "ES256"),
+                 leeway_seconds: int = 30, http_timeout: float = 5.0,
+                 min_refresh_interval: float = 30.0, discovery_ttl: float = 3600.0,
+                 session: requests.Session | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        unsupported = set(algorithms) - SUPPORTED_ALGORITHMS
+        if not algorithms or unsupported:
+            raise ValueError(f"unsupported token algorithms: {sorted(unsupported) or 'none'}")
+        if not issuer or not audience:
+            raise ValueError("issuer and audience are required")
+        self._issuer = issuer
+        self._audience = audience
+        self._algorithms = tuple(algorithms)
+        self._leeway = leeway_seconds
+        self._timeout = http_timeout
+        self._min_refresh = min_refresh_interval
+        self._discovery_ttl = discovery_ttl
+        self._session = session or requests.Session()
+        self._clock = clock
+        self._discovery_url = issuer.rstrip("/") + DISCOVERY_SUFFIX
+        self._lock = threading.Lock()
+        self._jwks_uri: str | None = None
+        self._discovery_at = -math.inf
+        self._keys: list[_Key] | None = None
+        self._jwks_at = -math.inf
+
+    def verify(self, token: str) -> Principal:
+        alg, kid = self._read_header(token)
+        key = self._find_key(alg, kid)
+        try:
+            claims = jwt.decode(
+                token, key.key, algorithms=[alg], leeway=self._leeway,
+                options={"require": _REQUIRED_CLAIMS, "verify_aud": False},
+            )
+        except jwt.PyJWTError as exc:
+            raise _token_error(exc) from None
+        self._check_audience(claims)
+        return self._principal(claims)
+
+    # -- token -----------------------------------------------------------------------------
+
+    def _read_header(self, token: str) -> tuple[str, str | None]:
+        """``(alg, kid)`` from the unverified header; nothing in it is trusted beyond that."""
+        if not isinstance(token, str) or not token or len(token) > _MAX_TOKEN_CHARS:
+            raise Unauthenticated("malformed token")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthenticated("malformed token") from None
+        alg, kid = header.get("alg"), header.get("kid")
+        if not isinstance(alg, str) or alg not in self._algorithms:
+            raise Unauthenticated("algorithm not allowed")
+        if kid is not None and not isinstance(kid, str):
+            raise Unauthenticated("malformed token")
+        return alg, kid
+
+    def _check_audience(self, claims: JSON) -> None:
+        aud = claims.get("aud")
+        if aud is None:
+            accepted = claims.get("azp") == self._audience
+        elif isinstance(aud, str):
+            accepted = aud == self._audience
+        elif isinstance(aud, list):
+            accepted = self._audience in aud
+        else:
+            accepted = False
+        if not accepted:
+            raise Unauthenticated("token audience mismatch")
+
+    def _principal(self, claims: JSON) -> Principal:
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub:
+            raise Unauthenticated("token missing claim sub")
+        username = claims.get("preferred_username")
+        email = claims.get("email")
+        return Principal(
+            sub=sub,
+            username=username if isinstance(username, str) and username else sub,
+            email=email if isinstance(email, str) else "",
+            issuer=self._issuer,
+        )
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def _find_key(self, alg: str, kid: str | None) -> _Key:
+        with self._lock:
+            key = self._select(self._current_keys(), alg, kid)
+            if key is None and kid is not None and self._may_refresh():
+                key = self._select(self._fetch_keys(), alg, kid)
+        if key is None:
+            raise Unauthenticated("unknown signing key" if kid else "token has no usable key id")
+        return key
+
+    @staticmethod
+    def _select(keys: list[_Key], alg: str, kid: str | None) -> _Key | None:
+        if kid is None:
+            fitting = [key for key in keys if key.fits(alg)]
+            return fitting[0] if len(fitting) == 1 else None
+        named = [key for key in keys if key.kid == kid]
+        if not named:
+            return None
+        fitting = [key for key in named if key.fits(alg)]
+        if len(fitting) != 1:
+            raise Unauthenticated("signing key does not match algorithm")
+        return fitting[0]
+
+    def _may_refresh(self) -> bool:
+        return self._clock() - self._jwks_at >= self._min_refresh
+
+    def _current_keys(self) -> list[_Key]:
+        """Cached keys; loads discovery (when absent or stale) and keys (when absent)."""
+        if self._jwks_uri is None or self._clock() - self._discovery_at >= self._discovery_ttl:
+            self._load_discovery()
+        if self._keys is None:
+            return self._fetch_keys()
+        return self._keys
+
+    def _load_discovery(self) -> None:
+        url = self._discovery_url
+        doc = self._get_json(url)
+        if doc.get("issuer") != self._issuer:
+            raise _unavailable(url, "discovery document names another issuer")
+        jwks_uri = doc.get("jwks_uri")
+        if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
+            raise _unavailable(url, "discovery document has no usable jwks_uri")
+        if jwks_uri != self._jwks_uri:
+            self._keys = None
+        self._jwks_uri = jwks_uri
+        self._discovery_at = self._clock()
+
+    def _fetch_keys(self) -> list[_Key]:
+        url = self._jwks_uri
+        if url is None:  # pragma: no cover - discovery always runs first
+            raise _unavailable(self._discovery_url, "no jwks_uri")
+        self._jwks_at = self._clock()  # failed attempts count too: a down IdP is not hammered
+        self._keys = _parse_jwks(self._get_json(url), url)
+        return self._keys
+
+    def _get_json(self, url: str) -> JSON:
+        try:
+            resp = self._session.get(url, timeout=self._timeout,
+                                     headers={"Accept": "application/json"})
+        except (requests.RequestException, OSError, ValueError) as exc:
+            raise _unavailable(url, type(exc).__name__) from exc
+        with resp:
+            if resp.status_code != 200:
+                raise _unavailable(url, f"HTTP {resp.status_code}")
+            try:
+                doc = resp.json()
+            except ValueError as exc:
+                raise _unavailable(url, "response is not JSON") from exc
+        if not isinstance(doc, dict):
+            raise _unavailable(url, "response is not a JSON object")
+        return doc

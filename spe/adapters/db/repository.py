@@ -1,0 +1,160 @@
+"""The ``RunRepository`` and ``AuditLog`` ports on SQLAlchemy (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from spe.adapters.db.tables import AuditRow, RunRow, RunTagRow, TaskRow
+from spe.domain.models import AuditEvent, OutputFile, Run, RunFilter, RunRequest, TaskLog
+from spe.domain.states import FINAL_STATES, RunState
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _to_run(row: RunRow) -> Run:
+    return Run(
+        id=row.id, owner_sub=row.owner_sub, owner_name=row.owner_name, project=row.project,
+        state=RunState(row.state), request=RunRequest.from_wes(row.request),
+        workflow_id=row.workflow_id, workflow_version=row.workflow_version,
+        bundle_digest=row.bundle_digest, engine=row.engine,
+        engine_options=dict(row.engine_options), created_at=_utc(row.created_at) or row.created_at,
+        start_time=_utc(row.start_time), end_time=_utc(row.end_time), exit_code=row.exit_code,
+        handle=row.handle, cmd=tuple(row.cmd or ()), system_logs=list(row.system_logs or ()),
+        outputs=[OutputFile(**o) for o in row.outputs or ()], seq=row.seq,
+    )
+
+
+def _fill(row: RunRow, run: Run) -> None:
+    row.state = run.state.value
+    row.start_time, row.end_time, row.exit_code = run.start_time, run.end_time, run.exit_code
+    row.handle = run.handle
+    row.cmd = list(run.cmd)
+    row.system_logs = list(run.system_logs)
+    row.outputs = [{"path": o.path, "size": o.size, "sha256": o.sha256} for o in run.outputs]
+
+
+def _to_task(row: TaskRow) -> TaskLog:
+    return TaskLog(id=row.task_id, name=row.name, cmd=tuple(row.cmd or ()),
+                   start_time=_utc(row.start_time), end_time=_utc(row.end_time),
+                   exit_code=row.exit_code, system_logs=tuple(row.system_logs or ()))
+
+
+class SqlRunRepository:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def add(self, run: Run) -> Run:
+        with self._sessions.begin() as s:
+            row = RunRow(
+                id=run.id, owner_sub=run.owner_sub, owner_name=run.owner_name,
+                project=run.project, workflow_id=run.workflow_id,
+                workflow_version=run.workflow_version, bundle_digest=run.bundle_digest,
+                engine=run.engine, request=run.request.to_wes(),
+                engine_options=run.engine_options, created_at=run.created_at,
+            )
+            _fill(row, run)
+            s.add(row)
+            s.flush()
+            for key, value in run.request.tags.items():
+                s.add(RunTagRow(run_seq=row.seq, key=key, value=value))
+            run.seq = row.seq
+        return run
+
+    def get(self, run_id: str) -> Run | None:
+        with self._sessions() as s:
+            row = s.scalar(select(RunRow).where(RunRow.id == run_id))
+            return _to_run(row) if row else None
+
+    def save(self, run: Run) -> None:
+        with self._sessions.begin() as s:
+            row = s.scalar(select(RunRow).where(RunRow.id == run.id))
+            if row is None:
+                raise KeyError(run.id)
+            _fill(row, run)
+
+    def transition(self, run_id: str, from_states: frozenset[RunState], to: RunState,
+                   at: datetime | None = None) -> bool:
+        """Move to ``to`` only if the run is in one of ``from_states`` (compare-and-set)."""
+        values: dict[str, object] = {"state": to.value}
+        if to == RunState.RUNNING and at is not None:
+            values["start_time"] = at
+        if to in FINAL_STATES and at is not None:
+            values["end_time"] = at
+        with self._sessions.begin() as s:
+            result = s.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.state.in_([f.value for f in from_states]))
+                .values(**values)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    def page(self, owner_sub: str, flt: RunFilter, before_seq: int | None,
+             limit: int) -> list[Run]:
+        query = select(RunRow).where(RunRow.owner_sub == owner_sub)
+        if before_seq is not None:
+            query = query.where(RunRow.seq < before_seq)
+        if flt.states:
+            query = query.where(RunRow.state.in_([s.value for s in flt.states]))
+        for key, value in flt.tags:
+            query = query.where(exists().where(
+                RunTagRow.run_seq == RunRow.seq, RunTagRow.key == key, RunTagRow.value == value))
+        query = query.order_by(RunRow.seq.desc()).limit(limit)
+        with self._sessions() as s:
+            return [_to_run(r) for r in s.scalars(query)]
+
+    def state_counts(self, owner_sub: str) -> dict[str, int]:
+        query = (select(RunRow.state, func.count()).where(RunRow.owner_sub == owner_sub)
+                 .group_by(RunRow.state))
+        with self._sessions() as s:
+            return {state: int(n) for state, n in s.execute(query)}
+
+    def active(self) -> list[Run]:
+        query = (select(RunRow).where(RunRow.state.not_in([f.value for f in FINAL_STATES]))
+                 .order_by(RunRow.seq))
+        with self._sessions() as s:
+            return [_to_run(r) for r in s.scalars(query)]
+
+    def replace_tasks(self, run_id: str, tasks: list[TaskLog]) -> None:
+        with self._sessions.begin() as s:
+            seq = s.scalar(select(RunRow.seq).where(RunRow.id == run_id))
+            if seq is None:
+                return
+            s.execute(delete(TaskRow).where(TaskRow.run_seq == seq))
+            for i, t in enumerate(tasks):
+                s.add(TaskRow(run_seq=seq, ordinal=i, task_id=t.id, name=t.name,
+                              cmd=list(t.cmd), start_time=t.start_time, end_time=t.end_time,
+                              exit_code=t.exit_code, system_logs=list(t.system_logs)))
+
+    def tasks(self, run_id: str, start: int, limit: int) -> list[TaskLog]:
+        query = (select(TaskRow).join(RunRow, RunRow.seq == TaskRow.run_seq)
+                 .where(RunRow.id == run_id, TaskRow.ordinal >= start)
+                 .order_by(TaskRow.ordinal).limit(limit))
+        with self._sessions() as s:
+            return [_to_task(r) for r in s.scalars(query)]
+
+    def task(self, run_id: str, task_id: str) -> TaskLog | None:
+        query = (select(TaskRow).join(RunRow, RunRow.seq == TaskRow.run_seq)
+                 .where(RunRow.id == run_id, TaskRow.task_id == task_id))
+        with self._sessions() as s:
+            row = s.scalar(query)
+            return _to_task(row) if row else None
+
+
+class SqlAuditLog:
+    """Append-only for now; the airlock work adds the hash chain."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def append(self, event: AuditEvent) -> None:
+        with self._sessions.begin() as s:
+            s.add(AuditRow(at=event.at or datetime.now(UTC), action=event.action,
+                           actor=event.actor, outcome=event.outcome, target=event.target,
+                           details=event.details))

@@ -1,0 +1,106 @@
+"""The Snakemake engine: an argv builder and a parser of Snakemake's own log."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from spe.adapters.engines.common import declared_outputs, probe_version, resolve_binary
+from spe.domain.catalog import WorkflowEntry
+from spe.domain.models import JSON, TaskLog
+
+OUTPUT_DIR = "work"
+LOG_FILE = "logs/stderr.log"
+
+
+class SnakemakeEngine:
+    name = "snakemake"
+    workflow_type = "SMK"
+    supported_options = frozenset({"cores", "keep_going", "latency_wait"})
+
+    def __init__(self, binary: str = "snakemake") -> None:
+        self._binary = resolve_binary(binary)
+        self._version: str | None = None
+
+    def version(self) -> str:
+        if self._version is None:
+            self._version = probe_version(self._binary)
+        return self._version
+
+    def argv(self, entry: WorkflowEntry, bundle_dir: Path, params_file: Path,
+             workdir: Path, options: JSON) -> list[str]:
+        argv = [
+            self._binary,
+            "--snakefile", str(bundle_dir / entry.entrypoint),
+            "--directory", str(workdir / OUTPUT_DIR),
+            "--configfile", str(params_file),
+            "--cores", str(int(options.get("cores") or 1)),
+            "--latency-wait", str(int(options.get("latency_wait") or 5)),
+            "--nocolor", "--printshellcmds",
+        ]
+        if options.get("keep_going"):
+            argv.append("--keep-going")
+        return argv
+
+    def task_logs(self, workdir: Path) -> list[TaskLog]:
+        try:
+            text = (workdir / LOG_FILE).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return []
+        return parse_log(text)
+
+    def output_dir(self, workdir: Path) -> Path:
+        return workdir / OUTPUT_DIR
+
+    def outputs(self, entry: WorkflowEntry, workdir: Path) -> list[Path]:
+        return declared_outputs(entry, self.output_dir(workdir))
+
+
+_STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+_RULE = re.compile(r"^(?:local)?rule (\S+):$")
+_ERROR = re.compile(r"^Error in rule (\S+):$")
+_JOBID = re.compile(r"^\s+jobid: (\d+)$")
+_FINISHED = re.compile(r"^Finished jobid: (\d+) \(Rule: (\S+)\)$|^Finished job (\d+)\.$")
+_SHELLCMD = re.compile(r"^\s+shell:\s*$")
+
+
+def _stamp(text: str) -> datetime:
+    # Snakemake prints local time without a zone; the service runs in UTC.
+    return datetime.strptime(text, "%a %b %d %H:%M:%S %Y").replace(tzinfo=UTC)
+
+
+def parse_log(text: str) -> list[TaskLog]:
+    """One TaskLog per Snakemake job seen in its log, ordered by job id."""
+    jobs: dict[int, dict[str, object]] = {}
+    stamp: datetime | None = None
+    pending: tuple[str, str] | None = None  # ("start"|"error", rule) awaiting its jobid
+    for line in text.splitlines():
+        if m := _STAMP.match(line.strip()):
+            stamp = _stamp(m.group(1))
+        elif m := _RULE.match(line):
+            pending = ("start", m.group(1))
+        elif m := _ERROR.match(line):
+            pending = ("error", m.group(1))
+        elif (m := _JOBID.match(line)) and pending:
+            kind, rule = pending
+            job = jobs.setdefault(int(m.group(1)), {"name": rule})
+            if kind == "start":
+                job["start"] = stamp
+            else:
+                job["end"], job["exit"] = stamp, 1
+            pending = None
+        elif m := _FINISHED.match(line):
+            job = jobs.setdefault(int(m.group(1) or m.group(3)), {"name": m.group(2) or "?"})
+            job["end"], job["exit"] = stamp, 0
+    return [_task(jobid, job) for jobid, job in sorted(jobs.items())]
+
+
+def _task(jobid: int, job: dict[str, object]) -> TaskLog:
+    start, end, code = job.get("start"), job.get("end"), job.get("exit")
+    return TaskLog(
+        id=str(jobid), name=str(job["name"]),
+        start_time=start if isinstance(start, datetime) else None,
+        end_time=end if isinstance(end, datetime) else None,
+        exit_code=code if isinstance(code, int) else None,
+    )

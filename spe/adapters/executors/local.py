@@ -1,0 +1,121 @@
+"""The local executor: one process group per run on this machine.
+
+The engine runs under ``runner`` in its own session (so it outlives a restart of the
+server). The handle names the wrapper's pid, its start time (so a reused pid is not
+mistaken for ours) and the files it writes; any process can poll or cancel from it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from spe.domain.models import JSON
+from spe.domain.ports import ExecutionSpec, ExecutionStatus
+from spe.domain.states import RunState
+
+EXIT_FILE = "exit_status"
+CANCEL_FILE = "cancel_requested"
+HANDLE_FILE = "handle.json"
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks) of a live pid, from /proc."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw.rsplit(")", 1)[1].split()
+    return fields[0], int(fields[19])
+
+
+def _alive(pid: int, started: int) -> bool:
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X") and stat[1] == started
+
+
+def _reap(pid: int) -> None:
+    # not our child when we were restarted: init reaps it then
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _base_env(spec: ExecutionSpec) -> dict[str, str]:
+    tmp = spec.workdir / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    path = os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin",
+                            "/bin"])
+    return {"PATH": path, "HOME": str(tmp), "TMPDIR": str(tmp), "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8", "TZ": "UTC", "PYTHONNOUSERSITE": "1", "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": str(tmp), **spec.env}
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self, cancel_grace_seconds: float = 10.0) -> None:
+        self._grace = cancel_grace_seconds
+
+    def submit(self, spec: ExecutionSpec) -> JSON:
+        spec.workdir.mkdir(parents=True, exist_ok=True)
+        exit_file = spec.workdir / EXIT_FILE
+        argv = [sys.executable, "-m", "spe.adapters.executors.runner", str(exit_file), "--",
+                *spec.argv]
+        with spec.stdout.open("ab") as out, spec.stderr.open("ab") as err:
+            proc = subprocess.Popen(argv, cwd=spec.workdir, env=_base_env(spec), stdout=out,
+                                    stderr=err, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, close_fds=True)
+        stat = _proc_stat(proc.pid)
+        handle: JSON = {"executor": self.name, "pid": proc.pid, "pgid": proc.pid,
+                        "started": stat[1] if stat else 0, "workdir": str(spec.workdir)}
+        (spec.workdir / HANDLE_FILE).write_text(json.dumps(handle))
+        return handle
+
+    def poll(self, handle: JSON) -> ExecutionStatus:
+        workdir, pid = Path(handle["workdir"]), int(handle["pid"])
+        _reap(pid)
+        canceled = (workdir / CANCEL_FILE).exists()
+        exit_file = workdir / EXIT_FILE
+        if not exit_file.exists() and _alive(pid, int(handle["started"])):
+            return ExecutionStatus(RunState.RUNNING)
+        code = _read_code(exit_file)
+        if canceled:
+            return ExecutionStatus(RunState.CANCELED, code, "canceled on request")
+        if code is None:
+            return ExecutionStatus(RunState.SYSTEM_ERROR, None,
+                                   "the engine process vanished without an exit status")
+        if code == 0:
+            return ExecutionStatus(RunState.COMPLETE, 0)
+        return ExecutionStatus(RunState.EXECUTOR_ERROR, code, f"the engine exited with {code}")
+
+    def cancel(self, handle: JSON) -> None:
+        """SIGTERM to the whole process group; SIGKILL what is left after the grace time."""
+        workdir, pid, pgid = Path(handle["workdir"]), int(handle["pid"]), int(handle["pgid"])
+        (workdir / CANCEL_FILE).touch()
+        if not _alive(pid, int(handle["started"])):
+            _killpg(pgid, signal.SIGKILL)
+            return
+        _killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + self._grace
+        while time.monotonic() < deadline and _alive(pid, int(handle["started"])):
+            _reap(pid)
+            time.sleep(0.1)
+        _killpg(pgid, signal.SIGKILL)
+        _reap(pid)
+
+
+def _killpg(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _read_code(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,80 @@
+"""Domain objects to WES / SPE response bodies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from spe.domain.catalog import WorkflowEntry
+from spe.domain.models import Run, TaskLog
+
+Body = dict[str, Any]
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def _drop_none(body: Body) -> Body:
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def run_summary(run: Run) -> Body:
+    return _drop_none({"run_id": run.id, "state": run.state.value,
+                       "start_time": iso(run.start_time), "end_time": iso(run.end_time),
+                       "tags": dict(run.request.tags)})
+
+
+def outputs(run: Run) -> Body:
+    return {o.path: {"class": "File", "size": o.size, "checksum": f"sha256:{o.sha256}"}
+            for o in run.outputs}
+
+
+def run_log(run: Run, base_url: str) -> Body:
+    logs = f"{base_url}/spe/v1/runs/{run.id}/logs"
+    return {
+        "run_id": run.id,
+        "request": run.request.to_wes(),
+        "state": run.state.value,
+        "run_log": _drop_none({
+            "name": f"{run.workflow_id}@{run.workflow_version}",
+            "cmd": list(run.cmd),
+            "start_time": iso(run.start_time),
+            "end_time": iso(run.end_time),
+            "stdout": f"{logs}/stdout",
+            "stderr": f"{logs}/stderr",
+            "exit_code": run.exit_code,
+            "system_logs": list(run.system_logs),
+        }),
+        "task_logs_url": f"{base_url}/ga4gh/wes/v1/runs/{run.id}/tasks",
+        "task_logs": None,
+        "outputs": outputs(run),
+    }
+
+
+def task_log(task: TaskLog) -> Body:
+    return _drop_none({
+        "id": task.id, "name": task.name, "cmd": list(task.cmd),
+        "start_time": iso(task.start_time), "end_time": iso(task.end_time),
+        "exit_code": task.exit_code, "system_logs": list(task.system_logs),
+    })
+
+
+def workflow(entry: WorkflowEntry) -> Body:
+    return {
+        "id": entry.id, "version": entry.version, "ref": entry.ref, "name": entry.name,
+        "description": entry.description, "workflow_type": entry.workflow_type,
+        "workflow_type_version": entry.workflow_type_version,
+        "workflow_engine": entry.engine, "bundle_digest": entry.bundle_digest,
+        "entrypoint": entry.entrypoint,
+        "params_schema": entry.params_schema,
+        "engine_options": [_drop_none({
+            "name": o.name, "type": o.type, "default": o.default,
+            "description": o.description, "minimum": o.minimum, "maximum": o.maximum,
+            "enum": list(o.choices) or None,
+        }) for o in entry.engine_options],
+        "outputs": list(entry.outputs),
+        "examples": list(entry.examples),
+        "approval": {"approved_by": list(entry.approved_by),
+                     "approved_at": entry.approved_at},
+    }

@@ -1,0 +1,50 @@
+"""Controllers of our extensions under /spe/v1 (openapi/spe.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import flask
+
+from spe.api import context, shapes
+from spe.domain.catalog import Catalog
+from spe.domain.errors import NotFound
+from spe.services.runs import RunService
+
+Body = dict[str, Any]
+
+
+@dataclass
+class SpeApi:
+    runs: RunService
+    catalog: Catalog
+    log_max_bytes: int
+
+    def list_workflows(self) -> Body:
+        context.principal()
+        return {"workflows": [shapes.workflow(e) for e in self.catalog.entries()]}
+
+    def get_workflow(self, workflow_ref: str) -> Body:
+        context.principal()
+        entry = (self.catalog.newest(workflow_ref) if "@" not in workflow_ref
+                 else next((e for e in self.catalog.entries() if e.ref == workflow_ref), None))
+        if entry is None:
+            raise NotFound(f"workflow {workflow_ref[:100]!r} is not in the catalog")
+        return shapes.workflow(entry)
+
+    def get_run_log_stream(self, run_id: str, stream: str,
+                           max_bytes: int | None = None) -> flask.Response:
+        who = context.principal()
+        limit = min(max_bytes or self.log_max_bytes, self.log_max_bytes)
+        data = self.runs.log_tail(who, run_id, stream, limit)
+        return flask.Response(
+            data, status=200, content_type="text/plain; charset=utf-8",
+            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
+                     "Content-Disposition": "inline"},
+        )
+
+    def list_run_outputs(self, run_id: str) -> Body:
+        run = self.runs.get(context.principal(), run_id)
+        return {"run_id": run.id, "outputs": [
+            {"path": o.path, "size": o.size, "sha256": o.sha256} for o in run.outputs]}

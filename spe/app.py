@@ -1,0 +1,180 @@
+"""The composition root: ``create_app(settings)`` chooses the adapters and wires them into
+the services and the API. The only module (with the CLI) that knows every layer."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from connexion import FlaskApp
+from connexion.exceptions import ProblemException
+from connexion.middleware import MiddlewarePosition
+from connexion.resolver import Resolver
+from sqlalchemy import text
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+
+from spe.adapters.auth.dev_issuer import DevIssuer
+from spe.adapters.auth.oidc import OidcVerifier
+from spe.adapters.catalog import load_catalog
+from spe.adapters.db.repository import SqlAuditLog, SqlRunRepository
+from spe.adapters.db.session import make_engine, make_sessions, upgrade
+from spe.adapters.engines.nextflow import NextflowEngine
+from spe.adapters.engines.snakemake import SnakemakeEngine
+from spe.adapters.executors.local import LocalExecutor
+from spe.adapters.queue.inline import InlineDispatcher
+from spe.api.errors import (
+    on_domain_error,
+    on_http_error,
+    on_multipart_error,
+    on_problem,
+    on_unexpected,
+)
+from spe.api.limits import BodySizeLimit
+from spe.api.security import Authenticator, security_map
+from spe.api.spe_ext import SpeApi
+from spe.api.wes import WesApi
+from spe.config import Settings
+from spe.domain.catalog import Catalog
+from spe.domain.errors import DomainError
+from spe.domain.paging import PageTokens
+from spe.domain.ports import Dispatcher, TokenVerifier, WorkflowEngine
+from spe.services.execution import Execution
+from spe.services.runs import RunService
+from spe.services.service_info import ServiceInfo
+from spe.services.submission import Limits
+from spe.workers.inline import Worker
+
+log = logging.getLogger("spe")
+OPENAPI = Path(__file__).resolve().parent.parent / "openapi"
+FORM_FIELD_MAX_BYTES = 2**20  # largest text field of a multipart form (workflow_params)
+
+
+@dataclass
+class Service:
+    """Everything ``create_app`` built, so callers can start and stop it."""
+
+    app: FlaskApp
+    settings: Settings
+    runs: RunService
+    execution: Execution
+    worker: Worker
+    dispatcher: InlineDispatcher
+    dev_issuer: DevIssuer | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def default_engine_parameters(catalog: Catalog) -> list[dict[str, str]]:
+    seen: dict[str, dict[str, str]] = {}
+    for entry in catalog.entries():
+        for opt in entry.engine_options:
+            seen.setdefault(f"{entry.engine}:{opt.name}", {
+                "name": opt.name, "type": opt.type, "default_value": str(opt.default)})
+    return [seen[k] for k in sorted(seen)]
+
+
+def make_verifier(settings: Settings) -> tuple[TokenVerifier, DevIssuer | None]:
+    if settings.auth_mode == "dev":
+        issuer = DevIssuer(settings.home, port=settings.dev_issuer_port)
+        log.warning("!" * 72 + "\nDEVELOPMENT ISSUER ENABLED at %s: anyone on this machine "
+                    "can mint tokens with `spe dev token`. Never use it in production.\n"
+                    + "!" * 72, issuer.issuer_url)
+        return OidcVerifier(issuer.issuer_url, settings.oidc_audience,
+                            algorithms=settings.oidc_algorithms,
+                            leeway_seconds=settings.jwt_leeway_seconds,
+                            min_refresh_interval=settings.jwks_min_refresh_seconds), issuer
+    return OidcVerifier(settings.oidc_issuer, settings.oidc_audience,
+                        algorithms=settings.oidc_algorithms,
+                        leeway_seconds=settings.jwt_leeway_seconds,
+                        min_refresh_interval=settings.jwks_min_refresh_seconds), None
+
+
+def _resolver(controller: object) -> Resolver:
+    return Resolver(function_resolver=lambda op_id: getattr(controller, op_id.rsplit(".")[-1]))
+
+
+def create_app(settings: Settings, *, migrate: bool = True,
+               dispatcher_factory: Any = None) -> Service:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    if migrate:
+        upgrade(settings.db_url)
+    db = make_engine(settings.db_url)
+    sessions = make_sessions(db)
+    repo, audit = SqlRunRepository(sessions), SqlAuditLog(sessions)
+    catalog, bundles = load_catalog(settings.catalog_dir)
+    engines: dict[str, WorkflowEngine] = {
+        "snakemake": SnakemakeEngine(settings.snakemake_bin),
+        "nextflow": NextflowEngine(settings.nextflow_bin),
+    }
+
+    def engine_versions() -> dict[str, str]:
+        return {name: engine.version() for name, engine in engines.items()}
+
+    execution = Execution(repo=repo, catalog=catalog, bundles=bundles, engines=engines,
+                          executor=LocalExecutor(settings.cancel_grace_seconds),
+                          runs_dir=settings.runs_dir)
+    worker = Worker(execution, settings.reconcile_seconds)
+    inline = InlineDispatcher(worker.handle, settings.workers)
+    dispatcher: Dispatcher = dispatcher_factory() if dispatcher_factory else inline
+    verifier, dev_issuer = make_verifier(settings)
+    authenticate = Authenticator(verifier, audit)
+    runs = RunService(repo=repo, catalog=catalog, dispatcher=dispatcher, audit=audit,
+                      tokens=PageTokens(settings.page_secret()), runs_dir=settings.runs_dir,
+                      engine_versions=engine_versions,
+                      limits=Limits(settings.max_attachment_bytes, settings.max_attachments))
+    info = ServiceInfo(catalog=catalog, engine_versions=engine_versions,
+                       name=settings.service_name,
+                       organization_name=settings.organization_name,
+                       organization_url=settings.organization_url,
+                       auth_instructions_url=settings.auth_instructions_url,
+                       started_at=datetime.now(UTC),
+                       default_engine_parameters=default_engine_parameters(catalog))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        if dev_issuer is not None:
+            dev_issuer.start()
+        if dispatcher is inline:
+            execution.recover(inline)
+            worker.start_reconciler()
+        yield
+        worker.stop()
+        inline.shutdown(wait=False)
+        if dev_issuer is not None:
+            dev_issuer.stop()
+
+    app = FlaskApp(__name__, specification_dir=str(OPENAPI), lifespan=lifespan,
+                   security_map=security_map(authenticate))
+    app.app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.app.config["MAX_FORM_MEMORY_SIZE"] = FORM_FIELD_MAX_BYTES
+    app.add_api("wes.yaml", resolver=_resolver(WesApi(runs, info, authenticate,
+                                                      settings.public_url)))
+    app.add_api("spe.yaml", resolver=_resolver(SpeApi(runs, catalog, settings.log_max_bytes)))
+    app.add_error_handler(DomainError, on_domain_error)
+    app.add_error_handler(ProblemException, on_problem)
+    app.add_error_handler(HTTPException, on_http_error)
+    app.add_error_handler(MultiPartException, on_multipart_error)
+    app.add_error_handler(Exception, on_unexpected)
+    app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_EXCEPTION,
+                       max_bytes=settings.max_request_bytes)
+
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    def readyz() -> tuple[dict[str, str], int]:
+        try:
+            with db.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any database failure means not ready
+            return {"status": "unavailable", "reason": type(exc).__name__}, 503
+        return {"status": "ready"}, 200
+
+    app.add_url_rule("/healthz", "healthz", healthz)
+    app.add_url_rule("/readyz", "readyz", readyz)
+    return Service(app=app, settings=settings, runs=runs, execution=execution, worker=worker,
+                   dispatcher=inline, dev_issuer=dev_issuer)

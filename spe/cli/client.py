@@ -1,0 +1,80 @@
+"""A small WES client used by the ``spe run`` commands (plain requests, bearer token)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import requests
+
+TIMEOUT = 30.0
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, msg: str) -> None:
+        super().__init__(f"HTTP {status}: {msg}")
+        self.status = status
+
+
+class WesClient:
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base = base_url.rstrip("/")
+        self._session = requests.Session()
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        resp = self._session.request(method, self.base + path, timeout=TIMEOUT, **kwargs)
+        if resp.status_code >= 400:
+            try:
+                msg = resp.json().get("msg", resp.text)
+            except ValueError:
+                msg = resp.text
+            raise ApiError(resp.status_code, str(msg)[:2000])
+        return resp
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        body = self._call(method, path, **kwargs).json()
+        if not isinstance(body, dict):
+            raise ApiError(502, "unexpected response body")
+        return body
+
+    def service_info(self) -> dict[str, Any]:
+        return self._json("GET", "/ga4gh/wes/v1/service-info")
+
+    def workflows(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", "/spe/v1/workflows")["workflows"])
+
+    def submit(self, fields: dict[str, Any]) -> str:
+        form = {k: json.dumps(v) if isinstance(v, dict) else str(v) for k, v in fields.items()}
+        files = [(k, (None, v)) for k, v in form.items()]
+        return str(self._json("POST", "/ga4gh/wes/v1/runs", files=files)["run_id"])
+
+    def runs(self, page_size: int = 50, page_token: str = "") -> dict[str, Any]:
+        params: dict[str, Any] = {"page_size": page_size}
+        if page_token:
+            params["page_token"] = page_token
+        return self._json("GET", "/ga4gh/wes/v1/runs", params=params)
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/ga4gh/wes/v1/runs/{run_id}")
+
+    def status(self, run_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/ga4gh/wes/v1/runs/{run_id}/status")
+
+    def tasks(self, run_id: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            params = {"page_size": 200, **({"page_token": token} if token else {})}
+            page = self._json("GET", f"/ga4gh/wes/v1/runs/{run_id}/tasks", params=params)
+            items += page.get("task_logs", [])
+            token = page.get("next_page_token", "")
+            if not token:
+                return items
+
+    def cancel(self, run_id: str) -> str:
+        return str(self._json("POST", f"/ga4gh/wes/v1/runs/{run_id}/cancel")["run_id"])
+
+    def log(self, run_id: str, stream: str) -> str:
+        return self._call("GET", f"/spe/v1/runs/{run_id}/logs/{stream}").text

@@ -1,0 +1,121 @@
+"""The ``spe`` command: server side (serve, db, catalog, dev) and user side (run)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from spe.cli import runs as run_commands
+from spe.config import Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's ValidationError lists every bad option
+        raise click.ClickException(f"invalid settings: {exc}") from exc
+
+
+@click.group()
+def main() -> None:
+    """Secure Processing Environment: GA4GH WES service, catalog and client."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (default: SPE_HOST or 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: SPE_PORT or 8080).")
+@click.option("--log-level", default="info", show_default=True)
+def serve(host: str | None, port: int | None, log_level: str) -> None:
+    """Serve the API with the embedded worker (state under SPE_HOME)."""
+    import uvicorn
+
+    from spe.app import create_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    settings = _settings()
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = settings.model_copy(update=overrides)
+    logging.getLogger("spe").info("settings: %s", settings.redacted())
+    service = create_app(settings)
+    uvicorn.run(service.app, host=settings.host, port=settings.port, log_level=log_level,
+                access_log=False)
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the Alembic migrations to the configured database."""
+    from spe.adapters.db.session import upgrade
+
+    settings = _settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.db_url)
+    click.echo("database is at the newest revision")
+
+
+@main.group()
+def catalog() -> None:
+    """Workflow catalog commands."""
+
+
+@catalog.command("verify")
+@click.option("--path", type=click.Path(path_type=Path), default=None,
+              help="Catalog folder (default: SPE_CATALOG_DIR).")
+def catalog_verify(path: Path | None) -> None:
+    """Fail on any drift between manifests and bundles."""
+    from spe.adapters.catalog import verify_catalog
+
+    root = path or _settings().catalog_dir
+    problems = verify_catalog(root)
+    for problem in problems:
+        click.echo(f"DRIFT {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"catalog {root}: every entry verifies")
+
+
+@catalog.command("digest")
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def catalog_digest(bundle: Path) -> None:
+    """Print the bundle digest of a folder (to pin it in a manifest)."""
+    from spe.adapters.catalog import directory_digest
+
+    click.echo(directory_digest(bundle))
+
+
+@main.group()
+def dev() -> None:
+    """Development helpers of the embedded default."""
+
+
+@dev.command("token")
+@click.option("--user", required=True, help="User name the token is for.")
+@click.option("--lifetime", type=int, default=3600, show_default=True, help="Seconds.")
+def dev_token(user: str, lifetime: int) -> None:
+    """Print a bearer token from the development issuer (embedded default only)."""
+    from spe.adapters.auth.dev_issuer import DevIssuer
+
+    settings = _settings()
+    if settings.auth_mode != "dev":
+        raise click.ClickException("the development issuer is disabled (SPE_AUTH_MODE=oidc)")
+    try:
+        issuer = DevIssuer(settings.home, port=settings.dev_issuer_port)
+        click.echo(issuer.mint(user, settings.oidc_audience, lifetime))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+main.add_command(run_commands.run)
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

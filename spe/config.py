@@ -1,0 +1,121 @@
+"""One typed Settings object: environment variables prefixed ``SPE_``, optionally a YAML
+file named by ``SPE_CONFIG``; validated at start-up and passed explicitly."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+_REPO_CATALOG = Path(__file__).resolve().parent.parent / "workflows"
+
+
+def _default_home() -> Path:
+    return Path.home() / ".spe"
+
+
+def _default_catalog() -> Path:
+    return _REPO_CATALOG if _REPO_CATALOG.is_dir() else Path.cwd() / "workflows"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPE_", extra="forbid")
+
+    home: Path = Field(default_factory=_default_home,
+                       description="All state of the embedded default lives here (SPE_HOME).")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in SPE_HOME.")
+    catalog_dir: Path = Field(default_factory=_default_catalog,
+                              description="The workflow allowlist folder.")
+    host: str = Field("127.0.0.1", description="Address `spe serve` binds to.")
+    port: int = Field(8080, ge=0, le=65535, description="Port `spe serve` binds to.")
+    public_url: str = Field("", description="External base URL, used in log links.")
+
+    auth_mode: Literal["dev", "oidc"] = Field(
+        "dev", description="'dev': built-in development issuer on loopback (embedded "
+        "default only). 'oidc': an external issuer (oidc_issuer).")
+    oidc_issuer: str = Field("", description="Issuer URL, pinned (auth_mode=oidc).")
+    oidc_audience: str = Field("spe", description="Audience (client id) tokens must carry.")
+    oidc_algorithms: tuple[str, ...] = Field(("RS256", "ES256"),
+                                             description="Allowed JWT algorithms.")
+    jwt_leeway_seconds: int = Field(30, ge=0, le=300, description="Clock skew for exp/nbf.")
+    jwks_min_refresh_seconds: float = Field(30.0, ge=0, description="Rate limit of refreshes.")
+    dev_issuer_port: int = Field(0, ge=0, le=65535,
+                                 description="Port of the dev issuer (0: pick and remember).")
+
+    max_request_bytes: int = Field(64 * 2**20, gt=0, description="Largest request body.")
+    max_attachment_bytes: int = Field(8 * 2**20, gt=0, description="Largest attachment.")
+    max_attachments: int = Field(200, gt=0, description="Most attachments per run.")
+    log_max_bytes: int = Field(2**20, gt=0, description="Cap on engine log bytes returned.")
+
+    workers: int = Field(2, ge=1, le=64, description="Runs the in-process worker starts at once.")
+    reconcile_seconds: float = Field(1.0, gt=0, description="Reconciler poll interval.")
+    cancel_grace_seconds: float = Field(10.0, ge=0, description="SIGTERM to SIGKILL delay.")
+    subprocess_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of helper commands.")
+
+    secret_key: SecretStr | None = Field(None, description="Signs page tokens; generated in "
+                                         "SPE_HOME when absent.")
+    snakemake_bin: str = Field("snakemake", description="Snakemake executable.")
+    nextflow_bin: str = Field("nextflow", description="Nextflow executable.")
+
+    service_name: str = Field("SPE workflow execution service", description="service-info name.")
+    organization_name: str = Field("de.NBI SPE", description="service-info organization.")
+    organization_url: str = Field("https://www.denbi.de", description="Organization URL.")
+    auth_instructions_url: str = Field(
+        "https://github.com/spe/spe/blob/main/docs/users.md#authentication",
+        description="Where users learn to get a token.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("SPE_CONFIG")
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.auth_mode == "oidc" and not self.oidc_issuer:
+            raise ValueError("auth_mode=oidc needs oidc_issuer")
+        return self
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'spe.db'}"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    def page_secret(self) -> bytes:
+        """The configured secret, or one generated once and kept in SPE_HOME (mode 0600)."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.home / "secret.key"
+        if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()
+
+    def redacted(self) -> dict[str, Any]:
+        """A view safe to log: secrets and credentials in URLs masked."""
+        data = self.model_dump(mode="json")
+        data["secret_key"] = "***" if self.secret_key else None
+        if "@" in data["database_url"]:
+            scheme, _, rest = data["database_url"].partition("://")
+            data["database_url"] = f"{scheme}://***@{rest.rsplit('@', 1)[-1]}"
+        return data

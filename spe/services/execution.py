@@ -1,0 +1,187 @@
+"""Worker-side use cases: start a queued run, cancel it, and reconcile runs with what the
+executor reports.
+
+Reconciler decision table (``Execution.reconcile``), per non-final run:
+
+| stored state | handle | executor says      | action                                   |
+|--------------|--------|--------------------|------------------------------------------|
+| QUEUED       | -      | -                  | re-enqueue (at start-up only)            |
+| INITIALIZING | none   | -                  | adopt ``handle.json`` if the work dir has |
+|              |        |                    | one, else back to QUEUED and re-enqueue  |
+| INITIALIZING | yes    | RUNNING            | -> RUNNING                               |
+| RUNNING      | yes    | RUNNING            | refresh task logs                        |
+| RUNNING      | yes    | final state S      | hash outputs, task logs, -> S            |
+| CANCELING    | yes    | RUNNING            | cancel again (idempotent)                |
+| CANCELING    | yes    | any final state    | hash outputs, -> CANCELED                |
+| CANCELING    | none   | -                  | -> CANCELED                              |
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from spe.domain.catalog import Catalog
+from spe.domain.digests import sha256_file
+from spe.domain.models import OutputFile, Run
+from spe.domain.ports import (
+    Dispatcher,
+    ExecutionSpec,
+    ExecutionStatus,
+    Executor,
+    RunRepository,
+    WorkflowEngine,
+)
+from spe.domain.states import RunState, can_move, is_final
+
+log = logging.getLogger(__name__)
+S = RunState
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Execution:
+    repo: RunRepository
+    catalog: Catalog
+    bundles: dict[str, Path]
+    engines: dict[str, WorkflowEngine]
+    executor: Executor
+    runs_dir: Path
+    resources: Callable[[Run], dict[str, int]] = lambda run: {}
+    clock: Callable[[], datetime] = _now
+
+    def workdir(self, run: Run) -> Path:
+        return self.runs_dir / run.id
+
+    def start(self, run_id: str) -> None:
+        """QUEUED -> INITIALIZING -> RUNNING. Idempotent: only the caller that wins the
+        QUEUED -> INITIALIZING compare-and-set starts the engine."""
+        if not self.repo.transition(run_id, frozenset({S.QUEUED}), S.INITIALIZING):
+            return
+        run = self.repo.get(run_id)
+        if run is None:
+            return
+        try:
+            spec = self._prepare(run)
+            run.handle = self.executor.submit(spec)
+            run.cmd = spec.argv
+        except Exception as exc:  # a failure to start is a system error of this run
+            log.exception("run %s failed to start", run_id)
+            self._finish(run, S.SYSTEM_ERROR, None, f"failed to start: {exc}")
+            return
+        self.repo.save(run)
+        self.repo.transition(run_id, frozenset({S.INITIALIZING}), S.RUNNING, self.clock())
+
+    def _prepare(self, run: Run) -> ExecutionSpec:
+        entry = self.catalog.resolve(f"{run.workflow_id}@{run.workflow_version}")
+        if entry.bundle_digest != run.bundle_digest:
+            raise RuntimeError("catalog entry changed since submission")
+        workdir = self.workdir(run)
+        bundle_dir = workdir / "workflow"
+        if bundle_dir.exists():
+            shutil.rmtree(bundle_dir)
+        shutil.copytree(self.bundles[entry.ref], bundle_dir, symlinks=False,
+                        ignore=shutil.ignore_patterns("__pycache__", ".snakemake"))
+        (workdir / "logs").mkdir(parents=True, exist_ok=True)
+        params_file = workdir / "params.json"
+        params_file.write_text(json.dumps(run.request.workflow_params, indent=2))
+        engine = self.engines[entry.engine]
+        argv = engine.argv(entry, bundle_dir, params_file, workdir, run.engine_options)
+        return ExecutionSpec(run_id=run.id, argv=tuple(argv), workdir=workdir,
+                             stdout=workdir / "logs/stdout.log",
+                             stderr=workdir / "logs/stderr.log",
+                             resources={**entry.resources, **self.resources(run)})
+
+    def cancel(self, run_id: str) -> None:
+        run = self.repo.get(run_id)
+        if run is None or run.state != S.CANCELING:
+            return
+        if run.handle:
+            self.executor.cancel(run.handle)
+        self.reconcile(run)
+
+    def recover(self, dispatcher: Dispatcher) -> None:
+        """At start-up: re-enqueue queued runs and re-attach to everything else."""
+        for run in self.repo.active():
+            if run.state == S.QUEUED:
+                dispatcher.enqueue(run.id)
+            elif run.state == S.INITIALIZING and not run.handle:
+                self._adopt_or_requeue(run, dispatcher)
+            else:
+                self.reconcile(run)
+
+    def _adopt_or_requeue(self, run: Run, dispatcher: Dispatcher) -> None:
+        handle_file = self.workdir(run) / "handle.json"
+        if handle_file.is_file():
+            run.handle = json.loads(handle_file.read_text())
+            self.repo.save(run)
+            self.reconcile(run)
+        elif self.repo.transition(run.id, frozenset({S.INITIALIZING}), S.QUEUED):
+            dispatcher.enqueue(run.id)
+
+    def reconcile_all(self) -> None:
+        for run in self.repo.active():
+            if run.state in (S.INITIALIZING, S.RUNNING, S.CANCELING, S.PAUSED):
+                try:
+                    self.reconcile(run)
+                except Exception:  # one bad run must not stop the others
+                    log.exception("reconciling run %s failed", run.id)
+
+    def reconcile(self, run: Run) -> None:
+        if not run.handle:
+            if run.state == S.CANCELING:
+                self._finish(run, S.CANCELED, None, "canceled before it started")
+            return
+        status = self.executor.poll(run.handle)
+        engine = self.engines.get(run.engine)
+        if engine is not None:
+            self.repo.replace_tasks(run.id, engine.task_logs(self.workdir(run)))
+        if not is_final(status.state):
+            self._still_running(run, status)
+            return
+        target = S.CANCELED if run.state == S.CANCELING else status.state
+        self._finish(run, target, status.exit_code, status.message)
+
+    def _still_running(self, run: Run, status: ExecutionStatus) -> None:
+        if run.state == S.INITIALIZING and status.state == S.RUNNING:
+            self.repo.transition(run.id, frozenset({S.INITIALIZING}), S.RUNNING, self.clock())
+        elif run.state == S.CANCELING and run.handle:
+            self.executor.cancel(run.handle)
+
+    def _finish(self, run: Run, target: RunState, exit_code: int | None, message: str) -> None:
+        fresh = self.repo.get(run.id)
+        if fresh is None or is_final(fresh.state):
+            return
+        if not can_move(fresh.state, target):
+            log.error("run %s: %s -> %s is not allowed; recording SYSTEM_ERROR",
+                      run.id, fresh.state, target)
+            message, target = f"{message} (unexpected {target.value} after "\
+                f"{fresh.state.value})", S.SYSTEM_ERROR
+        fresh.outputs = self._hash_outputs(fresh)
+        fresh.exit_code = exit_code
+        if message:
+            fresh.system_logs = [*fresh.system_logs, message[:2000]]
+        self.repo.save(fresh)
+        self.repo.transition(fresh.id, frozenset({fresh.state}), target, self.clock())
+
+    def _hash_outputs(self, run: Run) -> list[OutputFile]:
+        engine = self.engines.get(run.engine)
+        entry_ref = f"{run.workflow_id}@{run.workflow_version}"
+        if engine is None or not self.workdir(run).is_dir():
+            return []
+        entry = self.catalog.resolve(entry_ref)
+        files = []
+        base = engine.output_dir(self.workdir(run))
+        for rel in engine.outputs(entry, self.workdir(run)):
+            size, digest = sha256_file(base / rel)
+            files.append(OutputFile(path=rel.as_posix(), size=size, sha256=digest))
+        return files
+

@@ -1,0 +1,137 @@
+"""Use cases of the WES API: submit, read, list, cancel, and read task logs.
+
+Visibility: a run is visible only to its owner; to anyone else it does not exist (404),
+so run ids do not leak."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from spe.domain.catalog import Catalog
+from spe.domain.errors import Conflict, DomainError, NotFound
+from spe.domain.models import AuditEvent, Page, Principal, Run, RunFilter, TaskLog
+from spe.domain.paging import PageTokens
+from spe.domain.ports import AuditLog, Dispatcher, RunRepository
+from spe.domain.states import RunState, is_final
+from spe.services.submission import Limits, Submission, plan
+
+LOG_STREAMS = {"stdout": "logs/stdout.log", "stderr": "logs/stderr.log"}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class RunService:
+    repo: RunRepository
+    catalog: Catalog
+    dispatcher: Dispatcher
+    audit: AuditLog
+    tokens: PageTokens
+    runs_dir: Path
+    engine_versions: Callable[[], dict[str, str]]
+    limits: Limits = field(default_factory=Limits)
+    clock: Callable[[], datetime] = _now
+    new_id: Callable[[], str] = _new_id
+
+    def submit(self, who: Principal, sub: Submission) -> str:
+        try:
+            p = plan(self.catalog, sub, self.limits, self.engine_versions())
+        except DomainError as exc:
+            self._audit("run.submit", who, "denied", "", {"reason": str(exc)[:500],
+                                                          "error": type(exc).__name__})
+            raise
+        run = Run(
+            id=self.new_id(), owner_sub=who.sub, owner_name=who.username,
+            state=RunState.QUEUED, request=p.request, workflow_id=p.entry.id,
+            workflow_version=p.entry.version, bundle_digest=p.entry.bundle_digest,
+            engine=p.entry.engine, engine_options=p.engine_options, created_at=self.clock(),
+            project=p.request.tags.get("project", ""),
+        )
+        run.request.workflow_params = p.params
+        self.repo.add(run)
+        self._audit("run.submit", who, "accepted", run.id,
+                    {"workflow": p.entry.ref, "bundle_digest": p.entry.bundle_digest})
+        self.dispatcher.enqueue(run.id)
+        return run.id
+
+    def get(self, who: Principal, run_id: str) -> Run:
+        run = self.repo.get(run_id)
+        if run is None or run.owner_sub != who.sub:
+            raise NotFound(f"run {run_id[:64]!r} not found")
+        return run
+
+    def list(self, who: Principal, page_size: int, page_token: str,
+             flt: RunFilter) -> Page[Run]:
+        scope = f"runs|{who.sub}|{sorted(s.value for s in flt.states)}|{sorted(flt.tags)}"
+        before = self.tokens.decode(page_token, scope) if page_token else None
+        rows = self.repo.page(who.sub, flt, before, page_size + 1)
+        items = rows[:page_size]
+        token = self.tokens.encode(items[-1].seq, scope) if len(rows) > page_size else ""
+        return Page(items=items, next_token=token)
+
+    def state_counts(self, who: Principal | None) -> dict[str, int]:
+        counts = {s.value: 0 for s in RunState}
+        if who is not None:
+            counts.update(self.repo.state_counts(who.sub))
+        return counts
+
+    def cancel(self, who: Principal, run_id: str) -> str:
+        run = self.get(who, run_id)
+        if run.state in (RunState.CANCELING, RunState.CANCELED):
+            return run.id
+        if is_final(run.state):
+            raise Conflict(f"run {run.id} has already ended ({run.state.value})")
+        if self.repo.transition(run.id, frozenset({RunState.QUEUED}), RunState.CANCELED,
+                                self.clock()):
+            self._audit("run.cancel", who, "canceled", run.id, {"from": "QUEUED"})
+            return run.id
+        active = frozenset({RunState.INITIALIZING, RunState.RUNNING, RunState.PAUSED})
+        if not self.repo.transition(run.id, active, RunState.CANCELING):
+            return self.cancel(who, run_id)  # it moved meanwhile: decide again
+        self._audit("run.cancel", who, "canceling", run.id, {"from": run.state.value})
+        self.dispatcher.enqueue_cancel(run.id)
+        return run.id
+
+    def tasks(self, who: Principal, run_id: str, page_size: int,
+              page_token: str) -> Page[TaskLog]:
+        run = self.get(who, run_id)
+        scope = f"tasks|{who.sub}|{run.id}"
+        start = self.tokens.decode(page_token, scope) if page_token else 0
+        rows = self.repo.tasks(run.id, start, page_size + 1)
+        items = rows[:page_size]
+        token = self.tokens.encode(start + page_size, scope) if len(rows) > page_size else ""
+        return Page(items=items, next_token=token)
+
+    def task(self, who: Principal, run_id: str, task_id: str) -> TaskLog:
+        run = self.get(who, run_id)
+        task = self.repo.task(run.id, task_id)
+        if task is None:
+            raise NotFound(f"task {task_id[:64]!r} of run {run.id} not found")
+        return task
+
+    def log_tail(self, who: Principal, run_id: str, stream: str, max_bytes: int) -> bytes:
+        """The last ``max_bytes`` of the engine's own stdout/stderr."""
+        run = self.get(who, run_id)
+        rel = LOG_STREAMS.get(stream)
+        path = self.runs_dir / run.id / rel if rel else None
+        if path is None or not path.is_file():
+            raise NotFound(f"no {stream[:20]} log for run {run.id}")
+        with path.open("rb") as fh:
+            size = fh.seek(0, 2)
+            fh.seek(max(0, size - max_bytes))
+            return fh.read(max_bytes)
+
+    def _audit(self, action: str, who: Principal, outcome: str, target: str,
+               details: dict[str, object]) -> None:
+        self.audit.append(AuditEvent(action=action, actor=who.sub, outcome=outcome,
+                                     target=target, details=details, at=self.clock()))
