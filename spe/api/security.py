@@ -34,7 +34,7 @@ def security_map(authenticate: Authenticator) -> dict[str, type[AbstractSecurity
     that declares it is authenticated before validation or routing to a controller, and
     the Principal is put in the request context as ``token_info["principal"]``."""
 
-    class BearerHandler(AbstractSecurityHandler):
+    class BearerHandler(AbstractSecurityHandler):  # type: ignore[misc]  # untyped base
         security_definition_key = "x-bearerInfoFunc"
         environ_key = "BEARERINFO_FUNC"
 

@@ -126,8 +126,8 @@ class OidcVerifier:
         key = self._find_key(alg, kid)
         try:
             claims = jwt.decode(
-                token, key.key, algorithms=[alg], leeway=self._leeway,
-                options={"require": _REQUIRED_CLAIMS, "verify_aud": False},
+                token, key.key, algorithms=[alg], issuer=self._issuer, leeway=self._leeway,
+                options={"require": _REQUIRED_CLAIMS, "verify_aud": False, "verify_exp": False},
             )
         except jwt.PyJWTError as exc:
             raise _token_error(exc) from None

@@ -1,0 +1,36 @@
+"""Shared fixtures: a real server per test session (and fresh ones where a test needs)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Api, Server, build_catalog
+
+_users = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def catalog_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_catalog(tmp_path_factory.mktemp("catalog"))
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, catalog_dir: Path) -> Iterator[Server]:
+    srv = Server(home=tmp_path_factory.mktemp("home"), catalog=catalog_dir).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def user() -> str:
+    """A fresh user name, so listings of one test don't see another's runs."""
+    return f"user{next(_users)}"
+
+
+@pytest.fixture
+def api(server: Server, user: str) -> Api:
+    return server.api(user)

@@ -1,0 +1,142 @@
+"""Test helpers: a real `spe serve` process and a small WES client."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from spe.adapters.auth.dev_issuer import DevIssuer
+
+ROOT = Path(__file__).resolve().parent.parent
+FINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"}
+WES = "/ga4gh/wes/v1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build_catalog(dest: Path) -> Path:
+    """The shipped catalog plus the test-only entries, copied side by side."""
+    shutil.copytree(ROOT / "workflows", dest, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", ".snakemake"))
+    shutil.copytree(ROOT / "tests/fixtures/catalog", dest, dirs_exist_ok=True)
+    return dest
+
+
+@dataclass
+class Api:
+    base: str
+    token: str = ""
+
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return {**headers, **(extra or {})}
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return requests.get(self.base + path, headers=self._headers(kw.pop("headers", None)),
+                            timeout=30, **kw)
+
+    def post(self, path: str, **kw: Any) -> requests.Response:
+        return requests.post(self.base + path, headers=self._headers(kw.pop("headers", None)),
+                             timeout=60, **kw)
+
+    def submit(self, workflow_url: str, params: dict[str, Any] | None = None, *,
+               files: list[tuple[str, tuple[str | None, Any]]] | None = None,
+               **fields: Any) -> requests.Response:
+        form: dict[str, Any] = {"workflow_url": workflow_url, "workflow_type": "SMK",
+                                "workflow_type_version": "9"}
+        if params is not None:
+            form["workflow_params"] = json.dumps(params)
+        for key, value in fields.items():
+            form[key] = json.dumps(value) if isinstance(value, dict) else value
+        parts = [(k, (None, str(v))) for k, v in form.items() if v is not None]
+        return self.post(f"{WES}/runs", files=parts + (files or []))
+
+    def run_id(self, resp: requests.Response) -> str:
+        assert resp.status_code == 200, resp.text
+        return str(resp.json()["run_id"])
+
+    def wait(self, run_id: str, states: set[str] = FINAL, timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            resp = self.get(f"{WES}/runs/{run_id}/status")
+            assert resp.status_code == 200, resp.text
+            state = resp.json()["state"]
+            if state in states:
+                return str(state)
+            time.sleep(0.2)
+        raise AssertionError(f"run {run_id} still {state} after {timeout} s")
+
+
+@dataclass
+class Server:
+    home: Path
+    catalog: Path
+    port: int = field(default_factory=free_port)
+    env_extra: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "SPE_HOME": str(self.home), "SPE_CATALOG_DIR": str(self.catalog),
+                "SPE_RECONCILE_SECONDS": "0.3", "SPE_CANCEL_GRACE_SECONDS": "5",
+                "SPE_JWKS_MIN_REFRESH_SECONDS": "1", **self.env_extra}
+
+    def start(self, timeout: float = 60) -> Server:
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = (self.home / "server.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "spe.cli.main", "serve", "--port", str(self.port)],
+            env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_tail()}")
+            try:
+                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server not ready in {timeout} s: {self.log_tail()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def log_tail(self, n: int = 4000) -> str:
+        path = self.home / "server.log"
+        return path.read_text(errors="replace")[-n:] if path.exists() else ""
+
+    def token(self, user: str, **kw: Any) -> str:
+        audience = kw.pop("audience", "spe")
+        return DevIssuer(self.home).mint(user, audience, **kw)
+
+    def api(self, user: str | None = None) -> Api:
+        return Api(self.url, self.token(user) if user else "")
