@@ -127,7 +127,7 @@ class OidcVerifier:
         try:
             claims = jwt.decode(
                 token, key.key, algorithms=[alg], issuer=self._issuer, leeway=self._leeway,
-                options={"require": _REQUIRED_CLAIMS, "verify_aud": False, "verify_exp": False},
+                options={"require": _REQUIRED_CLAIMS, "verify_aud": False},
             )
         except jwt.PyJWTError as exc:
             raise _token_error(exc) from None
