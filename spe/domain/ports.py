@@ -54,6 +54,9 @@ class Executor(Protocol):
       Polling a finished handle again gives the same answer.
     - ``cancel(handle)`` stops the process and every child it started; it is idempotent,
       and a later ``poll`` reports CANCELED (or the final state it had already reached).
+    - ``find(run_id, workdir)`` returns the handle of a submission already made for this run
+      (e.g. by a process that died before recording it), or None. Callers use it before
+      ``submit`` so that a run is never started twice.
     """
 
     name: str
@@ -63,6 +66,8 @@ class Executor(Protocol):
     def poll(self, handle: JSON) -> ExecutionStatus: ...
 
     def cancel(self, handle: JSON) -> None: ...
+
+    def find(self, run_id: str, workdir: Path) -> JSON | None: ...
 
 
 class WorkflowEngine(Protocol):

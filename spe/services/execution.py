@@ -47,6 +47,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+
 @dataclass
 class Execution:
     repo: RunRepository
@@ -70,9 +71,14 @@ class Execution:
         if run is None:
             return
         try:
-            spec = self._prepare(run)
-            run.handle = self.executor.submit(spec)
-            run.cmd = spec.argv
+            existing = self.executor.find(run.id, self.workdir(run))
+            if existing is not None:  # a previous attempt started it: adopt, never resubmit
+                log.warning("run %s was already submitted; adopting it", run_id)
+                run.handle = existing
+            else:
+                spec = self._prepare(run)
+                run.handle = self.executor.submit(spec)
+                run.cmd = spec.argv
         except Exception as exc:  # a failure to start is a system error of this run
             log.exception("run %s failed to start", run_id)
             self._finish(run, S.SYSTEM_ERROR, None, f"failed to start: {exc}")
@@ -111,17 +117,20 @@ class Execution:
     def recover(self, dispatcher: Dispatcher) -> None:
         """At start-up: re-enqueue queued runs and re-attach to everything else."""
         for run in self.repo.active():
-            if run.state == S.QUEUED:
-                dispatcher.enqueue(run.id)
-            elif run.state == S.INITIALIZING and not run.handle:
-                self._adopt_or_requeue(run, dispatcher)
-            else:
-                self.reconcile(run)
+            try:
+                if run.state == S.QUEUED:
+                    dispatcher.enqueue(run.id)
+                elif run.state == S.INITIALIZING and not run.handle:
+                    self._adopt_or_requeue(run, dispatcher)
+                else:
+                    self.reconcile(run)
+            except Exception:  # one broken run must not stop the service from starting
+                log.exception("recovering run %s failed", run.id)
 
     def _adopt_or_requeue(self, run: Run, dispatcher: Dispatcher) -> None:
-        handle_file = self.workdir(run) / "handle.json"
-        if handle_file.is_file():
-            run.handle = json.loads(handle_file.read_text())
+        handle = self.executor.find(run.id, self.workdir(run))
+        if handle is not None:
+            run.handle = handle
             self.repo.save(run)
             self.reconcile(run)
         elif self.repo.transition(run.id, frozenset({S.INITIALIZING}), S.QUEUED):

@@ -13,6 +13,8 @@ from spe.domain.states import FINAL_STATES, RunState
 
 
 def _utc(value: datetime | None) -> datetime | None:
+    """Aware UTC. Applied on write too: SQLite drops a datetime's offset when storing it, so a
+    non-UTC time would otherwise come back as the wrong instant."""
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -32,8 +34,9 @@ def _to_run(row: RunRow) -> Run:
 
 
 def _fill(row: RunRow, run: Run) -> None:
-    row.state = run.state.value
-    row.start_time, row.end_time, row.exit_code = run.start_time, run.end_time, run.exit_code
+    """Everything but the state, which only ``add`` and ``transition`` write."""
+    row.start_time, row.end_time = _utc(run.start_time), _utc(run.end_time)
+    row.exit_code = run.exit_code
     row.handle = run.handle
     row.cmd = list(run.cmd)
     row.system_logs = list(run.system_logs)
@@ -57,7 +60,8 @@ class SqlRunRepository:
                 project=run.project, workflow_id=run.workflow_id,
                 workflow_version=run.workflow_version, bundle_digest=run.bundle_digest,
                 engine=run.engine, request=run.request.to_wes(),
-                engine_options=run.engine_options, created_at=run.created_at,
+                engine_options=run.engine_options, created_at=_utc(run.created_at),
+                state=run.state.value,
             )
             _fill(row, run)
             s.add(row)
@@ -84,9 +88,9 @@ class SqlRunRepository:
         """Move to ``to`` only if the run is in one of ``from_states`` (compare-and-set)."""
         values: dict[str, object] = {"state": to.value}
         if to == RunState.RUNNING and at is not None:
-            values["start_time"] = at
+            values["start_time"] = _utc(at)
         if to in FINAL_STATES and at is not None:
-            values["end_time"] = at
+            values["end_time"] = _utc(at)
         with self._sessions.begin() as s:
             result = s.execute(
                 update(RunRow)
@@ -129,7 +133,8 @@ class SqlRunRepository:
             s.execute(delete(TaskRow).where(TaskRow.run_seq == seq))
             for i, t in enumerate(tasks):
                 s.add(TaskRow(run_seq=seq, ordinal=i, task_id=t.id, name=t.name,
-                              cmd=list(t.cmd), start_time=t.start_time, end_time=t.end_time,
+                              cmd=list(t.cmd), start_time=_utc(t.start_time),
+                              end_time=_utc(t.end_time),
                               exit_code=t.exit_code, system_logs=list(t.system_logs)))
 
     def tasks(self, run_id: str, start: int, limit: int) -> list[TaskLog]:
@@ -155,6 +160,6 @@ class SqlAuditLog:
 
     def append(self, event: AuditEvent) -> None:
         with self._sessions.begin() as s:
-            s.add(AuditRow(at=event.at or datetime.now(UTC), action=event.action,
+            s.add(AuditRow(at=_utc(event.at) or datetime.now(UTC), action=event.action,
                            actor=event.actor, outcome=event.outcome, target=event.target,
                            details=event.details))

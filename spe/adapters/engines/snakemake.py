@@ -62,7 +62,7 @@ _RULE = re.compile(r"^(?:local)?rule (\S+):$")
 _ERROR = re.compile(r"^Error in rule (\S+):$")
 _JOBID = re.compile(r"^\s+jobid: (\d+)$")
 _FINISHED = re.compile(r"^Finished jobid: (\d+) \(Rule: (\S+)\)$|^Finished job (\d+)\.$")
-_SHELLCMD = re.compile(r"^\s+shell:\s*$")
+_SHELLCMD = re.compile(r"^\s*Shell command: (.+)$")
 
 
 def _stamp(text: str) -> datetime:
@@ -75,6 +75,7 @@ def parse_log(text: str) -> list[TaskLog]:
     jobs: dict[int, dict[str, object]] = {}
     stamp: datetime | None = None
     pending: tuple[str, str] | None = None  # ("start"|"error", rule) awaiting its jobid
+    current: dict[str, object] | None = None  # the job whose start block we are in
     for line in text.splitlines():
         if m := _STAMP.match(line.strip()):
             stamp = _stamp(m.group(1))
@@ -86,10 +87,15 @@ def parse_log(text: str) -> list[TaskLog]:
             kind, rule = pending
             job = jobs.setdefault(int(m.group(1)), {"name": rule})
             if kind == "start":
-                job["start"] = stamp
+                job["start"], current = stamp, job
             else:
                 job["end"], job["exit"] = stamp, 1
             pending = None
+        elif (m := _SHELLCMD.match(line)) and current is not None:
+            if m.group(1).strip() != "None":
+                job_cmd = m.group(1).strip()
+                current["cmd"] = job_cmd
+            current = None
         elif m := _FINISHED.match(line):
             job = jobs.setdefault(int(m.group(1) or m.group(3)), {"name": m.group(2) or "?"})
             job["end"], job["exit"] = stamp, 0
@@ -97,9 +103,9 @@ def parse_log(text: str) -> list[TaskLog]:
 
 
 def _task(jobid: int, job: dict[str, object]) -> TaskLog:
-    start, end, code = job.get("start"), job.get("end"), job.get("exit")
+    start, end, code, cmd = job.get("start"), job.get("end"), job.get("exit"), job.get("cmd")
     return TaskLog(
-        id=str(jobid), name=str(job["name"]),
+        id=str(jobid), name=str(job["name"]), cmd=(cmd,) if isinstance(cmd, str) else (),
         start_time=start if isinstance(start, datetime) else None,
         end_time=end if isinstance(end, datetime) else None,
         exit_code=code if isinstance(code, int) else None,

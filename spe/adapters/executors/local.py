@@ -39,6 +39,12 @@ def _alive(pid: int, started: int) -> bool:
     return stat is not None and stat[0] not in ("Z", "X") and stat[1] == started
 
 
+def _reused(pid: int, started: int) -> bool:
+    """Another process holds the pid; the kernel reuses no pid still naming a group."""
+    stat = _proc_stat(pid)
+    return stat is not None and stat[1] != started
+
+
 def _reap(pid: int) -> None:
     # not our child when we were restarted: init reaps it then
     with contextlib.suppress(ChildProcessError):
@@ -73,8 +79,34 @@ class LocalExecutor:
         stat = _proc_stat(proc.pid)
         handle: JSON = {"executor": self.name, "pid": proc.pid, "pgid": proc.pid,
                         "started": stat[1] if stat else 0, "workdir": str(spec.workdir)}
-        (spec.workdir / HANDLE_FILE).write_text(json.dumps(handle))
+        tmp = spec.workdir / (HANDLE_FILE + ".tmp")
+        tmp.write_text(json.dumps(handle))
+        tmp.replace(spec.workdir / HANDLE_FILE)  # atomic: a reader sees all of it or nothing
         return handle
+
+    def find(self, run_id: str, workdir: Path) -> JSON | None:
+        """The recorded handle, else a live runner whose argv names this run's exit file,
+        else (when the run already ended) a handle that only reads its exit status."""
+        try:
+            handle = json.loads((workdir / HANDLE_FILE).read_text())
+            if isinstance(handle, dict):
+                return handle
+        except (OSError, ValueError):
+            pass
+        marker = f"spe.adapters.executors.runner\0{workdir / EXIT_FILE}\0".encode()
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                if marker in (proc / "cmdline").read_bytes():
+                    stat = _proc_stat(int(proc.name))
+                    return {"executor": self.name, "pid": int(proc.name),
+                            "pgid": os.getpgid(int(proc.name)),
+                            "started": stat[1] if stat else 0, "workdir": str(workdir)}
+        if (workdir / EXIT_FILE).exists():
+            return {"executor": self.name, "pid": 0, "pgid": 0, "started": -1,
+                    "workdir": str(workdir)}
+        return None
 
     def poll(self, handle: JSON) -> ExecutionStatus:
         workdir, pid = Path(handle["workdir"]), int(handle["pid"])
@@ -94,11 +126,16 @@ class LocalExecutor:
         return ExecutionStatus(RunState.EXECUTOR_ERROR, code, f"the engine exited with {code}")
 
     def cancel(self, handle: JSON) -> None:
-        """SIGTERM to the whole process group; SIGKILL what is left after the grace time."""
+        """SIGTERM to the whole process group; SIGKILL what is left after the grace time.
+
+        A run that already ended keeps its final state; a pid now held by another process
+        (reused) means our group is gone, so nothing is signalled."""
         workdir, pid, pgid = Path(handle["workdir"]), int(handle["pid"]), int(handle["pgid"])
-        (workdir / CANCEL_FILE).touch()
+        if not (workdir / EXIT_FILE).exists():
+            (workdir / CANCEL_FILE).touch()
         if not _alive(pid, int(handle["started"])):
-            _killpg(pgid, signal.SIGKILL)
+            if not _reused(pid, int(handle["started"])):
+                _killpg(pgid, signal.SIGKILL)  # what the dead leader left in its group
             return
         _killpg(pgid, signal.SIGTERM)
         deadline = time.monotonic() + self._grace

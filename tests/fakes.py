@@ -1,0 +1,140 @@
+"""In-memory fakes of the ports, including fakes that fail the way real backends do.
+
+``FakeExecutor`` simulates processes by the clock instead of starting them. Its state lives
+in a registry (the fake "machine") keyed by handle id, so a new instance given the same
+registry re-attaches to earlier handles, as a restarted server would."""
+
+from __future__ import annotations
+
+import errno
+import shlex
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from spe.domain.models import JSON
+from spe.domain.ports import ExecutionSpec, ExecutionStatus
+from spe.domain.states import RunState
+
+
+@dataclass
+class FakeProcess:
+    """What the fake machine remembers of one submission."""
+
+    argv: tuple[str, ...]
+    started: float
+    duration: float
+    exit_code: int
+    canceled_at: float | None = None
+    key: str = ""
+
+    def ended(self, now: float) -> bool:
+        return now >= self.started + self.duration
+
+
+@dataclass
+class Simulation:
+    duration: float = 0.0
+    exit_code: int = 0
+    stdout: tuple[str, ...] = ()
+    stderr: tuple[str, ...] = ()
+
+
+def simulate(argv: tuple[str, ...]) -> Simulation:
+    """What ``argv`` would do, for the subset the fake knows: ``true``, ``false``,
+    ``sleep N``, and ``sh -c`` scripts of ``;``-separated echo / sleep / true / false /
+    exit N. Any other program "is not found" and exits 127, as under the local runner."""
+    sim = Simulation()
+    script = len(argv) == 3 and argv[:2] == ("sh", "-c")
+    commands = [shlex.split(part) for part in argv[2].split(";")] if script else [list(argv)]
+    for words in commands:
+        sim.exit_code = 0
+        match words:
+            case ["exit", code]:
+                sim.exit_code = int(code)
+                return sim
+            case ["echo", *text, ">&2"]:
+                sim.stderr += (" ".join(text),)
+            case ["echo", *text]:
+                sim.stdout += (" ".join(text),)
+            case ["sleep", seconds]:
+                sim.duration += float(seconds)
+            case ["false"]:
+                sim.exit_code = 1
+            case ["true"] | []:
+                pass
+            case [program, *_]:
+                sim.stderr += (f"fake: cannot start {program}: not found",)
+                sim.exit_code = 127
+    return sim
+
+
+def _append(path: Path, lines: Iterable[str]) -> None:
+    with path.open("a", encoding="utf-8") as stream:
+        stream.writelines(f"{line}\n" for line in lines)
+
+
+class FakeExecutor:
+    """The Executor port in memory; see ``simulate`` for what it can run."""
+
+    name = "fake"
+
+    def __init__(self, registry: dict[str, FakeProcess] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.registry: dict[str, FakeProcess] = {} if registry is None else registry
+        self._clock = clock
+
+    def submit(self, spec: ExecutionSpec) -> JSON:
+        sim = simulate(spec.argv)
+        spec.workdir.mkdir(parents=True, exist_ok=True)
+        _append(spec.stdout, sim.stdout)
+        _append(spec.stderr, sim.stderr)
+        key = uuid.uuid4().hex
+        self.registry[key] = FakeProcess(spec.argv, self._clock(), sim.duration, sim.exit_code)
+        self.registry[f"run:{spec.run_id}"] = self.registry[key]
+        self.registry[key].key = key
+        return {"executor": self.name, "id": key}
+
+    def find(self, run_id: str, workdir: Path) -> JSON | None:
+        proc = self.registry.get(f"run:{run_id}")
+        return {"executor": self.name, "id": proc.key} if proc is not None else None
+
+    def poll(self, handle: JSON) -> ExecutionStatus:
+        proc = self.registry.get(str(handle.get("id")))
+        if proc is None:
+            return ExecutionStatus(RunState.SYSTEM_ERROR, None,
+                                   "the fake process vanished without an exit status")
+        if proc.canceled_at is not None:
+            return ExecutionStatus(RunState.CANCELED, None, "canceled on request")
+        if not proc.ended(self._clock()):
+            return ExecutionStatus(RunState.RUNNING)
+        if proc.exit_code == 0:
+            return ExecutionStatus(RunState.COMPLETE, 0)
+        return ExecutionStatus(RunState.EXECUTOR_ERROR, proc.exit_code,
+                               f"the engine exited with {proc.exit_code}")
+
+    def cancel(self, handle: JSON) -> None:
+        proc = self.registry.get(str(handle.get("id")))
+        now = self._clock()
+        if proc is not None and proc.canceled_at is None and not proc.ended(now):
+            proc.canceled_at = now
+
+
+class NeverStartsExecutor(FakeExecutor):
+    """Fails on submit the way a fork does when the machine is out of processes."""
+
+    def submit(self, spec: ExecutionSpec) -> JSON:
+        raise OSError(errno.EAGAIN, f"fake: cannot start {spec.argv[0]}: "
+                                    "resource temporarily unavailable")
+
+
+class VanishingExecutor(FakeExecutor):
+    """Starts the work, which then disappears without leaving an exit status (the node
+    rebooted, the OOM killer took the wrapper): every poll reports SYSTEM_ERROR."""
+
+    def submit(self, spec: ExecutionSpec) -> JSON:
+        handle = super().submit(spec)
+        del self.registry[handle["id"]]
+        return handle

@@ -1,0 +1,74 @@
+"""The server is killed (SIGKILL) mid-run and restarted: it re-attaches to the engine from
+the handle stored on the run and reports the run's true final state."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from tests.helpers import WES, Server
+
+
+def _server(tmp_path: Path, catalog_dir: Path) -> Server:
+    return Server(home=tmp_path / "home", catalog=catalog_dir).start()
+
+
+def test_killed_server_reattaches_and_reports_complete(tmp_path: Path,
+                                                       catalog_dir: Path) -> None:
+    server = _server(tmp_path, catalog_dir)
+    api = server.api("restart-ok")
+    run_id = api.run_id(api.submit("sleepy", {"seconds": 6}))
+    api.wait(run_id, {"RUNNING"})
+    port = server.port
+    server.stop(signal.SIGKILL)  # no shutdown handlers run
+    restarted = Server(home=server.home, catalog=catalog_dir, port=port).start()
+    try:
+        assert restarted.api("restart-ok").wait(run_id, timeout=90) == "COMPLETE"
+        body = restarted.api("restart-ok").get(f"{WES}/runs/{run_id}").json()
+        assert body["run_log"]["exit_code"] == 0
+        assert "results/done.txt" in body["outputs"]
+    finally:
+        restarted.stop()
+
+
+def test_a_run_that_fails_while_the_server_is_down_reports_executor_error(
+        tmp_path: Path, catalog_dir: Path) -> None:
+    server = _server(tmp_path, catalog_dir)
+    api = server.api("restart-fail")
+    run_id = api.run_id(api.submit("sleepy", {"seconds": 2, "fail": True}))
+    api.wait(run_id, {"RUNNING"})
+    server.stop(signal.SIGKILL)
+    exit_file = server.home / "runs" / run_id / "exit_status"
+    _wait_for_file(exit_file)  # the engine finished while nobody was watching
+    restarted = Server(home=server.home, catalog=catalog_dir, port=server.port).start()
+    try:
+        api = restarted.api("restart-fail")
+        assert api.wait(run_id, timeout=60) == "EXECUTOR_ERROR"
+        assert api.get(f"{WES}/runs/{run_id}").json()["run_log"]["exit_code"] == 1
+    finally:
+        restarted.stop()
+
+
+def test_queued_runs_survive_a_restart(tmp_path: Path, catalog_dir: Path) -> None:
+    server = Server(home=tmp_path / "home", catalog=catalog_dir,
+                    env_extra={"SPE_WORKERS": "1"}).start()
+    api = server.api("restart-queue")
+    ids = [api.run_id(api.submit("sleepy", {"seconds": 3})) for _ in range(3)]
+    server.stop(signal.SIGKILL)
+    restarted = Server(home=server.home, catalog=catalog_dir, port=server.port).start()
+    try:
+        api = restarted.api("restart-queue")
+        assert [api.wait(i, timeout=120) for i in ids] == ["COMPLETE"] * 3
+    finally:
+        restarted.stop()
+
+
+def _wait_for_file(path: Path, timeout: float = 60) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{path} did not appear")
