@@ -151,10 +151,11 @@ def show_run(client: WesClient, run_id: str) -> None:
 def list_runs(ctx: click.Context, page_size: int) -> None:
     """Your runs, newest first."""
     page = _client(ctx).runs(page_size)
-    table = Table("run_id", "state", "start", "end", "tags")
+    table = Table("state", "start", "end", "tags")
+    table.add_column("run_id", no_wrap=True, min_width=32)
     for r in page.get("runs", []):
-        table.add_row(r["run_id"], r.get("state", ""), r.get("start_time", ""),
-                      r.get("end_time", ""), json.dumps(r.get("tags", {})))
+        table.add_row(r.get("state", ""), r.get("start_time", ""), r.get("end_time", ""),
+                      json.dumps(r.get("tags", {})), r["run_id"])
     out.print(table)
     if page.get("next_page_token"):
         out.print("(more: use the WES API with page_token)")
@@ -162,13 +163,18 @@ def list_runs(ctx: click.Context, page_size: int) -> None:
 
 @run.command("status")
 @click.argument("run_id")
+@click.option("--wait/--no-wait", default=False, help="Follow the run until it ends.")
 @click.pass_context
-def status(ctx: click.Context, run_id: str) -> None:
+def status(ctx: click.Context, run_id: str, wait: bool) -> None:
     """State, outputs and logs of one run."""
+    client = _client(ctx)
     try:
-        show_run(_client(ctx), run_id)
+        state = follow(client, run_id) if wait else ""
+        show_run(client, run_id)
     except ApiError as exc:
         raise click.ClickException(str(exc)) from exc
+    if wait and state != "COMPLETE":
+        raise SystemExit(1)
 
 
 @run.command("logs")

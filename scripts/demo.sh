@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: serve the API, submit an allowlisted workflow,
+# follow it with progress, and show its result. State lives in SPE_HOME (default ./.spe).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh snakemake
+
+export SPE_HOME="${SPE_HOME:-$PWD/.spe}"
+export SPE_PORT="${SPE_PORT:-8080}"
+export SPE_URL="http://127.0.0.1:${SPE_PORT}"
+workflow="${1:-tsv-summary}"
+spe=.venv/bin/spe
+
+mkdir -p "$SPE_HOME"
+$spe serve --port "$SPE_PORT" --log-level warning > "$SPE_HOME/server.log" 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true' EXIT
+for _ in $(seq 1 300); do
+  if .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
+       "$SPE_URL/readyz" 2>/dev/null; then break; fi
+  if ! kill -0 "$server" 2>/dev/null; then cat "$SPE_HOME/server.log" >&2; exit 1; fi
+  sleep 0.2
+done
+echo "spe is serving GA4GH WES at $SPE_URL/ga4gh/wes/v1 (log: $SPE_HOME/server.log)"
+
+SPE_TOKEN="$($spe dev token --user alice)"
+export SPE_TOKEN
+$spe run workflows
+run_id="$($spe run submit "$workflow")"
+$spe run status --wait "$run_id"
+$spe run logs --tasks "$run_id"
+
+echo
+echo "The outputs stay inside the enclave (here: $SPE_HOME/runs/$run_id/work)."
+echo "As the operator of this embedded default you can look at them on disk:"
+head -n 5 "$SPE_HOME/runs/$run_id/work/results/summary.csv" 2>/dev/null || true

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs everything the tests need (Python packages, Debian packages) and runs the checks
+# and the whole test suite. This is what .ci/run calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh "snakemake,postgres,dev"
+scripts/install-test-deps.sh
+export SPE_REQUIRE_POSTGRES="${SPE_REQUIRE_POSTGRES:-1}"
+
+echo "== ruff";   .venv/bin/ruff check spe tests benchmarks
+echo "== mypy";   .venv/bin/mypy
+echo "== import contracts"; .venv/bin/lint-imports
+echo "== catalog"; .venv/bin/spe catalog verify
+echo "== pytest"; .venv/bin/python -m pytest "$@"
