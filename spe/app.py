@@ -4,6 +4,7 @@ the services and the API. The only module (with the CLI) that knows every layer.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import flask
 from connexion import FlaskApp
 from connexion.exceptions import ProblemException
 from connexion.middleware import MiddlewarePosition
@@ -28,6 +30,7 @@ from spe.adapters.engines.nextflow import NextflowEngine
 from spe.adapters.engines.snakemake import SnakemakeEngine
 from spe.adapters.executors.local import LocalExecutor
 from spe.adapters.queue.inline import InlineDispatcher
+from spe.api import context
 from spe.api.errors import (
     on_domain_error,
     on_http_error,
@@ -174,6 +177,13 @@ def create_app(settings: Settings, *, migrate: bool = True,
             return {"status": "unavailable", "reason": type(exc).__name__}, 503
         return {"status": "ready"}, 200
 
+    def only_routed_operations() -> flask.Response | None:
+        if flask.request.endpoint in ("healthz", "readyz") or context.routed_by_connexion():
+            return None
+        return flask.Response(json.dumps({"msg": "no such resource", "status_code": 404}),
+                              status=404, content_type="application/json")
+
+    app.app.before_request(only_routed_operations)
     app.add_url_rule("/healthz", "healthz", healthz)
     app.add_url_rule("/readyz", "readyz", readyz)
     return Service(app=app, settings=settings, runs=runs, execution=execution, worker=worker,

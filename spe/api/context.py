@@ -28,3 +28,13 @@ def principal() -> Principal:
 
 def base_url(public_url: str) -> str:
     return (public_url or flask.request.host_url).rstrip("/")
+
+
+def routed_by_connexion() -> bool:
+    """False when Flask matched a path that connexion's router did not (e.g. control
+    characters in a path parameter): then no operation ran its security and validation."""
+    try:
+        context.operation._get_current_object()  # raises when no operation is bound
+    except RuntimeError:
+        return False
+    return True
