@@ -98,7 +98,11 @@ class WorkflowEngine(Protocol):
 
 
 class RunRepository(Protocol):
-    """Stores runs and their task logs. ``transition`` is an atomic compare-and-set."""
+    """Stores runs and their task logs.
+
+    The state is written only by ``add`` (the initial state) and ``transition``, an atomic
+    compare-and-set; ``save`` writes everything else, so it never undoes a transition that
+    another process made meanwhile."""
 
     def add(self, run: Run) -> Run: ...
 

@@ -1,0 +1,467 @@
+"""The RunRepository port's contract (``spe/domain/ports.py``) and the audit log, checked on
+SQLite and on a real PostgreSQL server. The schema always comes from the real Alembic
+migrations, so this suite also proves that the migrations run on both databases."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, inspect, select
+
+from spe.adapters.db.repository import SqlAuditLog, SqlRunRepository
+from spe.adapters.db.session import alembic_config, make_engine, make_sessions, upgrade
+from spe.adapters.db.tables import AuditRow, Base
+from spe.domain.models import AuditEvent, OutputFile, Run, RunFilter, RunRequest, TaskLog
+from spe.domain.states import FINAL_STATES, RunState
+from tests.postgres import PostgresServer
+
+S = RunState
+CEST = timezone(timedelta(hours=2))  # a non-UTC offset: must come back as the same instant
+T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+TABLES = {"runs", "run_tags", "task_logs", "audit_events"}
+
+
+@pytest.fixture(params=[pytest.param("sqlite", id="sqlite"),
+                        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: no tables, so no rows of other tests."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'spe.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.reset_schema()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    upgrade(db_url)
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def repo(engine: Engine) -> SqlRunRepository:
+    return SqlRunRepository(make_sessions(engine))
+
+
+def make_run(owner: str = "alice", state: RunState = S.QUEUED,
+             tags: dict[str, str] | None = None, **kw: object) -> Run:
+    request = RunRequest(workflow_url="sleepy@1.0.0", workflow_type="SMK",
+                         workflow_type_version="9", workflow_params={"seconds": 0},
+                         tags=dict(tags or {}))
+    return Run(id=uuid.uuid4().hex, owner_sub=f"dev|{owner}", owner_name=owner, state=state,
+               request=request, workflow_id="sleepy", workflow_version="1.0.0",
+               bundle_digest="sha256:" + "ab" * 32, engine="snakemake", engine_options={},
+               created_at=T0, **kw)  # type: ignore[arg-type]
+
+
+def assert_utc(value: datetime | None) -> None:
+    assert value is not None
+    assert value.tzinfo is not None
+    assert value.utcoffset() == timedelta(0)
+
+
+# --- add / get / save ---------------------------------------------------------------------
+
+
+def test_add_then_get_round_trips_every_field(repo: SqlRunRepository) -> None:
+    request = RunRequest(
+        workflow_url="tsv-summary@1.0.0", workflow_type="SMK", workflow_type_version="9",
+        workflow_params={"name": "Ærø \u2013 東京 ✓", "n": 3, "ratio": 0.25, "flag": True,
+                         "none": None, "nested": {"list": [1, "two", {"three": 3}]}},
+        workflow_engine="snakemake", workflow_engine_version="9.1.0",
+        workflow_engine_parameters={"cores": "2", "keep_going": "true"},
+        tags={"project": "p1", "batch": "7", "ünïcode": "välue"},
+    )
+    run = Run(
+        id=uuid.uuid4().hex, owner_sub="dev|alice", owner_name="alice", project="p1",
+        state=S.COMPLETE, request=request, workflow_id="tsv-summary", workflow_version="1.0.0",
+        bundle_digest="sha256:" + "cd" * 32, engine="snakemake",
+        engine_options={"cores": 2, "keep_going": True},
+        created_at=datetime(2026, 3, 1, 14, 0, 0, 1, tzinfo=CEST),
+        start_time=datetime(2026, 3, 1, 14, 0, 5, 500000, tzinfo=CEST),
+        end_time=datetime(2026, 3, 1, 12, 1, 0, tzinfo=UTC),
+        exit_code=0,
+        handle={"pid": 1234, "pgid": 1234, "started": 1.5, "argv": ["snakemake", "-j", "2"],
+                "meta": {"host": "node-1"}},
+        cmd=("snakemake", "--cores", "2"),
+        system_logs=["first line", "second line ✓"],
+        outputs=[OutputFile("results/summary.csv", 42, "0" * 64),
+                 OutputFile("results/summary.png", 1 << 33, "f" * 64)],
+    )
+    added = repo.add(run)
+    assert added.seq > 0
+
+    got = repo.get(run.id)
+
+    assert got is not None
+    assert got == run  # aware datetimes compare as instants
+    assert got.seq == added.seq
+    for value in (got.created_at, got.start_time, got.end_time):
+        assert_utc(value)
+    assert got.created_at == datetime(2026, 3, 1, 12, 0, 0, 1, tzinfo=UTC)
+    assert got.request.tags == {"project": "p1", "batch": "7", "ünïcode": "välue"}
+    assert got.request.workflow_params["nested"] == {"list": [1, "two", {"three": 3}]}
+    assert got.outputs[1].size == 1 << 33
+
+
+def test_add_then_get_keeps_empty_optional_fields_empty(repo: SqlRunRepository) -> None:
+    run = repo.add(make_run())
+    got = repo.get(run.id)
+    assert got is not None
+    assert (got.start_time, got.end_time, got.exit_code, got.handle) == (None, None, None, None)
+    assert (got.cmd, got.system_logs, got.outputs, got.project) == ((), [], [], "")
+    assert got.request.tags == {}
+
+
+def test_get_of_an_unknown_run_is_none(repo: SqlRunRepository) -> None:
+    assert repo.get("0" * 32) is None
+
+
+def test_seq_grows_with_each_add(repo: SqlRunRepository) -> None:
+    seqs = [repo.add(make_run()).seq for _ in range(4)]
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == 4
+
+
+def test_save_updates_times_exit_code_handle_cmd_logs_and_outputs(
+        repo: SqlRunRepository) -> None:
+    run = repo.add(make_run(state=S.RUNNING))
+    run.start_time = datetime(2026, 3, 1, 14, 0, tzinfo=CEST)
+    run.end_time = T0 + timedelta(minutes=5)
+    run.exit_code = 3
+    run.handle = {"pid": 99, "argv": ["snakemake"]}
+    run.cmd = ("snakemake", "--cores", "1")
+    run.system_logs = ["boom"]
+    run.outputs = [OutputFile("out.txt", 1, "e" * 64)]
+
+    repo.save(run)
+
+    got = repo.get(run.id)
+    assert got == run
+    assert_utc(got.start_time)
+
+
+def test_save_does_not_undo_a_transition_made_meanwhile(repo: SqlRunRepository) -> None:
+    stale = repo.add(make_run(state=S.RUNNING))
+    assert repo.transition(stale.id, frozenset({S.RUNNING}), S.CANCELING)
+    stale.handle = {"pid": 7}
+    repo.save(stale)  # still says RUNNING: only ``transition`` moves the state
+    got = repo.get(stale.id)
+    assert got is not None
+    assert (got.state, got.handle) == (S.CANCELING, {"pid": 7})
+
+
+# --- transition: compare-and-set ----------------------------------------------------------
+
+
+def test_transition_from_an_allowed_state_moves_the_run(repo: SqlRunRepository) -> None:
+    run = repo.add(make_run(state=S.QUEUED))
+    assert repo.transition(run.id, frozenset({S.QUEUED, S.PAUSED}), S.INITIALIZING) is True
+    got = repo.get(run.id)
+    assert got is not None
+    assert got.state == S.INITIALIZING
+    assert (got.start_time, got.end_time) == (None, None)
+
+
+def test_transition_from_another_state_returns_false_and_changes_nothing(
+        repo: SqlRunRepository) -> None:
+    run = repo.add(make_run(state=S.RUNNING, start_time=T0))
+    assert repo.transition(run.id, frozenset({S.QUEUED}), S.CANCELED, at=T0) is False
+    got = repo.get(run.id)
+    assert got is not None
+    assert (got.state, got.start_time, got.end_time) == (S.RUNNING, T0, None)
+
+
+def test_transition_of_an_unknown_run_returns_false(repo: SqlRunRepository) -> None:
+    assert repo.transition("0" * 32, frozenset({S.QUEUED}), S.INITIALIZING) is False
+
+
+def test_transition_with_no_from_states_returns_false(repo: SqlRunRepository) -> None:
+    run = repo.add(make_run(state=S.QUEUED))
+    assert repo.transition(run.id, frozenset(), S.INITIALIZING) is False
+    assert repo.get(run.id).state == S.QUEUED  # type: ignore[union-attr]
+
+
+def test_transition_to_running_sets_start_time(repo: SqlRunRepository) -> None:
+    run = repo.add(make_run(state=S.INITIALIZING))
+    at = datetime(2026, 3, 1, 15, 30, tzinfo=CEST)
+    assert repo.transition(run.id, frozenset({S.INITIALIZING}), S.RUNNING, at=at)
+    got = repo.get(run.id)
+    assert got is not None
+    assert got.start_time == at
+    assert_utc(got.start_time)
+    assert got.end_time is None
+
+
+@pytest.mark.parametrize("final", sorted(FINAL_STATES))
+def test_transition_to_a_final_state_sets_end_time_and_keeps_start_time(
+        repo: SqlRunRepository, final: RunState) -> None:
+    run = repo.add(make_run(state=S.RUNNING, start_time=T0))
+    at = T0 + timedelta(seconds=90)
+    assert repo.transition(run.id, frozenset({S.RUNNING}), final, at=at)
+    got = repo.get(run.id)
+    assert got is not None
+    assert (got.state, got.start_time, got.end_time) == (final, T0, at)
+    assert_utc(got.end_time)
+
+
+def test_transition_without_a_time_leaves_times_alone(repo: SqlRunRepository) -> None:
+    run = repo.add(make_run(state=S.RUNNING, start_time=T0))
+    assert repo.transition(run.id, frozenset({S.RUNNING}), S.COMPLETE)
+    got = repo.get(run.id)
+    assert got is not None
+    assert (got.state, got.start_time, got.end_time) == (S.COMPLETE, T0, None)
+
+
+def test_concurrent_transitions_from_many_threads_have_exactly_one_winner(
+        repo: SqlRunRepository) -> None:
+    threads = 12
+    for _ in range(3):  # a few rounds: a race that is won by luck once should not pass
+        run = repo.add(make_run(state=S.QUEUED))
+        targets = [S.INITIALIZING if i % 2 else S.CANCELED for i in range(threads)]
+        barrier = threading.Barrier(threads)
+
+        def attempt(target: RunState, run_id: str = run.id,
+                    barrier: threading.Barrier = barrier) -> bool:
+            barrier.wait(timeout=30)
+            return repo.transition(run_id, frozenset({S.QUEUED}), target, at=T0)
+
+        with ThreadPoolExecutor(threads) as pool:
+            results = list(pool.map(attempt, targets))
+
+        assert results.count(True) == 1, results
+        winner = targets[results.index(True)]
+        got = repo.get(run.id)
+        assert got is not None
+        assert got.state == winner
+        assert got.end_time == (T0 if winner in FINAL_STATES else None)
+
+
+# --- page / state_counts / active ---------------------------------------------------------
+
+
+def _ids(runs: list[Run]) -> list[str]:
+    return [r.id for r in runs]
+
+
+def test_page_is_newest_first_by_seq(repo: SqlRunRepository) -> None:
+    runs = [repo.add(make_run()) for _ in range(5)]
+    page = repo.page("dev|alice", RunFilter(), None, 10)
+    assert _ids(page) == _ids(runs)[::-1]
+    assert [r.seq for r in page] == sorted((r.seq for r in runs), reverse=True)
+
+
+def test_page_honours_limit_and_before_seq(repo: SqlRunRepository) -> None:
+    runs = [repo.add(make_run()) for _ in range(5)]
+    newest_first = _ids(runs)[::-1]
+
+    first = repo.page("dev|alice", RunFilter(), None, 2)
+    assert _ids(first) == newest_first[:2]
+    second = repo.page("dev|alice", RunFilter(), first[-1].seq, 2)
+    assert _ids(second) == newest_first[2:4]
+    third = repo.page("dev|alice", RunFilter(), second[-1].seq, 2)
+    assert _ids(third) == newest_first[4:]
+    assert repo.page("dev|alice", RunFilter(), third[-1].seq, 2) == []
+
+
+def test_page_shows_only_the_owners_runs(repo: SqlRunRepository) -> None:
+    alice = [repo.add(make_run("alice")) for _ in range(3)]
+    bob = [repo.add(make_run("bob")) for _ in range(2)]
+    assert set(_ids(repo.page("dev|alice", RunFilter(), None, 100))) == set(_ids(alice))
+    assert set(_ids(repo.page("dev|bob", RunFilter(), None, 100))) == set(_ids(bob))
+    assert repo.page("dev|carol", RunFilter(), None, 100) == []
+    assert repo.page("alice", RunFilter(), None, 100) == []  # the sub, not the user name
+
+
+def test_page_filters_by_state(repo: SqlRunRepository) -> None:
+    done = repo.add(make_run(state=S.COMPLETE))
+    running = repo.add(make_run(state=S.RUNNING))
+    repo.add(make_run(state=S.QUEUED))
+    repo.add(make_run("bob", state=S.COMPLETE))
+
+    only_done = repo.page("dev|alice", RunFilter(states=(S.COMPLETE,)), None, 100)
+    assert _ids(only_done) == [done.id]
+    either = repo.page("dev|alice", RunFilter(states=(S.COMPLETE, S.RUNNING)), None, 100)
+    assert _ids(either) == [running.id, done.id]
+    assert repo.page("dev|alice", RunFilter(states=(S.CANCELED,)), None, 100) == []
+
+
+def test_page_filters_by_tags_requiring_every_tag(repo: SqlRunRepository) -> None:
+    a1 = repo.add(make_run(tags={"a": "1"}))
+    a1b2 = repo.add(make_run(tags={"a": "1", "b": "2"}))
+    repo.add(make_run(tags={"b": "2"}))
+    repo.add(make_run(tags={"a": "2", "b": "2"}))
+    repo.add(make_run())
+    repo.add(make_run("bob", tags={"a": "1", "b": "2"}))
+
+    def tagged(*tags: tuple[str, str], states: tuple[RunState, ...] = ()) -> list[str]:
+        return _ids(repo.page("dev|alice", RunFilter(states=states, tags=tags), None, 100))
+
+    assert tagged(("a", "1")) == [a1b2.id, a1.id]
+    assert tagged(("a", "1"), ("b", "2")) == [a1b2.id]
+    assert tagged(("a", "1"), ("b", "3")) == []
+    assert tagged(("c", "1")) == []
+    assert tagged(("a", "1"), states=(S.QUEUED,)) == [a1b2.id, a1.id]
+    assert tagged(("a", "1"), states=(S.COMPLETE,)) == []
+
+
+def test_page_with_filters_pages_by_before_seq(repo: SqlRunRepository) -> None:
+    tagged = [repo.add(make_run(tags={"k": "v"})) for _ in range(3)]
+    for _ in range(3):
+        repo.add(make_run())
+    flt = RunFilter(tags=(("k", "v"),))
+    first = repo.page("dev|alice", flt, None, 2)
+    rest = repo.page("dev|alice", flt, first[-1].seq, 2)
+    assert _ids(first) + _ids(rest) == _ids(tagged)[::-1]
+
+
+def test_state_counts_are_per_owner(repo: SqlRunRepository) -> None:
+    for state in (S.QUEUED, S.QUEUED, S.COMPLETE, S.EXECUTOR_ERROR):
+        repo.add(make_run("alice", state=state))
+    repo.add(make_run("bob", state=S.RUNNING))
+
+    assert repo.state_counts("dev|alice") == {"QUEUED": 2, "COMPLETE": 1, "EXECUTOR_ERROR": 1}
+    assert repo.state_counts("dev|bob") == {"RUNNING": 1}
+    assert repo.state_counts("dev|carol") == {}
+
+
+def test_state_counts_follow_transitions(repo: SqlRunRepository) -> None:
+    run = repo.add(make_run(state=S.QUEUED))
+    repo.transition(run.id, frozenset({S.QUEUED}), S.CANCELED, at=T0)
+    assert repo.state_counts("dev|alice") == {"CANCELED": 1}
+
+
+def test_active_lists_every_owners_unfinished_runs_only(repo: SqlRunRepository) -> None:
+    by_state = {state: repo.add(make_run("bob" if i % 2 else "alice", state=state))
+                for i, state in enumerate(RunState)}
+    active = repo.active()
+    expected = {r.id for state, r in by_state.items() if state not in FINAL_STATES}
+    assert {r.id for r in active} == expected
+    assert len(active) == len(expected)
+    assert all(r.state not in FINAL_STATES for r in active)
+
+
+def test_active_drops_a_run_once_it_ends(repo: SqlRunRepository) -> None:
+    run = repo.add(make_run(state=S.RUNNING))
+    assert _ids(repo.active()) == [run.id]
+    repo.transition(run.id, frozenset({S.RUNNING}), S.COMPLETE, at=T0)
+    assert repo.active() == []
+
+
+# --- task logs ----------------------------------------------------------------------------
+
+
+def make_tasks(n: int, prefix: str = "job") -> list[TaskLog]:
+    return [TaskLog(id=f"{prefix}{i}", name=f"rule_{i}", cmd=("python", "-c", f"print({i})"),
+                    start_time=datetime(2026, 3, 1, 14, i, tzinfo=CEST),
+                    end_time=T0 + timedelta(minutes=i, seconds=30),
+                    exit_code=i % 2, system_logs=(f"log {i}", "✓"))
+            for i in range(n)]
+
+
+def test_replace_tasks_then_tasks_and_task_round_trip(repo: SqlRunRepository) -> None:
+    run = repo.add(make_run())
+    tasks = [*make_tasks(5), TaskLog(id="bare", name="bare")]
+    repo.replace_tasks(run.id, tasks)
+
+    got = repo.tasks(run.id, 0, 100)
+    assert got == tasks  # in the order given
+    for task in got[:5]:
+        assert_utc(task.start_time)
+        assert_utc(task.end_time)
+    assert got[5] == TaskLog(id="bare", name="bare")
+    assert repo.task(run.id, "job3") == tasks[3]
+    assert repo.task(run.id, "bare") == tasks[5]
+    assert repo.task(run.id, "missing") is None
+
+
+def test_tasks_pages_by_start_and_limit(repo: SqlRunRepository) -> None:
+    run = repo.add(make_run())
+    tasks = make_tasks(7)
+    repo.replace_tasks(run.id, tasks)
+    assert repo.tasks(run.id, 0, 3) == tasks[:3]
+    assert repo.tasks(run.id, 3, 3) == tasks[3:6]
+    assert repo.tasks(run.id, 6, 3) == tasks[6:]
+    assert repo.tasks(run.id, 7, 3) == []
+
+
+def test_replace_tasks_replaces_the_previous_list(repo: SqlRunRepository) -> None:
+    run = repo.add(make_run())
+    repo.replace_tasks(run.id, make_tasks(5))
+    newer = make_tasks(2, prefix="new")
+    repo.replace_tasks(run.id, newer)
+    assert repo.tasks(run.id, 0, 100) == newer
+    assert repo.task(run.id, "job0") is None
+    repo.replace_tasks(run.id, [])
+    assert repo.tasks(run.id, 0, 100) == []
+
+
+def test_task_logs_belong_to_their_run(repo: SqlRunRepository) -> None:
+    one, two = repo.add(make_run()), repo.add(make_run("bob"))
+    repo.replace_tasks(one.id, make_tasks(3))
+    other = [replace(t, name=f"other_{t.name}") for t in make_tasks(2)]  # same task ids
+    repo.replace_tasks(two.id, other)
+    assert repo.tasks(one.id, 0, 100) == make_tasks(3)
+    assert repo.tasks(two.id, 0, 100) == other
+    assert repo.task(two.id, "job0") == other[0]
+    assert repo.tasks("0" * 32, 0, 100) == []
+    assert repo.task("0" * 32, "job0") is None
+
+
+# --- audit log ----------------------------------------------------------------------------
+
+
+def test_audit_append_writes_a_row(engine: Engine) -> None:
+    sessions = make_sessions(engine)
+    audit = SqlAuditLog(sessions)
+    audit.append(AuditEvent(action="run.submit", actor="dev|alice", outcome="allowed",
+                            target="run/abc", details={"workflow": "sleepy", "n": [1, 2]},
+                            at=datetime(2026, 3, 1, 14, 0, tzinfo=CEST)))
+    before = datetime.now(UTC)
+    audit.append(AuditEvent(action="auth", actor="anonymous", outcome="denied"))
+
+    with sessions() as s:
+        rows = list(s.scalars(select(AuditRow).order_by(AuditRow.id)))
+    assert [(r.action, r.actor, r.outcome, r.target, r.details) for r in rows] == [
+        ("run.submit", "dev|alice", "allowed", "run/abc", {"workflow": "sleepy", "n": [1, 2]}),
+        ("auth", "anonymous", "denied", "", {}),
+    ]
+    first_at, second_at = (r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC) for r in rows)
+    assert first_at == datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    assert before - timedelta(seconds=5) <= second_at <= datetime.now(UTC) + timedelta(seconds=5)
+
+
+# --- migrations ---------------------------------------------------------------------------
+
+
+def test_migrations_downgrade_to_base_and_upgrade_again(db_url: str) -> None:
+    upgrade(db_url)
+    eng = make_engine(db_url)
+    try:
+        assert set(inspect(eng).get_table_names()) >= TABLES
+        command.downgrade(alembic_config(db_url), "base")
+        assert not set(inspect(eng).get_table_names()) & TABLES
+        upgrade(db_url)
+        assert set(inspect(eng).get_table_names()) >= TABLES
+        repo = SqlRunRepository(make_sessions(eng))
+        run = repo.add(make_run())
+        assert repo.get(run.id) == run
+    finally:
+        eng.dispose()
+
+
+def test_migrations_create_exactly_the_schema_of_the_models(engine: Engine) -> None:
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
