@@ -17,7 +17,7 @@ from connexion import FlaskApp
 from connexion.exceptions import ProblemException
 from connexion.middleware import MiddlewarePosition
 from connexion.resolver import Resolver
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
@@ -77,8 +77,33 @@ def default_engine_parameters(catalog: Catalog) -> list[dict[str, str]]:
     for entry in catalog.entries():
         for opt in entry.engine_options:
             seen.setdefault(f"{entry.engine}:{opt.name}", {
-                "name": opt.name, "type": opt.type, "default_value": str(opt.default)})
+                "name": opt.name, "type": opt.type,
+                "default_value": json.dumps(opt.default) if isinstance(opt.default, bool)
+                else str(opt.default)})
     return [seen[k] for k in sorted(seen)]
+
+
+def check_engine_options(catalog: Catalog, engines: dict[str, WorkflowEngine]) -> None:
+    """Every catalog entry names an engine we have and only options that engine reads."""
+    for entry in catalog.entries():
+        engine = engines.get(entry.engine)
+        if engine is None:
+            raise ValueError(f"{entry.ref}: unknown engine {entry.engine!r}")
+        unknown = {o.name for o in entry.engine_options} - engine.supported_options
+        if unknown:
+            raise ValueError(f"{entry.ref}: engine options {sorted(unknown)} are not read "
+                             f"by the {entry.engine} adapter")
+
+
+def auth_instructions(settings: Settings, dev_issuer: DevIssuer | None) -> str:
+    if dev_issuer is not None:
+        return ("This is the embedded default with a DEVELOPMENT issuer "
+                f"({dev_issuer.issuer_url}, loopback only).\n"
+                "On this machine, get a token with:\n\n"
+                "    export SPE_TOKEN=$(spe dev token --user NAME)\n\n"
+                "and send it as 'Authorization: Bearer $SPE_TOKEN'.\n")
+    return (f"Tokens are issued by {settings.oidc_issuer} for the audience (client id) "
+            f"'{settings.oidc_audience}'.\nSend them as 'Authorization: Bearer <token>'.\n")
 
 
 def make_verifier(settings: Settings) -> tuple[TokenVerifier, DevIssuer | None]:
@@ -101,8 +126,33 @@ def _resolver(controller: object) -> Resolver:
     return Resolver(function_resolver=lambda op_id: getattr(controller, op_id.rsplit(".")[-1]))
 
 
+def add_plain_routes(app: FlaskApp, db: Engine) -> None:
+    """Health endpoints, and a guard that serves nothing connexion did not route."""
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    def readyz() -> tuple[dict[str, str], int]:
+        try:
+            with db.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any database failure means not ready
+            return {"status": "unavailable", "reason": type(exc).__name__}, 503
+        return {"status": "ready"}, 200
+
+    def only_routed_operations() -> flask.Response | None:
+        if flask.request.endpoint in ("healthz", "readyz") or context.routed_by_connexion():
+            return None
+        return flask.Response(json.dumps({"msg": "no such resource", "status_code": 404}),
+                              status=404, content_type="application/json")
+
+    app.app.before_request(only_routed_operations)
+    app.add_url_rule("/healthz", "healthz", healthz)
+    app.add_url_rule("/readyz", "readyz", readyz)
+
+
 def create_app(settings: Settings, *, migrate: bool = True,
                dispatcher_factory: Any = None) -> Service:
+    settings.check_for_serving()
     settings.home.mkdir(parents=True, exist_ok=True)
     if migrate:
         upgrade(settings.db_url)
@@ -115,12 +165,14 @@ def create_app(settings: Settings, *, migrate: bool = True,
         "nextflow": NextflowEngine(settings.nextflow_bin),
     }
 
+    check_engine_options(catalog, engines)
+
     def engine_versions() -> dict[str, str]:
         return {name: engine.version() for name, engine in engines.items()}
 
     execution = Execution(repo=repo, catalog=catalog, bundles=bundles, engines=engines,
                           executor=LocalExecutor(settings.cancel_grace_seconds),
-                          runs_dir=settings.runs_dir)
+                          runs_dir=settings.runs_dir, max_active=settings.max_active_runs)
     worker = Worker(execution, settings.reconcile_seconds)
     inline = InlineDispatcher(worker.handle, settings.workers)
     dispatcher: Dispatcher = dispatcher_factory() if dispatcher_factory else inline
@@ -157,7 +209,8 @@ def create_app(settings: Settings, *, migrate: bool = True,
     app.app.config["MAX_FORM_MEMORY_SIZE"] = FORM_FIELD_MAX_BYTES
     app.add_api("wes.yaml", resolver=_resolver(WesApi(runs, info, authenticate,
                                                       settings.public_url)))
-    app.add_api("spe.yaml", resolver=_resolver(SpeApi(runs, catalog, settings.log_max_bytes)))
+    app.add_api("spe.yaml", resolver=_resolver(SpeApi(runs, catalog, settings.log_max_bytes,
+                                                      auth_instructions(settings, dev_issuer))))
     app.add_error_handler(DomainError, on_domain_error)
     app.add_error_handler(ProblemException, on_problem)
     app.add_error_handler(HTTPException, on_http_error)
@@ -166,25 +219,6 @@ def create_app(settings: Settings, *, migrate: bool = True,
     app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_EXCEPTION,
                        max_bytes=settings.max_request_bytes)
 
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    def readyz() -> tuple[dict[str, str], int]:
-        try:
-            with db.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception as exc:  # any database failure means not ready
-            return {"status": "unavailable", "reason": type(exc).__name__}, 503
-        return {"status": "ready"}, 200
-
-    def only_routed_operations() -> flask.Response | None:
-        if flask.request.endpoint in ("healthz", "readyz") or context.routed_by_connexion():
-            return None
-        return flask.Response(json.dumps({"msg": "no such resource", "status_code": 404}),
-                              status=404, content_type="application/json")
-
-    app.app.before_request(only_routed_operations)
-    app.add_url_rule("/healthz", "healthz", healthz)
-    app.add_url_rule("/readyz", "readyz", readyz)
+    add_plain_routes(app, db)
     return Service(app=app, settings=settings, runs=runs, execution=execution, worker=worker,
                    dispatcher=inline, dev_issuer=dev_issuer)

@@ -3,6 +3,7 @@ file named by ``SPE_CONFIG``; validated at start-up and passed explicitly."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -17,6 +18,15 @@ from pydantic_settings import (
 )
 
 _REPO_CATALOG = Path(__file__).resolve().parent.parent / "workflows"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _default_home() -> Path:
@@ -56,10 +66,12 @@ class Settings(BaseSettings):
     max_attachments: int = Field(200, gt=0, description="Most attachments per run.")
     log_max_bytes: int = Field(2**20, gt=0, description="Cap on engine log bytes returned.")
 
-    workers: int = Field(2, ge=1, le=64, description="Runs the in-process worker starts at once.")
+    workers: int = Field(2, ge=1, le=64,
+                         description="Threads of the in-process worker (start/cancel steps).")
+    max_active_runs: int = Field(4, ge=1, le=1000,
+                                 description="Runs executing at once; more wait in QUEUED.")
     reconcile_seconds: float = Field(1.0, gt=0, description="Reconciler poll interval.")
     cancel_grace_seconds: float = Field(10.0, ge=0, description="SIGTERM to SIGKILL delay.")
-    subprocess_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of helper commands.")
 
     secret_key: SecretStr | None = Field(None, description="Signs page tokens; generated in "
                                          "SPE_HOME when absent.")
@@ -70,8 +82,8 @@ class Settings(BaseSettings):
     organization_name: str = Field("de.NBI SPE", description="service-info organization.")
     organization_url: str = Field("https://www.denbi.de", description="Organization URL.")
     auth_instructions_url: str = Field(
-        "https://github.com/spe/spe/blob/main/docs/users.md#authentication",
-        description="Where users learn to get a token.")
+        "", description="Where users learn to get a token; empty: this service's own "
+        "/spe/v1/auth-instructions.")
 
     @classmethod
     def settings_customise_sources(
@@ -90,6 +102,13 @@ class Settings(BaseSettings):
         if self.auth_mode == "oidc" and not self.oidc_issuer:
             raise ValueError("auth_mode=oidc needs oidc_issuer")
         return self
+
+    def check_for_serving(self) -> None:
+        """Refuse combinations that are unsafe to serve: the development issuer accepts
+        tokens anyone on this machine can mint, so its API must stay on loopback."""
+        if self.auth_mode == "dev" and not _is_loopback(self.host):
+            raise ValueError(f"auth_mode=dev serves only on a loopback address, not "
+                             f"{self.host!r}; configure an OIDC issuer (SPE_AUTH_MODE=oidc)")
 
     @property
     def db_url(self) -> str:

@@ -20,6 +20,11 @@ class SpeApi:
     runs: RunService
     catalog: Catalog
     log_max_bytes: int
+    auth_instructions: str = ""
+
+    def get_auth_instructions(self) -> flask.Response:
+        return flask.Response(self.auth_instructions, status=200,
+                              content_type="text/plain; charset=utf-8")
 
     def list_workflows(self) -> Body:
         context.principal()

@@ -67,7 +67,8 @@ class WesApi:
                 who = self.authenticate(header, context.client_address())
             except DomainError:  # service-info is public; a bad token just counts nothing
                 who = None
-        return self.info.describe(self.runs.state_counts(who))
+        return self.info.describe(self.runs.state_counts(who),
+                                  context.base_url(self.public_url))
 
     def ListRuns(self, page_size: int = 50, page_token: str = "",  # noqa: N802
                  state: list[str] | None = None, tag: list[str] | None = None) -> Body:

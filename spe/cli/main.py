@@ -11,6 +11,7 @@ import click
 
 from spe.cli import runs as run_commands
 from spe.config import Settings
+from spe.domain.errors import DomainError
 
 
 def _settings() -> Settings:
@@ -41,7 +42,10 @@ def serve(host: str | None, port: int | None, log_level: str) -> None:
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings.model_copy(update=overrides)
     logging.getLogger("spe").info("settings: %s", settings.redacted())
-    service = create_app(settings)
+    try:
+        service = create_app(settings)
+    except (ValueError, DomainError) as exc:  # unsafe configuration, catalog drift
+        raise click.ClickException(str(exc)) from exc
     uvicorn.run(service.app, host=settings.host, port=settings.port, log_level=log_level,
                 access_log=False)
 

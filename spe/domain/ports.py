@@ -104,7 +104,9 @@ class RunRepository(Protocol):
     compare-and-set; ``save`` writes everything else, so it never undoes a transition that
     another process made meanwhile."""
 
-    def add(self, run: Run) -> Run: ...
+    def add(self, run: Run, event: AuditEvent | None = None) -> Run:
+        """Insert ``run`` and, in the same transaction, the audit ``event``."""
+        ...
 
     def get(self, run_id: str) -> Run | None: ...
 

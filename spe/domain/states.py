@@ -28,8 +28,9 @@ FINAL_STATES: frozenset[RunState] = frozenset(
 # from-state -> the states it may move to. Final states have no way out.
 TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     S.QUEUED: frozenset({S.INITIALIZING, S.CANCELING, S.CANCELED, S.SYSTEM_ERROR}),
-    S.INITIALIZING: frozenset({S.RUNNING, S.CANCELING, S.SYSTEM_ERROR, S.EXECUTOR_ERROR,
-                               S.COMPLETE, S.PREEMPTED}),
+    # INITIALIZING -> QUEUED: recovery found a run that never reached its executor
+    S.INITIALIZING: frozenset({S.QUEUED, S.RUNNING, S.CANCELING, S.SYSTEM_ERROR,
+                               S.EXECUTOR_ERROR, S.COMPLETE, S.PREEMPTED}),
     S.RUNNING: frozenset({S.COMPLETE, S.EXECUTOR_ERROR, S.SYSTEM_ERROR, S.CANCELING,
                           S.PREEMPTED}),
     S.PAUSED: frozenset({S.RUNNING, S.CANCELING, S.SYSTEM_ERROR}),

@@ -5,7 +5,8 @@ Reconciler decision table (``Execution.reconcile``), per non-final run:
 
 | stored state | handle | executor says      | action                                   |
 |--------------|--------|--------------------|------------------------------------------|
-| QUEUED       | -      | -                  | re-enqueue (at start-up only)            |
+| QUEUED       | -      | -                  | start while fewer than max_active runs   |
+|              |        |                    | are active (oldest first)                |
 | INITIALIZING | none   | -                  | adopt ``handle.json`` if the work dir has |
 |              |        |                    | one, else back to QUEUED and re-enqueue  |
 | INITIALIZING | yes    | RUNNING            | -> RUNNING                               |
@@ -13,7 +14,8 @@ Reconciler decision table (``Execution.reconcile``), per non-final run:
 | RUNNING      | yes    | final state S      | hash outputs, task logs, -> S            |
 | CANCELING    | yes    | RUNNING            | cancel again (idempotent)                |
 | CANCELING    | yes    | any final state    | hash outputs, -> CANCELED                |
-| CANCELING    | none   | -                  | -> CANCELED                              |
+| CANCELING    | none   | -                  | cancel an unrecorded submission if the   |
+|              |        |                    | executor finds one, -> CANCELED          |
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class Execution:
     executor: Executor
     runs_dir: Path
     resources: Callable[[Run], dict[str, int]] = lambda run: {}
+    max_active: int = 4
     clock: Callable[[], datetime] = _now
 
     def workdir(self, run: Run) -> Path:
@@ -64,7 +67,10 @@ class Execution:
 
     def start(self, run_id: str) -> None:
         """QUEUED -> INITIALIZING -> RUNNING. Idempotent: only the caller that wins the
-        QUEUED -> INITIALIZING compare-and-set starts the engine."""
+        QUEUED -> INITIALIZING compare-and-set starts the engine. A run stays QUEUED while
+        ``max_active`` runs are active; the reconciler starts it when there is room."""
+        if self._active_count() >= self.max_active:
+            return
         if not self.repo.transition(run_id, frozenset({S.QUEUED}), S.INITIALIZING):
             return
         run = self.repo.get(run_id)
@@ -84,7 +90,28 @@ class Execution:
             self._finish(run, S.SYSTEM_ERROR, None, f"failed to start: {exc}")
             return
         self.repo.save(run)
-        self.repo.transition(run_id, frozenset({S.INITIALIZING}), S.RUNNING, self.clock())
+        if not self.repo.transition(run_id, frozenset({S.INITIALIZING}), S.RUNNING,
+                                    self.clock()):
+            self._canceled_while_starting(run)
+
+    def _canceled_while_starting(self, run: Run) -> None:
+        """A cancel arrived between INITIALIZING and the handle being saved: stop the
+        engine we just started (the run is CANCELING or already CANCELED)."""
+        fresh = self.repo.get(run.id)
+        if fresh is not None and fresh.state in (S.CANCELING, S.CANCELED) and run.handle:
+            log.info("run %s was canceled while starting; stopping its engine", run.id)
+            self.executor.cancel(run.handle)
+
+    def _active_count(self) -> int:
+        return sum(1 for r in self.repo.active() if r.state != S.QUEUED)
+
+    def start_queued(self) -> None:
+        """Start the oldest queued runs while there is room (called by the reconciler)."""
+        for run in self.repo.active():
+            if run.state == S.QUEUED:
+                if self._active_count() >= self.max_active:
+                    return
+                self.start(run.id)
 
     def _prepare(self, run: Run) -> ExecutionSpec:
         entry = self.catalog.resolve(f"{run.workflow_id}@{run.workflow_version}")
@@ -147,6 +174,9 @@ class Execution:
     def reconcile(self, run: Run) -> None:
         if not run.handle:
             if run.state == S.CANCELING:
+                found = self.executor.find(run.id, self.workdir(run))
+                if found is not None:
+                    self.executor.cancel(found)
                 self._finish(run, S.CANCELED, None, "canceled before it started")
             return
         status = self.executor.poll(run.handle)
@@ -183,10 +213,10 @@ class Execution:
 
     def _hash_outputs(self, run: Run) -> list[OutputFile]:
         engine = self.engines.get(run.engine)
-        entry_ref = f"{run.workflow_id}@{run.workflow_version}"
-        if engine is None or not self.workdir(run).is_dir():
-            return []
-        entry = self.catalog.resolve(entry_ref)
+        entry = next((e for e in self.catalog.entries()
+                      if (e.id, e.version) == (run.workflow_id, run.workflow_version)), None)
+        if engine is None or entry is None or not self.workdir(run).is_dir():
+            return []  # an entry removed from the catalog lists no outputs; the run ends
         files = []
         base = engine.output_dir(self.workdir(run))
         for rel in engine.outputs(entry, self.workdir(run)):

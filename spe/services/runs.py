@@ -58,9 +58,10 @@ class RunService:
             project=p.request.tags.get("project", ""),
         )
         run.request.workflow_params = p.params
-        self.repo.add(run)
-        self._audit("run.submit", who, "accepted", run.id,
-                    {"workflow": p.entry.ref, "bundle_digest": p.entry.bundle_digest})
+        self.repo.add(run, AuditEvent(
+            action="run.submit", actor=who.sub, outcome="accepted", target=run.id,
+            details={"workflow": p.entry.ref, "bundle_digest": p.entry.bundle_digest},
+            at=self.clock()))
         self.dispatcher.enqueue(run.id)
         return run.id
 

@@ -24,7 +24,7 @@ class ServiceInfo:
     started_at: datetime
     default_engine_parameters: list[dict[str, str]]
 
-    def describe(self, state_counts: dict[str, int]) -> dict[str, Any]:
+    def describe(self, state_counts: dict[str, int], base_url: str = "") -> dict[str, Any]:
         installed = self.engine_versions()
         type_versions: dict[str, set[str]] = {}
         for entry in self.catalog.entries():
@@ -49,7 +49,8 @@ class ServiceInfo:
                                          for e, v in sorted(installed.items()) if v},
             "default_workflow_engine_parameters": self.default_engine_parameters,
             "system_state_counts": state_counts,
-            "auth_instructions_url": self.auth_instructions_url,
+            "auth_instructions_url": self.auth_instructions_url
+            or f"{base_url}/spe/v1/auth-instructions",
             "tags": {"catalog_entries": str(len(self.catalog.entries())),
                      "workflow_url_forms": "<id>@<version> | <id> | sha256:<bundle digest>",
                      "extensions": "/spe/v1"},

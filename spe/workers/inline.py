@@ -34,6 +34,7 @@ class Worker:
         while not self._stop.wait(self._interval):
             try:
                 self._execution.reconcile_all()
+                self._execution.start_queued()
             except Exception:  # keep reconciling whatever happened this round
                 log.exception("reconciler round failed")
 

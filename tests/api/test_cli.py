@@ -10,7 +10,8 @@ import sys
 from tests.helpers import Server
 
 
-def spe(server: Server, user: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def spe(server: Server, user: str, *args: str,
+        timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SPE_URL": server.url, "SPE_TOKEN": server.token(user),
            "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "spe.cli.main", *args], env=env,

@@ -87,7 +87,7 @@ def test_cancel_stops_the_engine_and_its_children(server: Server, api: Api) -> N
     run_id = api.run_id(api.submit("sleepy", {"seconds": 300}))
     api.wait(run_id, {"RUNNING"})
     workdir = server.home / "runs" / run_id
-    _wait_for(lambda: (workdir / "work/results/first.txt").exists())
+    _wait_for((workdir / "work/results/first.txt").exists)
     resp = api.post(f"{WES}/runs/{run_id}/cancel")
     assert resp.status_code == 200, resp.text
     assert_valid_wes(resp)
@@ -206,3 +206,13 @@ def _processes_in(workdir: Path) -> list[int]:
         if str(workdir) in cmdline and state != "Z":
             found.append(int(proc.name))
     return found
+
+
+def test_auth_instructions_url_leads_to_instructions(server: Server) -> None:
+    url = _get(server.api(), f"{WES}/service-info")["auth_instructions_url"]
+    assert url.endswith("/spe/v1/auth-instructions")
+    import requests
+
+    resp = requests.get(url, timeout=10)
+    assert resp.status_code == 200
+    assert "spe dev token" in resp.text

@@ -4,6 +4,7 @@ token from the pinned issuer; failures are 401 ErrorResponses and are audited.""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -64,7 +65,7 @@ def test_a_token_for_another_audience_is_401(server: Server) -> None:
 
 
 def test_a_token_with_a_tampered_payload_is_401(server: Server) -> None:
-    header, payload, signature = server.token("honest").split(".")
+    header, _payload, signature = server.token("honest").split(".")
     forged = server.token("admin").split(".")[1]
     resp = requests.get(server.url + f"{WES}/runs",
                         headers={"Authorization": f"Bearer {header}.{forged}.{signature}"},
@@ -85,3 +86,16 @@ def test_authentication_failures_are_audited_without_the_token(server: Server) -
     assert all(r.outcome == "denied" for r in rows)
     assert not any("sneaky" in str(r.details) for r in rows)
     assert "sneaky" not in server.log_tail(100_000)
+
+
+def test_the_development_issuer_refuses_to_serve_beyond_loopback(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SPE_HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "spe.cli.main", "serve", "--host",
+                             "0.0.0.0", "--port", "0"], env=env, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode != 0
+    assert "loopback" in result.stderr

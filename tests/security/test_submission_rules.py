@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 
 from tests.helpers import ROOT, WES, Api, Server
 from tests.wes_schema import assert_valid_wes
@@ -156,13 +157,16 @@ def test_tags_must_be_a_string_map(api: Api) -> None:
 def test_a_request_over_the_size_limit_is_413(tmp_path: Path, catalog_dir: Path) -> None:
     server = Server(home=tmp_path / "home", catalog=catalog_dir,
                     env_extra={"SPE_MAX_REQUEST_BYTES": "100000",
-                               "SPE_MAX_ATTACHMENT_BYTES": "5000"}).start()
+                               "SPE_MAX_ATTACHMENT_BYTES": "5000",
+                               "SPE_MAX_ATTACHMENTS": "3"}).start()
     try:
         api = server.api("big")
         big = [("workflow_attachment", ("Snakefile", b"x" * 200_000))]
         _error(api.submit("Snakefile", {}, files=big), 413)
         one_large = [("workflow_attachment", ("Snakefile", b"x" * 20_000))]
         assert "larger than 5000" in _error(api.submit("Snakefile", {}, files=one_large), 413)
+        many = [("workflow_attachment", (f"f{i}.txt", b"x")) for i in range(4)]
+        assert "at most 3 attachments" in _error(api.submit("Snakefile", {}, files=many), 413)
     finally:
         server.stop()
 
@@ -170,3 +174,26 @@ def test_a_request_over_the_size_limit_is_413(tmp_path: Path, catalog_dir: Path)
 def test_an_oversized_form_field_is_413_not_500(api: Api) -> None:
     resp = api.submit("tsv-summary", None, workflow_params=json.dumps({"x": "y" * 1_200_000}))
     assert resp.status_code == 413, resp.text
+
+
+def test_engine_parameters_must_be_a_flat_map(api: Api) -> None:
+    resp = api.submit("tsv-summary", {}, workflow_engine_parameters=json.dumps(
+        {"cores": {"nested": "1"}}))
+    assert "workflow_engine_parameters" in _error(resp, 400)
+
+
+def test_submissions_and_refusals_are_audited_in_the_store(server: Server, user: str) -> None:
+    api = server.api(user)
+    run_id = api.run_id(api.submit("sleepy", {"seconds": 30}))
+    api.submit("not-in-the-catalog", {})
+    api.wait(run_id, {"RUNNING"})
+    assert api.post(f"{WES}/runs/{run_id}/cancel").status_code == 200
+    api.wait(run_id)
+    engine = create_engine(f"sqlite:///{server.home / 'spe.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT action, outcome, target FROM audit_events WHERE actor = :a ORDER BY id"),
+            {"a": f"dev|{user}"}).all()
+    assert ("run.submit", "accepted", run_id) in rows
+    assert ("run.submit", "denied", "") in rows
+    assert ("run.cancel", "canceling", run_id) in rows

@@ -53,8 +53,10 @@ class SqlRunRepository:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
-    def add(self, run: Run) -> Run:
+    def add(self, run: Run, event: AuditEvent | None = None) -> Run:
         with self._sessions.begin() as s:
+            if event is not None:
+                s.add(_audit_row(event))
             row = RunRow(
                 id=run.id, owner_sub=run.owner_sub, owner_name=run.owner_name,
                 project=run.project, workflow_id=run.workflow_id,
@@ -160,6 +162,10 @@ class SqlAuditLog:
 
     def append(self, event: AuditEvent) -> None:
         with self._sessions.begin() as s:
-            s.add(AuditRow(at=_utc(event.at) or datetime.now(UTC), action=event.action,
-                           actor=event.actor, outcome=event.outcome, target=event.target,
-                           details=event.details))
+            s.add(_audit_row(event))
+
+
+def _audit_row(event: AuditEvent) -> AuditRow:
+    return AuditRow(at=_utc(event.at) or datetime.now(UTC), action=event.action,
+                    actor=event.actor, outcome=event.outcome, target=event.target,
+                    details=event.details)
