@@ -21,14 +21,19 @@ from sqlalchemy import Engine, text
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
+from spe.adapters.auth.claims import ClaimsMapper
 from spe.adapters.auth.dev_issuer import DevIssuer
+from spe.adapters.auth.lslogin import LsLoginVerifier
+from spe.adapters.auth.mapped import MappedVerifier
 from spe.adapters.auth.oidc import OidcVerifier
+from spe.adapters.auth.passports import PassportVerifier
 from spe.adapters.catalog import load_catalog
 from spe.adapters.db.repository import SqlAuditLog, SqlRunRepository
 from spe.adapters.db.session import make_engine, make_sessions, upgrade
 from spe.adapters.engines.nextflow import NextflowEngine
 from spe.adapters.engines.snakemake import SnakemakeEngine
 from spe.adapters.executors.local import LocalExecutor
+from spe.adapters.policy import dev_policy, load_policy
 from spe.adapters.queue.inline import InlineDispatcher
 from spe.api import context
 from spe.api.errors import (
@@ -46,7 +51,9 @@ from spe.config import Settings
 from spe.domain.catalog import Catalog
 from spe.domain.errors import DomainError
 from spe.domain.paging import PageTokens
+from spe.domain.policy import Policy
 from spe.domain.ports import Dispatcher, TokenVerifier, WorkflowEngine
+from spe.services.access import Gate
 from spe.services.execution import Execution
 from spe.services.runs import RunService
 from spe.services.service_info import ServiceInfo
@@ -106,20 +113,40 @@ def auth_instructions(settings: Settings, dev_issuer: DevIssuer | None) -> str:
             f"'{settings.oidc_audience}'.\nSend them as 'Authorization: Bearer <token>'.\n")
 
 
-def make_verifier(settings: Settings) -> tuple[TokenVerifier, DevIssuer | None]:
+def make_policy(settings: Settings) -> Policy:
+    if settings.policy_file is not None:
+        return load_policy(settings.policy_file)
+    return dev_policy()
+
+
+def make_verifier(settings: Settings, policy: Policy) -> tuple[TokenVerifier, DevIssuer | None]:
+    passports = PassportVerifier(policy.visa_issuers,
+                                 max_age_seconds=policy.visa_max_age_seconds)
+    dev_issuer = None
+    issuer = settings.oidc_issuer
     if settings.auth_mode == "dev":
-        issuer = DevIssuer(settings.home, port=settings.dev_issuer_port)
+        dev_issuer = DevIssuer(settings.home, port=settings.dev_issuer_port)
+        issuer = dev_issuer.issuer_url
         log.warning("!" * 72 + "\nDEVELOPMENT ISSUER ENABLED at %s: anyone on this machine "
                     "can mint tokens with `spe dev token`. Never use it in production.\n"
-                    + "!" * 72, issuer.issuer_url)
-        return OidcVerifier(issuer.issuer_url, settings.oidc_audience,
+                    + "!" * 72, issuer)
+    mapper = ClaimsMapper(issuer, policy.trusted_authorities, passports)
+    if dev_issuer is not None:
+        oidc = OidcVerifier(issuer, settings.oidc_audience,
                             algorithms=settings.oidc_algorithms,
                             leeway_seconds=settings.jwt_leeway_seconds,
-                            min_refresh_interval=settings.jwks_min_refresh_seconds), issuer
-    return OidcVerifier(settings.oidc_issuer, settings.oidc_audience,
-                        algorithms=settings.oidc_algorithms,
-                        leeway_seconds=settings.jwt_leeway_seconds,
-                        min_refresh_interval=settings.jwks_min_refresh_seconds), None
+                            min_refresh_interval=settings.jwks_min_refresh_seconds)
+        return MappedVerifier(oidc.claims, mapper.principal), dev_issuer
+    secret = settings.oidc_client_secret
+    return LsLoginVerifier(
+        issuer, settings.oidc_audience, mapper=mapper.principal,
+        client_id=settings.oidc_client_id or settings.oidc_audience,
+        client_secret=secret.get_secret_value() if secret else "",
+        introspection_ttl=settings.oidc_introspection_ttl_seconds,
+        userinfo_ttl=settings.oidc_userinfo_ttl_seconds,
+        http_timeout=settings.oidc_http_timeout_seconds,
+        algorithms=settings.oidc_algorithms, leeway_seconds=settings.jwt_leeway_seconds,
+        min_refresh_interval=settings.jwks_min_refresh_seconds), None
 
 
 def _resolver(controller: object) -> Resolver:
@@ -176,11 +203,12 @@ def create_app(settings: Settings, *, migrate: bool = True,
     worker = Worker(execution, settings.reconcile_seconds)
     inline = InlineDispatcher(worker.handle, settings.workers)
     dispatcher: Dispatcher = dispatcher_factory() if dispatcher_factory else inline
-    verifier, dev_issuer = make_verifier(settings)
+    policy = make_policy(settings)
+    verifier, dev_issuer = make_verifier(settings, policy)
     authenticate = Authenticator(verifier, audit)
     runs = RunService(repo=repo, catalog=catalog, dispatcher=dispatcher, audit=audit,
                       tokens=PageTokens(settings.page_secret()), runs_dir=settings.runs_dir,
-                      engine_versions=engine_versions,
+                      engine_versions=engine_versions, gate=Gate(policy),
                       limits=Limits(settings.max_attachment_bytes, settings.max_attachments))
     info = ServiceInfo(catalog=catalog, engine_versions=engine_versions,
                        name=settings.service_name,

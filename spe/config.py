@@ -54,6 +54,19 @@ class Settings(BaseSettings):
         "default only). 'oidc': an external issuer (oidc_issuer).")
     oidc_issuer: str = Field("", description="Issuer URL, pinned (auth_mode=oidc).")
     oidc_audience: str = Field("spe", description="Audience (client id) tokens must carry.")
+    oidc_client_id: str = Field("", description="Client id for token introspection; "
+                                "empty: the audience.")
+    oidc_client_secret: SecretStr | None = Field(
+        None, description="Client secret for token introspection (opaque tokens).")
+    oidc_introspection_ttl_seconds: float = Field(60.0, ge=0, description="How long an "
+                                                  "introspection answer is reused.")
+    oidc_userinfo_ttl_seconds: float = Field(300.0, ge=0, description="How long userinfo "
+                                             "(entitlements, passports) is reused.")
+    oidc_http_timeout_seconds: float = Field(5.0, gt=0, description="Timeout of every call "
+                                             "to the identity provider.")
+    policy_file: Path | None = Field(
+        None, description="The policy (projects, roles, datasets); required with "
+        "auth_mode=oidc. The embedded default uses a built-in one-project policy.")
     oidc_algorithms: tuple[str, ...] = Field(("RS256", "ES256"),
                                              description="Allowed JWT algorithms.")
     jwt_leeway_seconds: int = Field(30, ge=0, le=300, description="Clock skew for exp/nbf.")
@@ -101,6 +114,8 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.auth_mode == "oidc" and not self.oidc_issuer:
             raise ValueError("auth_mode=oidc needs oidc_issuer")
+        if self.auth_mode == "oidc" and self.policy_file is None:
+            raise ValueError("auth_mode=oidc needs policy_file (deny by default)")
         return self
 
     def check_for_serving(self) -> None:
@@ -134,6 +149,7 @@ class Settings(BaseSettings):
         """A view safe to log: secrets and credentials in URLs masked."""
         data = self.model_dump(mode="json")
         data["secret_key"] = "***" if self.secret_key else None
+        data["oidc_client_secret"] = "***" if self.oidc_client_secret else None
         if "@" in data["database_url"]:
             scheme, _, rest = data["database_url"].partition("://")
             data["database_url"] = f"{scheme}://***@{rest.rsplit('@', 1)[-1]}"

@@ -17,6 +17,7 @@ from typing import Any
 import requests
 
 from spe.adapters.auth.dev_issuer import DevIssuer
+from spe.adapters.policy import dev_entitlement
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"}
@@ -134,9 +135,12 @@ class Server:
         path = self.home / "server.log"
         return path.read_text(errors="replace")[-n:] if path.exists() else ""
 
-    def token(self, user: str, **kw: Any) -> str:
+    def token(self, user: str, groups: tuple[str, ...] = ("spe:demo",), **kw: Any) -> str:
+        """A development token; by default a member of the built-in `demo` project."""
         audience = kw.pop("audience", "spe")
-        return DevIssuer(self.home).mint(user, audience, **kw)
+        extra = {"eduperson_entitlement": [dev_entitlement(g) for g in groups],
+                 **kw.pop("extra_claims", {})}
+        return DevIssuer(self.home).mint(user, audience, extra_claims=extra, **kw)
 
     def api(self, user: str | None = None) -> Api:
         return Api(self.url, self.token(user) if user else "")

@@ -7,6 +7,7 @@ from typing import Any
 
 from spe.domain.catalog import WorkflowEntry
 from spe.domain.models import Run, TaskLog
+from spe.domain.policy import Access
 
 Body = dict[str, Any]
 
@@ -77,4 +78,18 @@ def workflow(entry: WorkflowEntry) -> Body:
         "examples": list(entry.examples),
         "approval": {"approved_by": list(entry.approved_by),
                      "approved_at": entry.approved_at},
+    }
+
+
+def me(access: Access, titles: dict[str, str]) -> Body:
+    who = access.principal
+    return {
+        "sub": who.sub, "username": who.username, "email": who.email, "issuer": who.issuer,
+        "entitlements": [str(e) for e in who.entitlements],
+        "projects": [{"id": p, "title": titles.get(p, p), "roles": sorted(roles)}
+                     for p, roles in sorted(access.projects.items())],
+        "global_roles": sorted(access.global_roles),
+        "datasets": list(access.datasets),
+        "visas": [{"type": v.type, "value": v.value, "source": v.source, "by": v.by,
+                   "valid_until": v.valid_until} for v in who.visas],
     }

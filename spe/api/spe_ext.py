@@ -26,6 +26,11 @@ class SpeApi:
         return flask.Response(self.auth_instructions, status=200,
                               content_type="text/plain; charset=utf-8")
 
+    def get_me(self) -> Body:
+        access = self.runs.gate.access(context.principal())
+        titles = {p.id: p.title for p in self.runs.gate.policy.projects.values()}
+        return shapes.me(access, titles)
+
     def list_workflows(self) -> Body:
         context.principal()
         return {"workflows": [shapes.workflow(e) for e in self.catalog.entries()]}

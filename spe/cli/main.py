@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from spe.cli import login as login_commands
 from spe.cli import runs as run_commands
 from spe.config import Settings
 from spe.domain.errors import DomainError
@@ -97,6 +98,27 @@ def catalog_digest(bundle: Path) -> None:
 
 
 @main.group()
+def policy() -> None:
+    """Policy file commands."""
+
+
+@policy.command("check")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def policy_check(path: Path) -> None:
+    """Validate a policy file; list every problem with its JSON pointer."""
+    from spe.adapters.policy import load_policy
+
+    try:
+        loaded = load_policy(path)
+    except DomainError as exc:
+        for pointer, message in getattr(exc, "errors", []) or [("", str(exc))]:
+            click.echo(f"INVALID {pointer or '/'}: {message}", err=True)
+        sys.exit(1)
+    click.echo(f"policy {path}: {len(loaded.projects)} projects, {len(loaded.roles)} role "
+               f"rules, {len(loaded.datasets)} datasets")
+
+
+@main.group()
 def dev() -> None:
     """Development helpers of the embedded default."""
 
@@ -104,21 +126,28 @@ def dev() -> None:
 @dev.command("token")
 @click.option("--user", required=True, help="User name the token is for.")
 @click.option("--lifetime", type=int, default=3600, show_default=True, help="Seconds.")
-def dev_token(user: str, lifetime: int) -> None:
+@click.option("--group", "groups", multiple=True, default=["spe:demo"], show_default=True,
+              help="Group entitlement to include (e.g. spe:demo:role=reviewer, "
+              "spe:operators); repeatable.")
+def dev_token(user: str, lifetime: int, groups: tuple[str, ...]) -> None:
     """Print a bearer token from the development issuer (embedded default only)."""
     from spe.adapters.auth.dev_issuer import DevIssuer
+    from spe.adapters.policy import dev_entitlement
 
     settings = _settings()
     if settings.auth_mode != "dev":
         raise click.ClickException("the development issuer is disabled (SPE_AUTH_MODE=oidc)")
     try:
         issuer = DevIssuer(settings.home, port=settings.dev_issuer_port)
-        click.echo(issuer.mint(user, settings.oidc_audience, lifetime))
+        claims = {"eduperson_entitlement": [dev_entitlement(g) for g in groups]}
+        click.echo(issuer.mint(user, settings.oidc_audience, lifetime, extra_claims=claims))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
 main.add_command(run_commands.run)
+main.add_command(login_commands.login)
+main.add_command(login_commands.logout)
 
 if __name__ == "__main__":  # pragma: no cover
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

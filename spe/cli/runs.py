@@ -22,8 +22,13 @@ out = Console()
 def _client(ctx: click.Context) -> WesClient:
     url, token = ctx.obj["url"], ctx.obj["token"]
     if not token:
-        raise click.ClickException("no token: set SPE_TOKEN or pass --token (embedded "
-                                   "default: export SPE_TOKEN=$(spe dev token --user NAME))")
+        from spe.cli.tokens import current_token
+
+        token = current_token(url) or ""
+    if not token:
+        raise click.ClickException("no token: run `spe login`, set SPE_TOKEN or pass --token "
+                                   "(embedded default: export SPE_TOKEN=$(spe dev token "
+                                   "--user NAME))")
     return WesClient(url, token)
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from spe.domain.identity import Entitlement, Visa
 from spe.domain.states import RunState
 
 JSON = dict[str, Any]
@@ -14,7 +15,11 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller. Never carries the token itself."""
+    """The authenticated caller. Never carries the token itself.
+
+    ``entitlements`` and ``visas`` are what the identity provider asserted, already
+    verified (trusted authority, trusted visa issuer, signature, validity); what they
+    allow is decided by the policy (``spe.domain.policy``)."""
 
     sub: str
     username: str
@@ -22,6 +27,8 @@ class Principal:
     projects: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
     issuer: str = ""
+    entitlements: tuple[Entitlement, ...] = ()
+    visas: tuple[Visa, ...] = ()
 
 
 @dataclass
@@ -112,6 +119,16 @@ class Run:
     system_logs: list[str] = field(default_factory=list)
     outputs: list[OutputFile] = field(default_factory=list)
     seq: int = 0
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """Which runs a listing may show: the caller's own, those of ``projects`` (projects
+    that share runs with their members), or, for operators, ``everything``."""
+
+    owner_sub: str
+    projects: tuple[str, ...] = ()
+    everything: bool = False
 
 
 @dataclass(frozen=True)

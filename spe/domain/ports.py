@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Protocol
 
 from spe.domain.catalog import WorkflowEntry
-from spe.domain.models import JSON, AuditEvent, Principal, Run, RunFilter, TaskLog
+from spe.domain.models import (
+    JSON,
+    AuditEvent,
+    Principal,
+    Run,
+    RunFilter,
+    TaskLog,
+    Visibility,
+)
 from spe.domain.states import RunState
 
 
@@ -115,10 +123,10 @@ class RunRepository(Protocol):
     def transition(self, run_id: str, from_states: frozenset[RunState], to: RunState,
                    at: datetime | None = None) -> bool: ...
 
-    def page(self, owner_sub: str, flt: RunFilter, before_seq: int | None,
+    def page(self, visible: Visibility, flt: RunFilter, before_seq: int | None,
              limit: int) -> list[Run]: ...
 
-    def state_counts(self, owner_sub: str) -> dict[str, int]: ...
+    def state_counts(self, visible: Visibility) -> dict[str, int]: ...
 
     def active(self) -> list[Run]: ...
 

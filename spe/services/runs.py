@@ -1,7 +1,8 @@
 """Use cases of the WES API: submit, read, list, cancel, and read task logs.
 
-Visibility: a run is visible only to its owner; to anyone else it does not exist (404),
-so run ids do not leak."""
+Every run belongs to a project; who may see or act on it is decided by ``Gate`` (the
+permission table applied to the policy). A run a caller may not read does not exist for
+them (404), so run ids do not leak."""
 
 from __future__ import annotations
 
@@ -15,11 +16,16 @@ from spe.domain.catalog import Catalog
 from spe.domain.errors import Conflict, DomainError, NotFound
 from spe.domain.models import AuditEvent, Page, Principal, Run, RunFilter, TaskLog
 from spe.domain.paging import PageTokens
+from spe.domain.permissions import permission
 from spe.domain.ports import AuditLog, Dispatcher, RunRepository
 from spe.domain.states import RunState, is_final
+from spe.services.access import Gate
 from spe.services.submission import Limits, Submission, plan
 
 LOG_STREAMS = {"stdout": "logs/stdout.log", "stderr": "logs/stderr.log"}
+RUN_READ = permission("run.read")
+RUN_READ_LOGS = permission("run.read_logs")
+RUN_CANCEL = permission("run.cancel")
 
 
 def _now() -> datetime:
@@ -39,6 +45,7 @@ class RunService:
     tokens: PageTokens
     runs_dir: Path
     engine_versions: Callable[[], dict[str, str]]
+    gate: Gate
     limits: Limits = field(default_factory=Limits)
     clock: Callable[[], datetime] = _now
     new_id: Callable[[], str] = _new_id
@@ -46,6 +53,7 @@ class RunService:
     def submit(self, who: Principal, sub: Submission) -> str:
         try:
             p = plan(self.catalog, sub, self.limits, self.engine_versions())
+            project = self.gate.submission_project(who, p.request.tags)
         except DomainError as exc:
             self._audit("run.submit", who, "denied", "", {"reason": str(exc)[:500],
                                                           "error": type(exc).__name__})
@@ -55,27 +63,27 @@ class RunService:
             state=RunState.QUEUED, request=p.request, workflow_id=p.entry.id,
             workflow_version=p.entry.version, bundle_digest=p.entry.bundle_digest,
             engine=p.entry.engine, engine_options=p.engine_options, created_at=self.clock(),
-            project=p.request.tags.get("project", ""),
+            project=project,
         )
         run.request.workflow_params = p.params
         self.repo.add(run, AuditEvent(
             action="run.submit", actor=who.sub, outcome="accepted", target=run.id,
-            details={"workflow": p.entry.ref, "bundle_digest": p.entry.bundle_digest},
+            details={"workflow": p.entry.ref, "bundle_digest": p.entry.bundle_digest,
+                     "project": project},
             at=self.clock()))
         self.dispatcher.enqueue(run.id)
         return run.id
 
-    def get(self, who: Principal, run_id: str) -> Run:
-        run = self.repo.get(run_id)
-        if run is None or run.owner_sub != who.sub:
-            raise NotFound(f"run {run_id[:64]!r} not found")
-        return run
+    def get(self, who: Principal, run_id: str, perm: str = RUN_READ) -> Run:
+        return self.gate.check_run(who, self.repo.get(run_id), perm, run_id)
 
     def list(self, who: Principal, page_size: int, page_token: str,
              flt: RunFilter) -> Page[Run]:
-        scope = f"runs|{who.sub}|{sorted(s.value for s in flt.states)}|{sorted(flt.tags)}"
+        visible = self.gate.visibility(who)
+        scope = (f"runs|{visible}|{sorted(s.value for s in flt.states)}|"
+                 f"{sorted(flt.tags)}")
         before = self.tokens.decode(page_token, scope) if page_token else None
-        rows = self.repo.page(who.sub, flt, before, page_size + 1)
+        rows = self.repo.page(visible, flt, before, page_size + 1)
         items = rows[:page_size]
         token = self.tokens.encode(items[-1].seq, scope) if len(rows) > page_size else ""
         return Page(items=items, next_token=token)
@@ -83,11 +91,11 @@ class RunService:
     def state_counts(self, who: Principal | None) -> dict[str, int]:
         counts = {s.value: 0 for s in RunState}
         if who is not None:
-            counts.update(self.repo.state_counts(who.sub))
+            counts.update(self.repo.state_counts(self.gate.visibility(who)))
         return counts
 
     def cancel(self, who: Principal, run_id: str) -> str:
-        run = self.get(who, run_id)
+        run = self.get(who, run_id, RUN_CANCEL)
         if run.state in (RunState.CANCELING, RunState.CANCELED):
             return run.id
         if is_final(run.state):
@@ -122,7 +130,7 @@ class RunService:
 
     def log_tail(self, who: Principal, run_id: str, stream: str, max_bytes: int) -> bytes:
         """The last ``max_bytes`` of the engine's own stdout/stderr."""
-        run = self.get(who, run_id)
+        run = self.get(who, run_id, RUN_READ_LOGS)
         rel = LOG_STREAMS.get(stream)
         path = self.runs_dir / run.id / rel if rel else None
         if path is None or not path.is_file():

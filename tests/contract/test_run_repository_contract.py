@@ -21,7 +21,15 @@ from sqlalchemy import Engine, inspect, select
 from spe.adapters.db.repository import SqlAuditLog, SqlRunRepository
 from spe.adapters.db.session import alembic_config, make_engine, make_sessions, upgrade
 from spe.adapters.db.tables import AuditRow, Base
-from spe.domain.models import AuditEvent, OutputFile, Run, RunFilter, RunRequest, TaskLog
+from spe.domain.models import (
+    AuditEvent,
+    OutputFile,
+    Run,
+    RunFilter,
+    RunRequest,
+    TaskLog,
+    Visibility,
+)
 from spe.domain.states import FINAL_STATES, RunState
 from tests.postgres import PostgresServer
 
@@ -52,6 +60,9 @@ def engine(db_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def repo(engine: Engine) -> SqlRunRepository:
     return SqlRunRepository(make_sessions(engine))
+
+
+ALICE = Visibility("dev|alice")
 
 
 def make_run(owner: str = "alice", state: RunState = S.QUEUED,
@@ -257,7 +268,7 @@ def _ids(runs: list[Run]) -> list[str]:
 
 def test_page_is_newest_first_by_seq(repo: SqlRunRepository) -> None:
     runs = [repo.add(make_run()) for _ in range(5)]
-    page = repo.page("dev|alice", RunFilter(), None, 10)
+    page = repo.page(ALICE, RunFilter(), None, 10)
     assert _ids(page) == _ids(runs)[::-1]
     assert [r.seq for r in page] == sorted((r.seq for r in runs), reverse=True)
 
@@ -266,22 +277,34 @@ def test_page_honours_limit_and_before_seq(repo: SqlRunRepository) -> None:
     runs = [repo.add(make_run()) for _ in range(5)]
     newest_first = _ids(runs)[::-1]
 
-    first = repo.page("dev|alice", RunFilter(), None, 2)
+    first = repo.page(ALICE, RunFilter(), None, 2)
     assert _ids(first) == newest_first[:2]
-    second = repo.page("dev|alice", RunFilter(), first[-1].seq, 2)
+    second = repo.page(ALICE, RunFilter(), first[-1].seq, 2)
     assert _ids(second) == newest_first[2:4]
-    third = repo.page("dev|alice", RunFilter(), second[-1].seq, 2)
+    third = repo.page(ALICE, RunFilter(), second[-1].seq, 2)
     assert _ids(third) == newest_first[4:]
-    assert repo.page("dev|alice", RunFilter(), third[-1].seq, 2) == []
+    assert repo.page(ALICE, RunFilter(), third[-1].seq, 2) == []
+
+
+def test_page_shows_shared_projects_and_everything_to_whom_it_may(
+        repo: SqlRunRepository) -> None:
+    mine = repo.add(make_run("alice", project="pa"))
+    team = repo.add(make_run("bob", project="pa"))
+    other = repo.add(make_run("carol", project="pb"))
+    shared = Visibility("dev|alice", projects=("pa",))
+    assert set(_ids(repo.page(shared, RunFilter(), None, 100))) == {mine.id, team.id}
+    assert set(_ids(repo.page(Visibility("dev|zed", everything=True), RunFilter(), None,
+                              100))) == {mine.id, team.id, other.id}
+    assert repo.state_counts(shared) == {"QUEUED": 2}
 
 
 def test_page_shows_only_the_owners_runs(repo: SqlRunRepository) -> None:
     alice = [repo.add(make_run("alice")) for _ in range(3)]
     bob = [repo.add(make_run("bob")) for _ in range(2)]
-    assert set(_ids(repo.page("dev|alice", RunFilter(), None, 100))) == set(_ids(alice))
-    assert set(_ids(repo.page("dev|bob", RunFilter(), None, 100))) == set(_ids(bob))
-    assert repo.page("dev|carol", RunFilter(), None, 100) == []
-    assert repo.page("alice", RunFilter(), None, 100) == []  # the sub, not the user name
+    assert set(_ids(repo.page(ALICE, RunFilter(), None, 100))) == set(_ids(alice))
+    assert set(_ids(repo.page(Visibility("dev|bob"), RunFilter(), None, 100))) == set(_ids(bob))
+    assert repo.page(Visibility("dev|carol"), RunFilter(), None, 100) == []
+    assert repo.page(Visibility("alice"), RunFilter(), None, 100) == []  # sub, not name
 
 
 def test_page_filters_by_state(repo: SqlRunRepository) -> None:
@@ -290,11 +313,11 @@ def test_page_filters_by_state(repo: SqlRunRepository) -> None:
     repo.add(make_run(state=S.QUEUED))
     repo.add(make_run("bob", state=S.COMPLETE))
 
-    only_done = repo.page("dev|alice", RunFilter(states=(S.COMPLETE,)), None, 100)
+    only_done = repo.page(ALICE, RunFilter(states=(S.COMPLETE,)), None, 100)
     assert _ids(only_done) == [done.id]
-    either = repo.page("dev|alice", RunFilter(states=(S.COMPLETE, S.RUNNING)), None, 100)
+    either = repo.page(ALICE, RunFilter(states=(S.COMPLETE, S.RUNNING)), None, 100)
     assert _ids(either) == [running.id, done.id]
-    assert repo.page("dev|alice", RunFilter(states=(S.CANCELED,)), None, 100) == []
+    assert repo.page(ALICE, RunFilter(states=(S.CANCELED,)), None, 100) == []
 
 
 def test_page_filters_by_tags_requiring_every_tag(repo: SqlRunRepository) -> None:
@@ -306,7 +329,7 @@ def test_page_filters_by_tags_requiring_every_tag(repo: SqlRunRepository) -> Non
     repo.add(make_run("bob", tags={"a": "1", "b": "2"}))
 
     def tagged(*tags: tuple[str, str], states: tuple[RunState, ...] = ()) -> list[str]:
-        return _ids(repo.page("dev|alice", RunFilter(states=states, tags=tags), None, 100))
+        return _ids(repo.page(ALICE, RunFilter(states=states, tags=tags), None, 100))
 
     assert tagged(("a", "1")) == [a1b2.id, a1.id]
     assert tagged(("a", "1"), ("b", "2")) == [a1b2.id]
@@ -321,8 +344,8 @@ def test_page_with_filters_pages_by_before_seq(repo: SqlRunRepository) -> None:
     for _ in range(3):
         repo.add(make_run())
     flt = RunFilter(tags=(("k", "v"),))
-    first = repo.page("dev|alice", flt, None, 2)
-    rest = repo.page("dev|alice", flt, first[-1].seq, 2)
+    first = repo.page(ALICE, flt, None, 2)
+    rest = repo.page(ALICE, flt, first[-1].seq, 2)
     assert _ids(first) + _ids(rest) == _ids(tagged)[::-1]
 
 
@@ -331,15 +354,15 @@ def test_state_counts_are_per_owner(repo: SqlRunRepository) -> None:
         repo.add(make_run("alice", state=state))
     repo.add(make_run("bob", state=S.RUNNING))
 
-    assert repo.state_counts("dev|alice") == {"QUEUED": 2, "COMPLETE": 1, "EXECUTOR_ERROR": 1}
-    assert repo.state_counts("dev|bob") == {"RUNNING": 1}
-    assert repo.state_counts("dev|carol") == {}
+    assert repo.state_counts(ALICE) == {"QUEUED": 2, "COMPLETE": 1, "EXECUTOR_ERROR": 1}
+    assert repo.state_counts(Visibility("dev|bob")) == {"RUNNING": 1}
+    assert repo.state_counts(Visibility("dev|carol")) == {}
 
 
 def test_state_counts_follow_transitions(repo: SqlRunRepository) -> None:
     run = repo.add(make_run(state=S.QUEUED))
     repo.transition(run.id, frozenset({S.QUEUED}), S.CANCELED, at=T0)
-    assert repo.state_counts("dev|alice") == {"CANCELED": 1}
+    assert repo.state_counts(ALICE) == {"CANCELED": 1}
 
 
 def test_active_lists_every_owners_unfinished_runs_only(repo: SqlRunRepository) -> None:

@@ -95,7 +95,7 @@ def test_the_development_issuer_refuses_to_serve_beyond_loopback(tmp_path: Path)
 
     env = {**os.environ, "SPE_HOME": str(tmp_path)}
     result = subprocess.run([sys.executable, "-m", "spe.cli.main", "serve", "--host",
-                             "0.0.0.0", "--port", "0"], env=env, capture_output=True,
+                             "0.0.0.0", "--port", "0"], env=env, capture_output=True,  # noqa: S104 - the refusal is the point
                             text=True, timeout=60, check=False)
     assert result.returncode != 0
     assert "loopback" in result.stderr

@@ -5,6 +5,9 @@ names an unknown ``kid``; such a token triggers at most one JWKS fetch per
 ``min_refresh_interval`` seconds. The injected ``clock`` drives only those two timers:
 the token's own times (``exp``/``nbf``/``iat``) are checked by PyJWT against the system
 clock, with ``leeway_seconds`` of tolerance. Tokens are never logged nor put in messages.
+
+``claims(token)`` returns the verified claims (``verify`` maps them to a Principal) and
+``metadata()`` the cached discovery document, for verifiers built on this one (LS Login).
 """
 
 from __future__ import annotations
@@ -117,22 +120,43 @@ class OidcVerifier:
         self._discovery_url = issuer.rstrip("/") + DISCOVERY_SUFFIX
         self._lock = threading.Lock()
         self._jwks_uri: str | None = None
+        self._metadata: JSON | None = None
         self._discovery_at = -math.inf
         self._keys: list[_Key] | None = None
         self._jwks_at = -math.inf
 
+    @property
+    def issuer(self) -> str:
+        return self._issuer
+
+    @property
+    def audience(self) -> str:
+        return self._audience
+
     def verify(self, token: str) -> Principal:
+        return self._principal(self.claims(token))
+
+    def claims(self, token: str) -> JSON:
+        """The claims of ``token`` once its signature, issuer, times and audience verify;
+        raises ``Unauthenticated`` (or ``IdentityProviderUnavailable``) otherwise."""
         alg, kid = self._read_header(token)
         key = self._find_key(alg, kid)
         try:
-            claims = jwt.decode(
+            claims: JSON = jwt.decode(
                 token, key.key, algorithms=[alg], issuer=self._issuer, leeway=self._leeway,
                 options={"require": _REQUIRED_CLAIMS, "verify_aud": False},
             )
         except jwt.PyJWTError as exc:
             raise _token_error(exc) from None
         self._check_audience(claims)
-        return self._principal(claims)
+        return claims
+
+    def metadata(self) -> JSON:
+        """The issuer's discovery document (a copy), from the cache while it is fresh."""
+        with self._lock:
+            if self._metadata is None or self._discovery_stale():
+                self._load_discovery()
+            return dict(self._metadata or {})
 
     # -- token -----------------------------------------------------------------------------
 
@@ -206,11 +230,14 @@ class OidcVerifier:
 
     def _current_keys(self) -> list[_Key]:
         """Cached keys; loads discovery (when absent or stale) and keys (when absent)."""
-        if self._jwks_uri is None or self._clock() - self._discovery_at >= self._discovery_ttl:
+        if self._jwks_uri is None or self._discovery_stale():
             self._load_discovery()
         if self._keys is None:
             return self._fetch_keys()
         return self._keys
+
+    def _discovery_stale(self) -> bool:
+        return self._clock() - self._discovery_at >= self._discovery_ttl
 
     def _load_discovery(self) -> None:
         url = self._discovery_url
@@ -223,6 +250,7 @@ class OidcVerifier:
         if jwks_uri != self._jwks_uri:
             self._keys = None
         self._jwks_uri = jwks_uri
+        self._metadata = doc
         self._discovery_at = self._clock()
 
     def _fetch_keys(self) -> list[_Key]:

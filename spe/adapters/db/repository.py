@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from spe.adapters.db.tables import AuditRow, RunRow, RunTagRow, TaskRow
-from spe.domain.models import AuditEvent, OutputFile, Run, RunFilter, RunRequest, TaskLog
+from spe.domain.models import (
+    AuditEvent,
+    OutputFile,
+    Run,
+    RunFilter,
+    RunRequest,
+    TaskLog,
+    Visibility,
+)
 from spe.domain.states import FINAL_STATES, RunState
 
 
@@ -41,6 +49,13 @@ def _fill(row: RunRow, run: Run) -> None:
     row.cmd = list(run.cmd)
     row.system_logs = list(run.system_logs)
     row.outputs = [{"path": o.path, "size": o.size, "sha256": o.sha256} for o in run.outputs]
+
+
+def _visible(visible: Visibility) -> ColumnElement[bool]:
+    if visible.everything:
+        return true()
+    own = RunRow.owner_sub == visible.owner_sub
+    return or_(own, RunRow.project.in_(visible.projects)) if visible.projects else own
 
 
 def _to_task(row: TaskRow) -> TaskLog:
@@ -101,9 +116,9 @@ class SqlRunRepository:
             )
             return bool(getattr(result, "rowcount", 0))
 
-    def page(self, owner_sub: str, flt: RunFilter, before_seq: int | None,
+    def page(self, visible: Visibility, flt: RunFilter, before_seq: int | None,
              limit: int) -> list[Run]:
-        query = select(RunRow).where(RunRow.owner_sub == owner_sub)
+        query = select(RunRow).where(_visible(visible))
         if before_seq is not None:
             query = query.where(RunRow.seq < before_seq)
         if flt.states:
@@ -115,8 +130,8 @@ class SqlRunRepository:
         with self._sessions() as s:
             return [_to_run(r) for r in s.scalars(query)]
 
-    def state_counts(self, owner_sub: str) -> dict[str, int]:
-        query = (select(RunRow.state, func.count()).where(RunRow.owner_sub == owner_sub)
+    def state_counts(self, visible: Visibility) -> dict[str, int]:
+        query = (select(RunRow.state, func.count()).where(_visible(visible))
                  .group_by(RunRow.state))
         with self._sessions() as s:
             return {state: int(n) for state, n in s.execute(query)}

@@ -1,0 +1,48 @@
+"""Reads the policy file (YAML) and provides the built-in policy of the embedded default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from spe.domain.errors import InvalidRequest
+from spe.domain.policy import Policy
+from spe.domain.policy_file import parse_policy
+
+DEV_AUTHORITY = "dev.invalid"
+DEV_NAMESPACE = "urn:geant:dev.invalid"
+
+# The embedded default: one project, `demo`; `spe dev token` grants its membership.
+DEV_POLICY = {
+    "trusted_authorities": [DEV_AUTHORITY],
+    "projects": [{
+        "id": "demo", "title": "Development project of the embedded default",
+        "entitlements": [f"{DEV_NAMESPACE}:group:spe:demo"], "visibility": "owner",
+    }],
+    "roles": [
+        {"role": "reviewer", "project": "demo",
+         "entitlement": f"{DEV_NAMESPACE}:group:spe:demo:role=reviewer"},
+        {"role": "operator", "project": "*",
+         "entitlement": f"{DEV_NAMESPACE}:group:spe:operators"},
+    ],
+}
+
+
+def dev_entitlement(group: str) -> str:
+    """The entitlement string the development issuer puts in tokens for ``group``
+    (``spe:demo``, ``spe:demo:role=reviewer``, ``spe:operators``)."""
+    return f"{DEV_NAMESPACE}:group:{group}#{DEV_AUTHORITY}"
+
+
+def load_policy(path: Path) -> Policy:
+    """The policy in ``path``; ``InvalidRequest`` naming every problem otherwise."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InvalidRequest(f"cannot read the policy file {path}: {exc}") from exc
+    return parse_policy(data)
+
+
+def dev_policy() -> Policy:
+    return parse_policy(DEV_POLICY)

@@ -1,0 +1,70 @@
+"""Who may do what: one table, checked in one place (``allowed``), deny by default.
+
+A permission is granted by a *relation* between the caller and the resource. Services
+name permissions through ``permission("...")`` at import time, so an unknown name fails
+when the module is imported, not when a request arrives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from spe.domain.policy import Access
+
+
+class Relation(StrEnum):
+    ANYONE = "anyone authenticated"
+    OWNER = "owner of the run"
+    PROJECT_SHARED = "member of the run's project, where the project shares runs"
+    PROJECT_RESEARCHER = "researcher in the project"
+    OPERATOR = "operator"
+
+
+R = Relation
+
+# permission -> the relations that grant it. Operators see run metadata everywhere, but
+# never logs or file contents.
+PERMISSIONS: dict[str, frozenset[Relation]] = {
+    "catalog.list": frozenset({R.ANYONE}),
+    "me.read": frozenset({R.ANYONE}),
+    "run.list": frozenset({R.ANYONE}),  # filtered to what run.read allows
+    "run.submit": frozenset({R.PROJECT_RESEARCHER}),
+    "run.read": frozenset({R.OWNER, R.PROJECT_SHARED, R.OPERATOR}),
+    "run.read_logs": frozenset({R.OWNER, R.PROJECT_SHARED}),
+    "run.cancel": frozenset({R.OWNER, R.OPERATOR}),
+}
+
+
+def permission(name: str) -> str:
+    """``name`` if it is in the table; raises ``KeyError`` (at import time) otherwise."""
+    if name not in PERMISSIONS:
+        raise KeyError(f"unknown permission {name!r}; known: {sorted(PERMISSIONS)}")
+    return name
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What a permission is checked against: a run (owner, project) or a project."""
+
+    project: str = ""
+    owner_sub: str = ""
+    shared: bool = False  # the project's runs are visible to its members
+
+
+def relations(access: Access, resource: Resource) -> set[Relation]:
+    found = {R.ANYONE}
+    if resource.owner_sub and resource.owner_sub == access.principal.sub:
+        found.add(R.OWNER)
+    roles = access.roles_in(resource.project) if resource.project else frozenset()
+    if resource.shared and resource.project in access.projects:
+        found.add(R.PROJECT_SHARED)
+    if resource.project and "researcher" in access.projects.get(resource.project, ()):
+        found.add(R.PROJECT_RESEARCHER)
+    if "operator" in access.global_roles or "operator" in roles:
+        found.add(R.OPERATOR)
+    return found
+
+
+def allowed(access: Access, name: str, resource: Resource) -> bool:
+    """The one check. Unknown permission names are refused loudly."""
+    return bool(PERMISSIONS[permission(name)] & relations(access, resource))
