@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +35,7 @@ from spe.adapters.engines.snakemake import SnakemakeEngine
 from spe.adapters.executors.local import LocalExecutor
 from spe.adapters.policy import dev_policy, load_policy
 from spe.adapters.queue.inline import InlineDispatcher
+from spe.adapters.storage.factory import S3Settings, StoreFactory
 from spe.api import context
 from spe.api.errors import (
     on_domain_error,
@@ -54,6 +55,7 @@ from spe.domain.paging import PageTokens
 from spe.domain.policy import Policy
 from spe.domain.ports import Dispatcher, TokenVerifier, WorkflowEngine
 from spe.services.access import Gate
+from spe.services.data import DataService
 from spe.services.execution import Execution
 from spe.services.runs import RunService
 from spe.services.service_info import ServiceInfo
@@ -111,6 +113,32 @@ def auth_instructions(settings: Settings, dev_issuer: DevIssuer | None) -> str:
                 "and send it as 'Authorization: Bearer $SPE_TOKEN'.\n")
     return (f"Tokens are issued by {settings.oidc_issuer} for the audience (client id) "
             f"'{settings.oidc_audience}'.\nSend them as 'Authorization: Bearer <token>'.\n")
+
+
+def make_stores(settings: Settings) -> StoreFactory:
+    s3 = None
+    if settings.s3_access_key and settings.s3_secret_key is not None:
+        s3 = S3Settings(settings.s3_endpoint_url, settings.s3_access_key,
+                        settings.s3_secret_key.get_secret_value(), settings.s3_region,
+                        settings.s3_sse, settings.s3_sse_kms_key_id)
+    return StoreFactory(secret=settings.page_secret(), s3=s3)
+
+
+def quarantine_locations(settings: Settings, policy: Policy) -> Callable[[str], str]:
+    """Where a project's quarantine is: its ``storage.quarantine``, else a folder of the
+    default quarantine root (created on first use)."""
+    root = settings.quarantine_dir or settings.home / "quarantine"
+
+    def location(project: str) -> str:
+        configured = policy.projects[project].storage.get("quarantine") \
+            if project in policy.projects else None
+        if configured:
+            return configured
+        path = root / (project or "_unassigned")
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path)
+
+    return location
 
 
 def make_policy(settings: Settings) -> Policy:
@@ -197,18 +225,22 @@ def create_app(settings: Settings, *, migrate: bool = True,
     def engine_versions() -> dict[str, str]:
         return {name: engine.version() for name, engine in engines.items()}
 
+    policy = make_policy(settings)
+    gate = Gate(policy)
+    data = DataService(gate=gate, stores=make_stores(settings), audit=audit,
+                       quarantine_location=quarantine_locations(settings, policy))
     execution = Execution(repo=repo, catalog=catalog, bundles=bundles, engines=engines,
                           executor=LocalExecutor(settings.cancel_grace_seconds),
-                          runs_dir=settings.runs_dir, max_active=settings.max_active_runs)
+                          runs_dir=settings.runs_dir, max_active=settings.max_active_runs,
+                          data=data)
     worker = Worker(execution, settings.reconcile_seconds)
     inline = InlineDispatcher(worker.handle, settings.workers)
     dispatcher: Dispatcher = dispatcher_factory() if dispatcher_factory else inline
-    policy = make_policy(settings)
     verifier, dev_issuer = make_verifier(settings, policy)
     authenticate = Authenticator(verifier, audit)
     runs = RunService(repo=repo, catalog=catalog, dispatcher=dispatcher, audit=audit,
                       tokens=PageTokens(settings.page_secret()), runs_dir=settings.runs_dir,
-                      engine_versions=engine_versions, gate=Gate(policy),
+                      engine_versions=engine_versions, gate=gate, data=data,
                       limits=Limits(settings.max_attachment_bytes, settings.max_attachments))
     info = ServiceInfo(catalog=catalog, engine_versions=engine_versions,
                        name=settings.service_name,

@@ -86,6 +86,16 @@ class Settings(BaseSettings):
     reconcile_seconds: float = Field(1.0, gt=0, description="Reconciler poll interval.")
     cancel_grace_seconds: float = Field(10.0, ge=0, description="SIGTERM to SIGKILL delay.")
 
+    quarantine_dir: Path | None = Field(None, description="Default quarantine root "
+                                        "(one folder per project); empty: SPE_HOME/quarantine.")
+    s3_endpoint_url: str = Field("", description="S3 endpoint (MinIO, SeaweedFS...); empty: "
+                                 "AWS.")
+    s3_access_key: str = Field("", description="S3 access key of the service.")
+    s3_secret_key: SecretStr | None = Field(None, description="S3 secret key of the service.")
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_sse: Literal["", "AES256", "aws:kms"] = Field(
+        "", description="Server-side encryption requested on every S3 write.")
+    s3_sse_kms_key_id: str = Field("", description="KMS key id for s3_sse=aws:kms.")
     secret_key: SecretStr | None = Field(None, description="Signs page tokens; generated in "
                                          "SPE_HOME when absent.")
     snakemake_bin: str = Field("snakemake", description="Snakemake executable.")
@@ -150,6 +160,7 @@ class Settings(BaseSettings):
         data = self.model_dump(mode="json")
         data["secret_key"] = "***" if self.secret_key else None
         data["oidc_client_secret"] = "***" if self.oidc_client_secret else None
+        data["s3_secret_key"] = "***" if self.s3_secret_key else None
         if "@" in data["database_url"]:
             scheme, _, rest = data["database_url"].partition("://")
             data["database_url"] = f"{scheme}://***@{rest.rsplit('@', 1)[-1]}"

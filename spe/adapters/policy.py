@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -11,10 +12,12 @@ from spe.domain.policy import Policy
 from spe.domain.policy_file import parse_policy
 
 DEV_AUTHORITY = "dev.invalid"
+# synthetic cohorts shipped with the repository, readable by the `demo` project
+DEMO_DATASET = Path(__file__).resolve().parents[2] / "examples" / "datasets" / "demo-cohorts"
 DEV_NAMESPACE = "urn:geant:dev.invalid"
 
 # The embedded default: one project, `demo`; `spe dev token` grants its membership.
-DEV_POLICY = {
+DEV_POLICY: dict[str, Any] = {
     "trusted_authorities": [DEV_AUTHORITY],
     "projects": [{
         "id": "demo", "title": "Development project of the embedded default",
@@ -26,6 +29,10 @@ DEV_POLICY = {
         {"role": "operator", "project": "*",
          "entitlement": f"{DEV_NAMESPACE}:group:spe:operators"},
     ],
+    "datasets": [{
+        "id": "demo-cohorts", "location": str(DEMO_DATASET), "projects": ["demo"],
+        "description": "Two synthetic cohort tables (cohort_a.tsv, cohort_b.tsv)",
+    }],
 }
 
 

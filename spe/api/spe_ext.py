@@ -31,6 +31,23 @@ class SpeApi:
         titles = {p.id: p.title for p in self.runs.gate.policy.projects.values()}
         return shapes.me(access, titles)
 
+    def list_datasets(self) -> Body:
+        access = self.runs.gate.access(context.principal())
+        policy = self.runs.gate.policy
+        datasets = []
+        for ds_id in access.datasets:
+            ds = policy.datasets[ds_id]
+            granted = [f"project:{p}" for p in ds.projects if p in access.projects]
+            if ds.visa is not None and not granted:
+                granted = ["visa:ControlledAccessGrants"]
+            datasets.append({"id": ds.id, "description": ds.description,
+                             "kind": "s3" if ds.location.startswith("s3://") else "filesystem",
+                             "granted_by": granted})
+        return {"datasets": datasets}
+
+    def purge_run(self, run_id: str) -> Body:
+        return {"run_id": run_id, **self.runs.purge(context.principal(), run_id)}
+
     def list_workflows(self) -> Body:
         context.principal()
         return {"workflows": [shapes.workflow(e) for e in self.catalog.entries()]}

@@ -118,6 +118,7 @@ class Run:
     cmd: tuple[str, ...] = ()
     system_logs: list[str] = field(default_factory=list)
     outputs: list[OutputFile] = field(default_factory=list)
+    purged_at: datetime | None = None
     seq: int = 0
 
 

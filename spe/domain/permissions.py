@@ -32,6 +32,8 @@ PERMISSIONS: dict[str, frozenset[Relation]] = {
     "run.read": frozenset({R.OWNER, R.PROJECT_SHARED, R.OPERATOR}),
     "run.read_logs": frozenset({R.OWNER, R.PROJECT_SHARED}),
     "run.cancel": frozenset({R.OWNER, R.OPERATOR}),
+    "run.purge": frozenset({R.OWNER, R.OPERATOR}),
+    "dataset.list": frozenset({R.ANYONE}),  # filtered to what the policy grants
 }
 
 

@@ -157,6 +157,9 @@ def parse_policy(data: Any) -> Policy:
              if (r := _role(i, raw, known, errors)) is not None]
     datasets = [d for i, raw in enumerate(_list(data, "datasets", "", errors))
                 if (d := _dataset(i, raw, known, errors)) is not None]
+    dataset_ids = [d.id for d in datasets]
+    for dup in sorted({i for i in dataset_ids if dataset_ids.count(i) > 1}):
+        errors.add("/datasets", f"duplicate dataset id {dup!r}")
     authorities = _list(data, "trusted_authorities", "", errors)
     issuers = data.get("visa_issuers") or {}
     if not isinstance(issuers, dict) or not all(

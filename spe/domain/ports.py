@@ -3,10 +3,11 @@ matching suite in ``tests/contract/`` checks against every adapter and every fak
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from spe.domain.catalog import WorkflowEntry
 from spe.domain.models import (
@@ -135,6 +136,58 @@ class RunRepository(Protocol):
     def tasks(self, run_id: str, start: int, limit: int) -> list[TaskLog]: ...
 
     def task(self, run_id: str, task_id: str) -> TaskLog | None: ...
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object. ``key`` is a relative POSIX path inside the store."""
+
+    key: str
+    size: int
+    modified: datetime | None = None
+
+
+class ObjectStore(Protocol):
+    """Bytes under keys, in one root: a directory, or an S3 bucket and prefix.
+
+    - Keys are relative POSIX paths; ``..`` segments, absolute paths, backslashes, NUL and
+      control characters are refused with ``InvalidRequest`` before any I/O.
+    - ``put`` streams from a binary file object (large objects in parts); ``put_file`` and
+      ``get_file`` move whole files; ``get`` streams chunks and never loads the whole
+      object; a missing key raises ``NotFound`` (``stat`` returns None instead).
+    - ``list(prefix)`` yields every object under ``prefix``, sorted by key.
+    - ``copy`` is server-side where the backend allows; ``delete`` is idempotent.
+    - ``presign(key, seconds)`` returns a URL that ``read_presigned`` (or, for S3, any
+      HTTP client) can read until it expires; tampered or expired URLs are refused.
+    """
+
+    def put(self, key: str, stream: BinaryIO) -> ObjectInfo: ...
+
+    def put_file(self, key: str, path: Path) -> ObjectInfo: ...
+
+    def get(self, key: str) -> Iterator[bytes]: ...
+
+    def get_file(self, key: str, dest: Path) -> ObjectInfo: ...
+
+    def stat(self, key: str) -> ObjectInfo | None: ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
+
+    def copy(self, src: str, dst: str) -> ObjectInfo: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def presign(self, key: str, seconds: int) -> str: ...
+
+    def read_presigned(self, url: str) -> Iterator[bytes]: ...
+
+
+@runtime_checkable
+class LocalStore(Protocol):
+    """A store whose objects are files on a filesystem the runs can read directly.
+    ``local_path(key)`` is the real path, already checked to stay inside the store."""
+
+    def local_path(self, key: str) -> Path: ...
 
 
 class TokenVerifier(Protocol):

@@ -62,7 +62,8 @@ class Gate:
 
     def visibility(self, who: Principal) -> Visibility:
         access = self.access(who)
-        shared = tuple(sorted(p for p in access.projects
-                              if (proj := self.policy.project(p)) is not None
-                              and proj.visibility == "project"))
+        shared = tuple(sorted(
+            p for p in access.projects
+            if "operator" in access.roles_in(p)
+            or ((proj := self.policy.project(p)) is not None and proj.visibility == "project")))
         return Visibility(owner_sub=who.sub, projects=shared, everything=access.is_operator)

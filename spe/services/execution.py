@@ -40,6 +40,7 @@ from spe.domain.ports import (
     WorkflowEngine,
 )
 from spe.domain.states import RunState, can_move, is_final
+from spe.services.data import DataService
 
 log = logging.getLogger(__name__)
 S = RunState
@@ -60,6 +61,7 @@ class Execution:
     runs_dir: Path
     resources: Callable[[Run], dict[str, int]] = lambda run: {}
     max_active: int = 4
+    data: DataService | None = None
     clock: Callable[[], datetime] = _now
 
     def workdir(self, run: Run) -> Path:
@@ -125,7 +127,10 @@ class Execution:
                         ignore=shutil.ignore_patterns("__pycache__", ".snakemake"))
         (workdir / "logs").mkdir(parents=True, exist_ok=True)
         params_file = workdir / "params.json"
-        params_file.write_text(json.dumps(run.request.workflow_params, indent=2))
+        params = run.request.workflow_params
+        if self.data is not None:
+            params = self.data.stage(entry, params, workdir)
+        params_file.write_text(json.dumps(params, indent=2))
         engine = self.engines[entry.engine]
         argv = engine.argv(entry, bundle_dir, params_file, workdir, run.engine_options)
         return ExecutionSpec(run_id=run.id, argv=tuple(argv), workdir=workdir,
@@ -212,15 +217,16 @@ class Execution:
         self.repo.transition(fresh.id, frozenset({fresh.state}), target, self.clock())
 
     def _hash_outputs(self, run: Run) -> list[OutputFile]:
+        """The declared outputs, copied into the project's quarantine (hashed while they
+        stream) when a data service is configured, else hashed in place."""
         engine = self.engines.get(run.engine)
         entry = next((e for e in self.catalog.entries()
                       if (e.id, e.version) == (run.workflow_id, run.workflow_version)), None)
         if engine is None or entry is None or not self.workdir(run).is_dir():
             return []  # an entry removed from the catalog lists no outputs; the run ends
-        files = []
         base = engine.output_dir(self.workdir(run))
-        for rel in engine.outputs(entry, self.workdir(run)):
-            size, digest = sha256_file(base / rel)
-            files.append(OutputFile(path=rel.as_posix(), size=size, sha256=digest))
-        return files
+        found = engine.outputs(entry, self.workdir(run))
+        if self.data is not None:
+            return self.data.quarantine(run.project, run.id, base, found)
+        return [OutputFile(rel.as_posix(), *sha256_file(base / rel)) for rel in found]
 

@@ -6,6 +6,7 @@ them (404), so run ids do not leak."""
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,12 +21,14 @@ from spe.domain.permissions import permission
 from spe.domain.ports import AuditLog, Dispatcher, RunRepository
 from spe.domain.states import RunState, is_final
 from spe.services.access import Gate
+from spe.services.data import DataService
 from spe.services.submission import Limits, Submission, plan
 
 LOG_STREAMS = {"stdout": "logs/stdout.log", "stderr": "logs/stderr.log"}
 RUN_READ = permission("run.read")
 RUN_READ_LOGS = permission("run.read_logs")
 RUN_CANCEL = permission("run.cancel")
+RUN_PURGE = permission("run.purge")
 
 
 def _now() -> datetime:
@@ -46,6 +49,7 @@ class RunService:
     runs_dir: Path
     engine_versions: Callable[[], dict[str, str]]
     gate: Gate
+    data: DataService | None = None
     limits: Limits = field(default_factory=Limits)
     clock: Callable[[], datetime] = _now
     new_id: Callable[[], str] = _new_id
@@ -54,6 +58,8 @@ class RunService:
         try:
             p = plan(self.catalog, sub, self.limits, self.engine_versions())
             project = self.gate.submission_project(who, p.request.tags)
+            if self.data is not None:
+                self.data.authorize(who, p.entry, p.params)
         except DomainError as exc:
             self._audit("run.submit", who, "denied", "", {"reason": str(exc)[:500],
                                                           "error": type(exc).__name__})
@@ -110,6 +116,26 @@ class RunService:
         self._audit("run.cancel", who, "canceling", run.id, {"from": run.state.value})
         self.dispatcher.enqueue_cancel(run.id)
         return run.id
+
+    def purge(self, who: Principal, run_id: str) -> dict[str, int]:
+        """Remove a finished run's work directory and quarantined outputs. Its metadata
+        (state, output names and digests) stays, marked as purged, for the audit trail."""
+        run = self.get(who, run_id, RUN_PURGE)
+        if not is_final(run.state):
+            raise Conflict(f"run {run.id} is {run.state.value}: cancel it before purging")
+        workdir = self.runs_dir / run.id
+        removed_work = workdir.is_dir() and workdir.parent == self.runs_dir
+        if removed_work:
+            shutil.rmtree(workdir)
+        removed = self.data.purge_quarantine(run.project, run.id) if self.data else 0
+        if run.purged_at is None:
+            run.purged_at = self.clock()
+            run.system_logs = [*run.system_logs,
+                               f"purged by {who.username} at {run.purged_at.isoformat()}"]
+            self.repo.save(run)
+        self._audit("run.purge", who, "purged", run.id,
+                    {"work_dir": removed_work, "quarantined_files": removed})
+        return {"work_dir_removed": int(removed_work), "quarantined_files_removed": removed}
 
     def tasks(self, who: Principal, run_id: str, page_size: int,
               page_token: str) -> Page[TaskLog]:

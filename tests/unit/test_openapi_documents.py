@@ -195,7 +195,7 @@ def test_run_workflow_form(wes: dict[str, Any]) -> None:
 def test_spe_operation_ids_are_python_names(spe: dict[str, Any]) -> None:
     ids = {op["operationId"] for op in _operations(spe).values()}
     assert ids == {"list_workflows", "get_workflow", "get_run_log_stream", "list_run_outputs",
-                   "get_me", "get_auth_instructions"}
+                   "get_me", "get_auth_instructions", "purge_run", "list_datasets"}
     assert all(i.isidentifier() and i == i.lower() for i in ids)
 
 

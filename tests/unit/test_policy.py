@@ -116,3 +116,22 @@ def test_operators_read_run_metadata_but_never_logs() -> None:
     run = Resource(project="proj-a", owner_sub="dev|alice")
     assert allowed(operator, "run.read", run)
     assert not allowed(operator, "run.read_logs", run)
+
+
+def test_duplicate_dataset_ids_are_refused() -> None:
+    data = yaml.safe_load(POLICY_FILE.read_text())
+    data["datasets"].append(dict(data["datasets"][0]))
+    with pytest.raises(InvalidRequest) as err:
+        parse_policy(data)
+    assert ("/datasets", "duplicate dataset id 'cohort-a'") in err.value.errors
+
+
+def test_a_project_operator_lists_the_projects_runs() -> None:
+    from spe.services.access import Gate
+
+    data = yaml.safe_load(POLICY_FILE.read_text())
+    data["roles"].append({"role": "operator", "project": "proj-a",
+                          "entitlement": "urn:geant:dev.invalid:group:spe:proj-a:role=ops"})
+    gate = Gate(parse_policy(data))
+    visible = gate.visibility(who("spe:proj-a:role=ops"))
+    assert visible.projects == ("proj-a",) and not visible.everything

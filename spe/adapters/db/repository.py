@@ -38,6 +38,7 @@ def _to_run(row: RunRow) -> Run:
         start_time=_utc(row.start_time), end_time=_utc(row.end_time), exit_code=row.exit_code,
         handle=row.handle, cmd=tuple(row.cmd or ()), system_logs=list(row.system_logs or ()),
         outputs=[OutputFile(**o) for o in row.outputs or ()], seq=row.seq,
+        purged_at=_utc(row.purged_at),
     )
 
 
@@ -49,6 +50,7 @@ def _fill(row: RunRow, run: Run) -> None:
     row.cmd = list(run.cmd)
     row.system_logs = list(run.system_logs)
     row.outputs = [{"path": o.path, "size": o.size, "sha256": o.sha256} for o in run.outputs]
+    row.purged_at = _utc(run.purged_at)
 
 
 def _visible(visible: Visibility) -> ColumnElement[bool]:

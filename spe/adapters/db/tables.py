@@ -36,10 +36,12 @@ class RunRow(Base):
     cmd: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
     system_logs: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
     outputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False, default=list)
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index("ix_runs_owner_seq", "owner_sub", "seq"),
         Index("ix_runs_state", "state"),
+        Index("ix_runs_project_seq", "project", "seq"),
     )
 
 

@@ -1,0 +1,52 @@
+"""Opens the right ObjectStore for a location: an absolute path (the shared filesystem)
+or ``s3://bucket/prefix`` (MinIO or any S3 service, with the service's credentials)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spe.adapters.storage.filesystem import FilesystemStore
+from spe.adapters.storage.s3 import S3Store
+from spe.domain.ports import ObjectStore
+
+
+@dataclass
+class S3Settings:
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+    region: str = "us-east-1"
+    sse: str = ""
+    sse_kms_key_id: str = ""
+
+
+@dataclass
+class StoreFactory:
+    """``factory(location)``: one cached store per location."""
+
+    secret: bytes
+    s3: S3Settings | None = None
+    _cache: dict[str, ObjectStore] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, location: str) -> ObjectStore:
+        with self._lock:
+            if location not in self._cache:
+                self._cache[location] = self._open(location)
+            return self._cache[location]
+
+    def _open(self, location: str) -> ObjectStore:
+        if location.startswith("s3://"):
+            if self.s3 is None:
+                raise ValueError(f"{location}: no S3 endpoint and credentials are configured")
+            bucket, _, prefix = location[len("s3://"):].partition("/")
+            return S3Store(bucket, prefix, endpoint_url=self.s3.endpoint_url or None,
+                           access_key=self.s3.access_key, secret_key=self.s3.secret_key,
+                           region=self.s3.region, sse=self.s3.sse or None,
+                           sse_kms_key_id=self.s3.sse_kms_key_id or None)
+        path = Path(location)
+        if not path.is_absolute():
+            raise ValueError(f"{location}: a storage location is an absolute path or s3://")
+        return FilesystemStore(path, secret=self.secret)

@@ -1,0 +1,123 @@
+"""Data zones: authorising a run's input references, staging them read-only into the run
+directory, copying outputs into the project's quarantine (hashed while streaming), and
+purging a run's data.
+
+Inputs from the shared filesystem are linked (the dataset's own permissions keep them
+read-only); inputs in S3 are downloaded in parallel, their size verified, and made
+read-only. No API path reads quarantine bytes: only the airlock may, and it writes the
+outbox."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from spe.domain.catalog import WorkflowEntry
+from spe.domain.data_refs import DataRef, parse_refs, set_pointer
+from spe.domain.errors import Forbidden, InvalidRequest
+from spe.domain.models import AuditEvent, OutputFile, Principal
+from spe.domain.ports import AuditLog, LocalStore, ObjectStore
+from spe.services.access import Gate
+
+StoreFactory = Callable[[str], ObjectStore]
+INPUTS = "inputs"
+
+
+class HashingReader:
+    """Wraps a binary file: every byte read is also fed to sha256 and counted."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self._raw.read(n)
+        self.sha256.update(chunk)
+        self.size += len(chunk)
+        return chunk
+
+
+@dataclass
+class DataService:
+    gate: Gate
+    stores: StoreFactory
+    audit: AuditLog
+    quarantine_location: Callable[[str], str]
+    parallel_downloads: int = 4
+
+    def authorize(self, who: Principal, entry: WorkflowEntry,
+                  params: dict[str, Any]) -> list[DataRef]:
+        """Every input reference, checked against the caller: 403 naming the dataset (and
+        an audit event) when they may not read it; 400 when the file does not exist."""
+        datasets = self.gate.policy.datasets
+        refs = parse_refs(entry.params_schema, params, datasets)
+        readable = set(self.gate.access(who).datasets)
+        for ref in refs:
+            if ref.dataset not in readable:
+                self.audit.append(AuditEvent(
+                    action="data.denied", actor=who.sub, outcome="denied",
+                    target=ref.dataset, details={"workflow": entry.ref,
+                                                 "pointer": ref.pointer}))
+                raise Forbidden(f"you may not read dataset {ref.dataset!r}", rule="dataset")
+            if self.stores(datasets[ref.dataset].location).stat(ref.path) is None:
+                raise InvalidRequest("an input does not exist",
+                                     [(f"/workflow_params{ref.pointer}",
+                                       f"{ref.raw[:200]!r} is not a file of the dataset")])
+        return refs
+
+    def stage(self, entry: WorkflowEntry, params: dict[str, Any],
+              run_dir: Path) -> dict[str, Any]:
+        """Stage every input under ``run_dir/inputs`` and return the params the engine gets
+        (references replaced by local paths)."""
+        datasets = self.gate.policy.datasets
+        refs = parse_refs(entry.params_schema, params, datasets)
+        staged = dict(params)
+        jobs = []
+        for ref in refs:
+            local = run_dir / INPUTS / ref.dataset / ref.path
+            local.parent.mkdir(parents=True, exist_ok=True)
+            jobs.append((self.stores(datasets[ref.dataset].location), ref.path, local))
+            set_pointer(staged, ref.pointer, str(local))
+        with ThreadPoolExecutor(max_workers=self.parallel_downloads) as pool:
+            list(pool.map(lambda job: _stage_one(*job), jobs))
+        return staged
+
+    def quarantine(self, project: str, run_id: str, outdir: Path,
+                   files: list[Path]) -> list[OutputFile]:
+        """Copy outputs into the project's quarantine under ``<run_id>/``, hashing each
+        file while it streams; return what was recorded."""
+        store = self.stores(self.quarantine_location(project))
+        recorded = []
+        for rel in files:
+            with (outdir / rel).open("rb") as fh:
+                reader = HashingReader(fh)
+                store.put(f"{run_id}/{rel.as_posix()}", reader)  # type: ignore[arg-type]
+            recorded.append(OutputFile(path=rel.as_posix(), size=reader.size,
+                                       sha256=reader.sha256.hexdigest()))
+        return recorded
+
+    def purge_quarantine(self, project: str, run_id: str) -> int:
+        store = self.stores(self.quarantine_location(project))
+        keys = [info.key for info in store.list(f"{run_id}/")]
+        for key in keys:
+            store.delete(key)
+        return len(keys)
+
+
+def _stage_one(store: ObjectStore, key: str, local: Path) -> None:
+    if isinstance(store, LocalStore):
+        local.symlink_to(store.local_path(key))  # the dataset's permissions apply
+        return
+    tmp = local.with_name(local.name + ".part")
+    info = store.get_file(key, tmp)
+    expected = store.stat(key)
+    if expected is None or tmp.stat().st_size != expected.size or info.size != expected.size:
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"staging {key} failed: size mismatch")
+    tmp.chmod(0o444)
+    tmp.replace(local)
