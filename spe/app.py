@@ -242,6 +242,7 @@ def create_app(settings: Settings, *, migrate: bool = True,
                       tokens=PageTokens(settings.page_secret()), runs_dir=settings.runs_dir,
                       engine_versions=engine_versions, gate=gate, data=data,
                       limits=Limits(settings.max_attachment_bytes, settings.max_attachments))
+    worker.schedule_sweep(runs.sweep_retention, settings.retention_sweep_seconds)
     info = ServiceInfo(catalog=catalog, engine_versions=engine_versions,
                        name=settings.service_name,
                        organization_name=settings.organization_name,

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     max_active_runs: int = Field(4, ge=1, le=1000,
                                  description="Runs executing at once; more wait in QUEUED.")
     reconcile_seconds: float = Field(1.0, gt=0, description="Reconciler poll interval.")
+    retention_sweep_seconds: float = Field(3600.0, gt=0, description="How often finished "
+                                           "runs past their project's retention are purged.")
     cancel_grace_seconds: float = Field(10.0, ge=0, description="SIGTERM to SIGKILL delay.")
 
     quarantine_dir: Path | None = Field(None, description="Default quarantine root "

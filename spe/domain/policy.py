@@ -29,6 +29,7 @@ class Project:
     storage: dict[str, str] = field(default_factory=dict)
     airlock: dict[str, int] = field(default_factory=dict)
     visibility: str = "owner"
+    retention_days: int = 0  # 0: a run's data is kept until purged by hand
 
 
 @dataclass(frozen=True)

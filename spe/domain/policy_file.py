@@ -24,7 +24,7 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _TOP = {"trusted_authorities", "visa_issuers", "visa_max_age_seconds", "projects", "roles",
         "datasets"}
 _PROJECT = {"id", "title", "entitlements", "posix_group", "slurm_account", "storage",
-            "airlock", "visibility"}
+            "airlock", "visibility", "retention_days"}
 
 
 class _Errors(list[tuple[str, str]]):
@@ -79,7 +79,12 @@ def _project(i: int, raw: Any, errors: _Errors) -> Project | None:
     if not isinstance(storage, dict) or not all(isinstance(v, str) for v in storage.values()):
         errors.add(f"{ptr}/storage", "a mapping of location names to paths or URLs")
         storage = {}
+    retention = raw.get("retention_days", 0)
+    if not isinstance(retention, int) or retention < 0:
+        errors.add(f"{ptr}/retention_days", "a whole number of days, 0 to keep until purged")
+        retention = 0
     return Project(id=str(pid), title=str(raw.get("title", pid)), entitlements=ents,
+                   retention_days=retention,
                    posix_group=str(raw.get("posix_group", "")),
                    slurm_account=str(raw.get("slurm_account", "")), storage=storage,
                    airlock=airlock, visibility=str(visibility))

@@ -10,12 +10,20 @@ import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from spe.domain.catalog import Catalog
 from spe.domain.errors import Conflict, DomainError, NotFound
-from spe.domain.models import AuditEvent, Page, Principal, Run, RunFilter, TaskLog
+from spe.domain.models import (
+    AuditEvent,
+    Page,
+    Principal,
+    Run,
+    RunFilter,
+    TaskLog,
+    Visibility,
+)
 from spe.domain.paging import PageTokens
 from spe.domain.permissions import permission
 from spe.domain.ports import AuditLog, Dispatcher, RunRepository
@@ -123,6 +131,26 @@ class RunService:
         run = self.get(who, run_id, RUN_PURGE)
         if not is_final(run.state):
             raise Conflict(f"run {run.id} is {run.state.value}: cancel it before purging")
+        return self._purge(run, who.sub, who.username)
+
+    def sweep_retention(self) -> tuple[str, ...]:
+        """Purge every finished run older than its project's ``retention_days``."""
+        now = self.clock()
+        purged: tuple[str, ...] = ()
+        before = None
+        final = RunFilter(states=tuple(s for s in RunState if is_final(s)))
+        while page := self.repo.page(Visibility("", everything=True), final, before, 500):
+            before = page[-1].seq
+            for run in page:
+                project = self.gate.policy.project(run.project)
+                days = project.retention_days if project else 0
+                ended = run.end_time or run.created_at
+                if days and run.purged_at is None and now - ended > timedelta(days=days):
+                    self._purge(run, "system:retention", f"retention ({days} days)")
+                    purged += (run.id,)
+        return purged
+
+    def _purge(self, run: Run, actor: str, by: str) -> dict[str, int]:
         workdir = self.runs_dir / run.id
         removed_work = workdir.is_dir() and workdir.parent == self.runs_dir
         if removed_work:
@@ -131,10 +159,12 @@ class RunService:
         if run.purged_at is None:
             run.purged_at = self.clock()
             run.system_logs = [*run.system_logs,
-                               f"purged by {who.username} at {run.purged_at.isoformat()}"]
+                               f"purged by {by} at {run.purged_at.isoformat()}"]
             self.repo.save(run)
-        self._audit("run.purge", who, "purged", run.id,
-                    {"work_dir": removed_work, "quarantined_files": removed})
+        self.audit.append(AuditEvent(action="run.purge", actor=actor, outcome="purged",
+                                     target=run.id, at=self.clock(),
+                                     details={"work_dir": removed_work,
+                                              "quarantined_files": removed}))
         return {"work_dir_removed": int(removed_work), "quarantined_files_removed": removed}
 
     def tasks(self, who: Principal, run_id: str, page_size: int,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 from spe.services.execution import Execution
 
@@ -15,6 +17,9 @@ class Worker:
     def __init__(self, execution: Execution, interval: float) -> None:
         self._execution = execution
         self._interval = interval
+        self._sweep: Callable[[], object] | None = None
+        self._sweep_interval = 3600.0
+        self._next_sweep = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -35,8 +40,19 @@ class Worker:
             try:
                 self._execution.reconcile_all()
                 self._execution.start_queued()
+                self._maybe_sweep()
             except Exception:  # keep reconciling whatever happened this round
                 log.exception("reconciler round failed")
+
+    def schedule_sweep(self, sweep: Callable[[], object], interval: float) -> None:
+        """Also run ``sweep`` (the retention purge) every ``interval`` seconds."""
+        self._sweep, self._sweep_interval = sweep, interval
+
+    def _maybe_sweep(self) -> None:
+        now = time.monotonic()
+        if self._sweep is not None and now >= self._next_sweep:
+            self._next_sweep = now + self._sweep_interval
+            self._sweep()
 
     def stop(self) -> None:
         self._stop.set()
