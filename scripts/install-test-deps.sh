@@ -8,6 +8,8 @@ set -euo pipefail
 # word is a path glob (contains a /) or a command name looked up on PATH. Add lines here.
 REQUIREMENTS=(
   "postgresql /usr/lib/postgresql/*/bin/initdb"
+  "chromium /usr/bin/chromium"
+  "chromium-driver /usr/bin/chromedriver"
 )
 
 present() {

@@ -7,6 +7,7 @@ scripts/bootstrap.sh "snakemake,postgres,dev"
 scripts/install-test-deps.sh
 export SPE_REQUIRE_POSTGRES="${SPE_REQUIRE_POSTGRES:-1}"
 export SPE_REQUIRE_S3="${SPE_REQUIRE_S3:-1}"
+export SPE_REQUIRE_BROWSER="${SPE_REQUIRE_BROWSER:-1}"
 
 echo "== ruff";   .venv/bin/ruff check spe tests benchmarks
 echo "== mypy";   .venv/bin/mypy

@@ -28,6 +28,7 @@ from spe.adapters.auth.mapped import MappedVerifier
 from spe.adapters.auth.oidc import OidcVerifier
 from spe.adapters.auth.passports import PassportVerifier
 from spe.adapters.catalog import load_catalog
+from spe.adapters.db.releases import SqlReleaseRepository
 from spe.adapters.db.repository import SqlAuditLog, SqlRunRepository
 from spe.adapters.db.session import make_engine, make_sessions, upgrade
 from spe.adapters.engines.nextflow import NextflowEngine
@@ -37,6 +38,7 @@ from spe.adapters.policy import dev_policy, load_policy
 from spe.adapters.queue.inline import InlineDispatcher
 from spe.adapters.storage.factory import S3Settings, StoreFactory
 from spe.api import context
+from spe.api.airlock import AirlockApi
 from spe.api.errors import (
     on_domain_error,
     on_http_error,
@@ -55,6 +57,8 @@ from spe.domain.paging import PageTokens
 from spe.domain.policy import Policy
 from spe.domain.ports import Dispatcher, TokenVerifier, WorkflowEngine
 from spe.services.access import Gate
+from spe.services.airlock import Airlock
+from spe.services.audit import AuditQuery
 from spe.services.data import DataService
 from spe.services.execution import Execution
 from spe.services.runs import RunService
@@ -124,13 +128,12 @@ def make_stores(settings: Settings) -> StoreFactory:
     return StoreFactory(secret=settings.page_secret(), s3=s3)
 
 
-def quarantine_locations(settings: Settings, policy: Policy) -> Callable[[str], str]:
-    """Where a project's quarantine is: its ``storage.quarantine``, else a folder of the
-    default quarantine root (created on first use)."""
-    root = settings.quarantine_dir or settings.home / "quarantine"
+def zone_locations(root: Path, zone: str, policy: Policy) -> Callable[[str], str]:
+    """Where a project's ``zone`` (quarantine, outbox) is: its ``storage.<zone>``, else a
+    folder of the default root (created on first use)."""
 
     def location(project: str) -> str:
-        configured = policy.projects[project].storage.get("quarantine") \
+        configured = policy.projects[project].storage.get(zone) \
             if project in policy.projects else None
         if configured:
             return configured
@@ -177,8 +180,14 @@ def make_verifier(settings: Settings, policy: Policy) -> tuple[TokenVerifier, De
         min_refresh_interval=settings.jwks_min_refresh_seconds), None
 
 
-def _resolver(controller: object) -> Resolver:
-    return Resolver(function_resolver=lambda op_id: getattr(controller, op_id.rsplit(".")[-1]))
+def _resolver(*controllers: object) -> Resolver:
+    """operationId -> the method of that name on the first controller that has one."""
+
+    def resolve(op_id: str) -> Any:
+        name = op_id.rsplit(".", maxsplit=1)[-1]
+        return next(getattr(c, name) for c in controllers if hasattr(c, name))
+
+    return Resolver(function_resolver=resolve)
 
 
 def add_plain_routes(app: FlaskApp, db: Engine) -> None:
@@ -227,8 +236,11 @@ def create_app(settings: Settings, *, migrate: bool = True,
 
     policy = make_policy(settings)
     gate = Gate(policy)
-    data = DataService(gate=gate, stores=make_stores(settings), audit=audit,
-                       quarantine_location=quarantine_locations(settings, policy))
+    stores = make_stores(settings)
+    quarantine = zone_locations(settings.quarantine_dir or settings.home / "quarantine",
+                                "quarantine", policy)
+    data = DataService(gate=gate, stores=stores, audit=audit,
+                       quarantine_location=quarantine)
     execution = Execution(repo=repo, catalog=catalog, bundles=bundles, engines=engines,
                           executor=LocalExecutor(settings.cancel_grace_seconds),
                           runs_dir=settings.runs_dir, max_active=settings.max_active_runs,
@@ -243,6 +255,11 @@ def create_app(settings: Settings, *, migrate: bool = True,
                       engine_versions=engine_versions, gate=gate, data=data,
                       limits=Limits(settings.max_attachment_bytes, settings.max_attachments))
     worker.schedule_sweep(runs.sweep_retention, settings.retention_sweep_seconds)
+    airlock = Airlock(releases=SqlReleaseRepository(sessions), runs=repo, gate=gate,
+                      catalog=catalog, stores=stores, quarantine_location=quarantine,
+                      outbox_location=zone_locations(
+                          settings.outbox_dir or settings.home / "outbox", "outbox", policy),
+                      audit=audit)
     info = ServiceInfo(catalog=catalog, engine_versions=engine_versions,
                        name=settings.service_name,
                        organization_name=settings.organization_name,
@@ -268,10 +285,12 @@ def create_app(settings: Settings, *, migrate: bool = True,
                    security_map=security_map(authenticate))
     app.app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.app.config["MAX_FORM_MEMORY_SIZE"] = FORM_FIELD_MAX_BYTES
+    audit_query = AuditQuery(store=audit, gate=gate, tokens=runs.tokens, log=audit)
     app.add_api("wes.yaml", resolver=_resolver(WesApi(runs, info, authenticate,
                                                       settings.public_url)))
-    app.add_api("spe.yaml", resolver=_resolver(SpeApi(runs, catalog, settings.log_max_bytes,
-                                                      auth_instructions(settings, dev_issuer))))
+    spe_api = SpeApi(runs, catalog, settings.log_max_bytes,
+                     auth_instructions(settings, dev_issuer), audit_query=audit_query)
+    app.add_api("spe.yaml", resolver=_resolver(AirlockApi(airlock), spe_api))
     app.add_error_handler(DomainError, on_domain_error)
     app.add_error_handler(ProblemException, on_problem)
     app.add_error_handler(HTTPException, on_http_error)

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
 
     quarantine_dir: Path | None = Field(None, description="Default quarantine root "
                                         "(one folder per project); empty: SPE_HOME/quarantine.")
+    outbox_dir: Path | None = Field(None, description="Default outbox root (one folder per "
+                                    "project); empty: SPE_HOME/outbox. Only the airlock "
+                                    "writes here.")
     s3_endpoint_url: str = Field("", description="S3 endpoint (MinIO, SeaweedFS...); empty: "
                                  "AWS.")
     s3_access_key: str = Field("", description="S3 access key of the service.")

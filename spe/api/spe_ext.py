@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 import flask
@@ -10,6 +11,7 @@ import flask
 from spe.api import context, shapes
 from spe.domain.catalog import Catalog
 from spe.domain.errors import NotFound
+from spe.services.audit import AuditFilter, AuditQuery, parse_instant
 from spe.services.runs import RunService
 
 Body = dict[str, Any]
@@ -21,6 +23,7 @@ class SpeApi:
     catalog: Catalog
     log_max_bytes: int
     auth_instructions: str = ""
+    audit_query: AuditQuery | None = None
 
     def get_auth_instructions(self) -> flask.Response:
         return flask.Response(self.auth_instructions, status=200,
@@ -75,3 +78,18 @@ class SpeApi:
         run = self.runs.get(context.principal(), run_id)
         return {"run_id": run.id, "outputs": [
             {"path": o.path, "size": o.size, "sha256": o.sha256} for o in run.outputs]}
+
+    def list_audit_events(self, *, action: str = "", actor: str = "", target: str = "",
+                          since: str | None = None, until: str | None = None,
+                          page_size: int = 100, page_token: str = "") -> Body:
+        if self.audit_query is None:
+            raise NotFound("the audit log is not served here")
+        flt = AuditFilter(action=action, actor=actor, target=target,
+                          since=parse_instant("since", since),
+                          until=parse_instant("until", until))
+        page = self.audit_query.list(context.principal(), flt, page_size, page_token)
+        return {"events": [
+            {"id": e.id, "at": e.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+             "action": e.action, "actor": e.actor, "outcome": e.outcome, "target": e.target,
+             "details": e.details, "hash": e.hash} for e in page.items],
+            "next_page_token": page.next_token}

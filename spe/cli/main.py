@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,6 +16,9 @@ from spe.cli import login as login_commands
 from spe.cli import runs as run_commands
 from spe.config import Settings
 from spe.domain.errors import DomainError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 
 def _settings() -> Settings:
@@ -143,6 +149,60 @@ def dev_token(user: str, lifetime: int, groups: tuple[str, ...]) -> None:
         click.echo(issuer.mint(user, settings.oidc_audience, lifetime, extra_claims=claims))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@main.group()
+def audit() -> None:
+    """Audit log commands: check the hash chain, export the events."""
+
+
+def _audit_sessions() -> sessionmaker[Session]:
+    from spe.adapters.db.session import make_engine, make_sessions
+
+    return make_sessions(make_engine(_settings().db_url))
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Recompute the hash chain; exit 1 naming every row that breaks it."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from spe.adapters.db import audit_chain
+
+    sessions = _audit_sessions()
+    try:
+        problems, total = audit_chain.verify(sessions), audit_chain.count(sessions)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"cannot read the audit log ({type(exc).__name__}); "
+                                   "is the database at the newest revision "
+                                   "(spe db upgrade)?") from exc
+    for problem in problems:
+        click.echo(f"TAMPERED {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"{total} events, chain intact")
+
+
+def _instant(_ctx: click.Context, _param: click.Parameter,
+             value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not an ISO 8601 date-time: {value!r}") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+@audit.command("export")
+@click.option("--since", callback=_instant, default=None,
+              help="Only events at or after this ISO 8601 instant (no offset: UTC).")
+def audit_export(since: datetime | None) -> None:
+    """Write the events (with their hashes) as JSON lines to stdout, in chain order."""
+    from spe.adapters.db import audit_chain
+
+    for event in audit_chain.export(_audit_sessions(), since=since):
+        click.echo(json.dumps(event, ensure_ascii=False, sort_keys=True))
 
 
 main.add_command(run_commands.run)

@@ -17,6 +17,7 @@ class Relation(StrEnum):
     OWNER = "owner of the run"
     PROJECT_SHARED = "member of the run's project, where the project shares runs"
     PROJECT_RESEARCHER = "researcher in the project"
+    PROJECT_REVIEWER = "reviewer in the project"
     OPERATOR = "operator"
 
 
@@ -34,6 +35,14 @@ PERMISSIONS: dict[str, frozenset[Relation]] = {
     "run.cancel": frozenset({R.OWNER, R.OPERATOR}),
     "run.purge": frozenset({R.OWNER, R.OPERATOR}),
     "dataset.list": frozenset({R.ANYONE}),  # filtered to what the policy grants
+    "audit.read": frozenset({R.OPERATOR}),
+    # the airlock; the resource is a release request: its project and its requester
+    "release.request": frozenset({R.OWNER}),  # of the run
+    "release.read": frozenset({R.OWNER, R.PROJECT_REVIEWER, R.OPERATOR}),
+    "release.review": frozenset({R.PROJECT_REVIEWER}),  # never the requester: see Airlock
+    "release.preview": frozenset({R.PROJECT_REVIEWER}),
+    "release.download": frozenset({R.OWNER}),
+    "release.revoke": frozenset({R.PROJECT_REVIEWER, R.OPERATOR}),
 }
 
 
@@ -64,6 +73,8 @@ def relations(access: Access, resource: Resource) -> set[Relation]:
         found.add(R.PROJECT_RESEARCHER)
     if "operator" in access.global_roles or "operator" in roles:
         found.add(R.OPERATOR)
+    if "reviewer" in roles:
+        found.add(R.PROJECT_REVIEWER)
     return found
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
+from spe.domain.airlock import ReleaseRequest, ReleaseState, Vote
 from spe.domain.catalog import WorkflowEntry
 from spe.domain.models import (
     JSON,
@@ -188,6 +189,28 @@ class LocalStore(Protocol):
     ``local_path(key)`` is the real path, already checked to stay inside the store."""
 
     def local_path(self, key: str) -> Path: ...
+
+
+class ReleaseRepository(Protocol):
+    """Stores release requests and votes. The state changes only through ``transition``
+    (compare-and-set); ``add_vote`` raises ``Conflict`` for a second vote of the same
+    reviewer on the same file in the same round."""
+
+    def add(self, request: ReleaseRequest, event: AuditEvent | None = None) -> None: ...
+
+    def get(self, request_id: str) -> ReleaseRequest | None: ...
+
+    def save(self, request: ReleaseRequest) -> None: ...
+
+    def transition(self, request_id: str, from_states: frozenset[ReleaseState],
+                   to: ReleaseState) -> bool: ...
+
+    def visible(self, requester_sub: str, review_projects: tuple[str, ...],
+                everything: bool) -> list[ReleaseRequest]: ...
+
+    def add_vote(self, request_id: str, vote: Vote) -> None: ...
+
+    def votes(self, request_id: str, round_: int) -> list[Vote]: ...
 
 
 class TokenVerifier(Protocol):

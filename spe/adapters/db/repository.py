@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from sqlalchemy import ColumnElement, delete, exists, func, or_, select, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from spe.adapters.db import audit_chain
+from spe.adapters.db.audit_chain import ChainedEvent
 from spe.adapters.db.tables import AuditRow, RunRow, RunTagRow, TaskRow
 from spe.domain.models import (
     AuditEvent,
@@ -72,8 +74,6 @@ class SqlRunRepository:
 
     def add(self, run: Run, event: AuditEvent | None = None) -> Run:
         with self._sessions.begin() as s:
-            if event is not None:
-                s.add(_audit_row(event))
             row = RunRow(
                 id=run.id, owner_sub=run.owner_sub, owner_name=run.owner_name,
                 project=run.project, workflow_id=run.workflow_id,
@@ -87,6 +87,8 @@ class SqlRunRepository:
             s.flush()
             for key, value in run.request.tags.items():
                 s.add(RunTagRow(run_seq=row.seq, key=key, value=value))
+            if event is not None:  # chained last: the chain's lock is held only to commit
+                append_audit(s, event)
             run.seq = row.seq
         return run
 
@@ -172,17 +174,50 @@ class SqlRunRepository:
 
 
 class SqlAuditLog:
-    """Append-only for now; the airlock work adds the hash chain."""
+    """The ``AuditLog`` port: a hash chain in ``audit_events`` (``audit_chain``), and the
+    search behind ``GET /spe/v1/audit`` (``spe.services.audit.AuditStore``)."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
     def append(self, event: AuditEvent) -> None:
         with self._sessions.begin() as s:
-            s.add(_audit_row(event))
+            append_audit(s, event)
+
+    def search(self, *, action: str = "", actor: str = "", target: str = "",
+               since: datetime | None = None, until: datetime | None = None,
+               before_id: int | None = None, limit: int = 100) -> list[ChainedEvent]:
+        """Matching events, newest (highest id) first; ``since`` inclusive, ``until``
+        exclusive; empty strings match everything."""
+        query = select(AuditRow).where(*_audit_filters(action, actor, target, since, until))
+        if before_id is not None:
+            query = query.where(AuditRow.id < before_id)
+        with self._sessions() as s:
+            return [audit_chain.chained(r)
+                    for r in s.scalars(query.order_by(AuditRow.id.desc()).limit(limit))]
+
+
+def _audit_filters(action: str, actor: str, target: str, since: datetime | None,
+                   until: datetime | None) -> list[ColumnElement[bool]]:
+    equal = [column == value for column, value in
+             ((AuditRow.action, action), (AuditRow.actor, actor), (AuditRow.target, target))
+             if value]
+    if since is not None:
+        equal.append(AuditRow.at >= _utc(since))
+    if until is not None:
+        equal.append(AuditRow.at < _utc(until))
+    return equal
+
+
+def append_audit(session: Session, event: AuditEvent) -> None:
+    """Chain ``event`` onto the audit log inside ``session``'s transaction: the one way an
+    audit row is written (it commits or rolls back with whatever else the transaction does;
+    appends are serialised until then)."""
+    audit_chain.append(session, _audit_row(event))
 
 
 def _audit_row(event: AuditEvent) -> AuditRow:
+    """An unchained row; ``audit_chain.append`` gives it its id and hashes."""
     return AuditRow(at=_utc(event.at) or datetime.now(UTC), action=event.action,
                     actor=event.actor, outcome=event.outcome, target=event.target,
                     details=event.details)

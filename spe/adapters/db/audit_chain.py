@@ -1,0 +1,200 @@
+"""The tamper-evident audit log: a hash chain over the rows of ``audit_events``.
+
+Every row carries ``prev_hash`` (the ``hash`` of the row before it; 64 zeros for the first
+row) and ``hash = sha256(prev_hash || canonical JSON of {id, at, action, actor, outcome,
+target, details})``, canonical meaning sorted keys, no spaces, UTF-8 (``ensure_ascii=False``)
+and ``at`` as ISO 8601 UTC with microseconds. An exported row can therefore be checked
+without this code.
+
+``append`` chains one row inside the caller's transaction. Appends are serialised, so two
+writers never fork the chain: PostgreSQL takes a transaction-scoped advisory lock, SQLite
+takes its write lock (a write that changes nothing) before the head is read. The row's id
+is the head's id + 1, so a rolled-back append leaves no gap in the ids.
+
+``verify`` walks the rows in id order and names every row that does not fit: its contents
+do not match its hash (edited), its ``prev_hash`` is not the previous row's hash (a row
+deleted, or rows reordered), or an id is skipped (rows deleted)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select, text, true
+from sqlalchemy.orm import Session, sessionmaker
+
+from spe.adapters.db.tables import AuditRow
+from spe.domain.models import JSON
+
+GENESIS = "0" * 64
+LOCK_KEY = 0x5350_4541_5544_4954  # "SPEAUDIT": the advisory lock of the chain's head
+BATCH = 1000
+
+_LOCKS = {
+    "postgresql": text(f"SELECT pg_advisory_xact_lock({LOCK_KEY})"),
+    "sqlite": text("UPDATE audit_events SET id = id WHERE 1 = 0"),
+}
+
+
+def iso_utc(at: datetime) -> str:
+    """``at`` as the chain writes it: ISO 8601, UTC, microseconds, ``Z`` (naive is UTC)."""
+    return _utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def chain_hash(prev_hash: str, *, id: int, at: datetime, action: str, actor: str,
+               outcome: str, target: str, details: JSON) -> str:
+    """The hash of one row, given the hash of the row before it."""
+    body = {"id": id, "at": iso_utc(at), "action": action, "actor": actor,
+            "outcome": outcome, "target": target, "details": details}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainedEvent:
+    """One stored row of the chain."""
+
+    id: int
+    at: datetime
+    action: str
+    actor: str
+    outcome: str
+    target: str
+    details: JSON
+    prev_hash: str
+    hash: str
+
+    def computed_hash(self) -> str:
+        return chain_hash(self.prev_hash, id=self.id, at=self.at, action=self.action,
+                          actor=self.actor, outcome=self.outcome, target=self.target,
+                          details=self.details)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "at": iso_utc(self.at), "action": self.action,
+                "actor": self.actor, "outcome": self.outcome, "target": self.target,
+                "details": self.details, "prev_hash": self.prev_hash, "hash": self.hash}
+
+
+def chained(row: AuditRow) -> ChainedEvent:
+    return ChainedEvent(id=row.id, at=_utc(row.at), action=row.action, actor=row.actor,
+                        outcome=row.outcome, target=row.target, details=dict(row.details),
+                        prev_hash=row.prev_hash, hash=row.hash)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Where the chain breaks: ``row_id`` is the row that does not fit."""
+
+    row_id: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"row {self.row_id}: {self.message}"
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def _lock_head(session: Session) -> None:
+    """Serialise appends until the caller's transaction ends."""
+    dialect = session.get_bind().dialect.name
+    if dialect not in _LOCKS:
+        raise RuntimeError(f"the audit chain cannot serialise appends on {dialect!r}")
+    session.execute(_LOCKS[dialect])
+
+
+def append(session: Session, row: AuditRow) -> AuditRow:
+    """Chain ``row`` (its id and hashes are set here) onto the log, in ``session``'s
+    transaction; the lock is held until that transaction commits or rolls back."""
+    _lock_head(session)
+    head = session.execute(
+        select(AuditRow.id, AuditRow.hash).order_by(AuditRow.id.desc()).limit(1)).first()
+    row.id = head.id + 1 if head else 1
+    row.prev_hash = head.hash if head else GENESIS
+    row.hash = chain_hash(row.prev_hash, id=row.id, at=row.at, action=row.action,
+                          actor=row.actor, outcome=row.outcome, target=row.target,
+                          details=row.details)
+    session.add(row)
+    session.flush()
+    return row
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def _in_id_order(session: Session, where: ColumnElement[bool]) -> Iterator[ChainedEvent]:
+    """Every matching row by ascending id, in batches (nothing accumulates in the session)."""
+    after: int | None = None
+    while True:
+        query: Select[tuple[AuditRow]] = select(AuditRow).where(where)
+        if after is not None:
+            query = query.where(AuditRow.id > after)
+        batch = [chained(r) for r in session.scalars(query.order_by(AuditRow.id).limit(BATCH))]
+        session.expunge_all()
+        yield from batch
+        if len(batch) < BATCH:
+            return
+        after = batch[-1].id
+
+
+def export(sessions: sessionmaker[Session],
+           since: datetime | None = None) -> Iterator[dict[str, Any]]:
+    """JSON-able rows (with their hashes) in chain order; only those ``at >= since``."""
+    where = true() if since is None else AuditRow.at >= _utc(since)
+    with sessions() as s:
+        for event in _in_id_order(s, where):
+            yield event.to_json()
+
+
+def count(sessions: sessionmaker[Session]) -> int:
+    with sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(AuditRow)) or 0)
+
+
+def verify(sessions: sessionmaker[Session]) -> list[Problem]:
+    """Every place where the stored chain does not verify, by row id (empty: intact)."""
+    problems: list[Problem] = []
+    prev: ChainedEvent | None = None
+    with sessions() as s:
+        for row in _in_id_order(s, true()):
+            problems += _content(row) + _link(s, row, prev) + _gap(row, prev)
+            prev = row
+    return problems
+
+
+def _content(row: ChainedEvent) -> list[Problem]:
+    if row.computed_hash() == row.hash:
+        return []
+    return [Problem(row.id, "contents do not match its hash (row edited)")]
+
+
+def _link(session: Session, row: ChainedEvent, prev: ChainedEvent | None) -> list[Problem]:
+    expected = prev.hash if prev else GENESIS
+    if row.prev_hash == expected:
+        return []
+    follows = session.scalar(select(AuditRow.id).where(AuditRow.hash == row.prev_hash))
+    if follows is None:
+        return [Problem(row.id, "previous row missing or reordered "
+                                "(its prev_hash matches no row)")]
+    after = f"row {prev.id}" if prev else "the start"
+    return [Problem(row.id, f"rows reordered: the chain puts it after row {follows}, "
+                            f"its id after {after}")]
+
+
+def _gap(row: ChainedEvent, prev: ChainedEvent | None) -> list[Problem]:
+    first_missing = prev.id + 1 if prev else 1
+    if row.id == first_missing:
+        return []
+    if row.id < first_missing:  # ids below 1: no append writes them
+        return [Problem(row.id, "id out of the chain's range (rows reordered)")]
+    missing = (f"row {first_missing}" if row.id - first_missing == 1
+               else f"rows {first_missing}..{row.id - 1}")
+    return [Problem(row.id, f"gap in ids: {missing} missing")]
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

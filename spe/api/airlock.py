@@ -1,0 +1,100 @@
+"""Controllers of the airlock under /spe/v1/release-requests (openapi/spe.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import flask
+
+from spe.api import context
+from spe.api.shapes import iso
+from spe.domain.airlock import ReleaseRequest
+from spe.domain.errors import Conflict
+from spe.domain.models import Principal
+from spe.services.airlock import Airlock
+
+Body = dict[str, Any]
+SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
+                "Content-Security-Policy": "default-src 'none'; sandbox",
+                "Referrer-Policy": "no-referrer"}
+
+
+@dataclass
+class AirlockApi:
+    airlock: Airlock
+
+    def _shape(self, who: Principal, req: ReleaseRequest) -> Body:
+        votes = self.airlock.votes_for(who, req)
+        settings = self.airlock.settings(req.project)
+        body: Body = {
+            "id": req.id, "run_id": req.run_id, "project": req.project,
+            "requester": req.requester_name, "state": req.state.value,
+            "justification": req.justification, "round": req.round, "reason": req.reason,
+            "required_approvals": settings.required_approvals,
+            "reviewers_voted": len({v.reviewer_sub for v in
+                                    self.airlock.releases.votes(req.id, req.round)}),
+            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256}
+                      for f in req.files],
+            "findings": req.findings,
+            "votes": [{"reviewer": v.reviewer_name, "path": v.path,
+                       "decision": v.decision.value, "reason": v.reason, "at": iso(v.at)}
+                      for v in votes],
+            "can_review": self.airlock.can_review(who, req),
+        }
+        for name in ("created_at", "decided_at", "released_at", "revoked_at"):
+            value = iso(getattr(req, name))
+            if value:
+                body[name] = value
+        return body
+
+    def list_release_requests(self, state: str = "", role: str = "") -> Body:
+        who = context.principal()
+        return {"requests": [self._shape(who, r) for r in self.airlock.requests_for(who, role, state)]}
+
+    def create_release_request(self, body: Body) -> tuple[Body, int]:
+        who = context.principal()
+        req = self.airlock.create(who, body["run_id"], list(body["files"]),
+                                  body["justification"])
+        return self._shape(who, req), 201
+
+    def get_release_request(self, request_id: str) -> Body:
+        who = context.principal()
+        return self._shape(who, self.airlock.get(who, request_id))
+
+    def vote_on_release_request(self, request_id: str, body: Body) -> Body:
+        who = context.principal()
+        req = self.airlock.vote(who, request_id, body["path"], body["decision"],
+                                body["reason"])
+        return self._shape(who, req)
+
+    def resubmit_release_request(self, request_id: str) -> Body:
+        who = context.principal()
+        return self._shape(who, self.airlock.resubmit(who, request_id))
+
+    def withdraw_release_request(self, request_id: str) -> Body:
+        who = context.principal()
+        return self._shape(who, self.airlock.withdraw(who, request_id))
+
+    def revoke_release_request(self, request_id: str) -> Body:
+        who = context.principal()
+        return self._shape(who, self.airlock.revoke(who, request_id))
+
+    def preview_release_file(self, request_id: str, path: str) -> flask.Response:
+        data, content_type = self.airlock.preview(context.principal(), request_id, path)
+        disposition = "inline" if content_type != "application/octet-stream" else "attachment"
+        return flask.Response(data, status=200, content_type=content_type,
+                              headers={**SAFE_HEADERS, "Content-Disposition": disposition})
+
+    def download_released_file(self, request_id: str, path: str) -> flask.Response:
+        chunks = self.airlock.download(context.principal(), request_id, path)
+        name = path.rsplit("/", 1)[-1].replace('"', "")
+        return flask.Response(chunks, status=200, content_type="application/octet-stream",
+                              headers={**SAFE_HEADERS,
+                                       "Content-Disposition": f'attachment; filename="{name}"'})
+
+    def get_release_crate(self, request_id: str) -> Body:
+        req = self.airlock.get(context.principal(), request_id)
+        if req.crate is None:
+            raise Conflict(f"release request {req.id} has not been released")
+        return req.crate

@@ -1,0 +1,302 @@
+"""The reviewer page (/spe/ui/) in a real headless Chromium driven by Selenium, against a
+real server: sign-in through the development issuer (authorization code + PKCE), check
+results, previews, two reviewers' votes, and the release.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (scripts/install-test-deps.sh) and
+PyPI's ``selenium``; skipped without them unless SPE_REQUIRE_BROWSER=1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import requests
+
+from tests.helpers import Api, Server
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+REVIEWER_GROUPS = "spe:demo,spe:demo:role=reviewer"
+CSP = ("default-src 'self'; img-src 'self' blob:; style-src 'self'; script-src 'self'; "
+       "connect-src 'self' ")
+T = TypeVar("T")
+
+
+def _browser_missing() -> str:
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    if missing:
+        return f"{' and '.join(missing)} missing (run scripts/install-test-deps.sh)"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -e '.[dev]')"
+    return ""
+
+
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory: pytest.TempPathFactory, catalog_dir: Path) -> Iterator[Server]:
+    srv = Server(home=tmp_path_factory.mktemp("ui-home"), catalog=catalog_dir).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def driver(tmp_path: Path) -> Iterator[Any]:
+    reason = _browser_missing()
+    if reason:
+        if os.environ.get("SPE_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"SPE_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-quic", "--window-size=1400,1800",
+                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    browser = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    browser.set_page_load_timeout(30)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+        shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+def wait(browser: Any, condition: Callable[[Any], T], what: str, timeout: float = 20) -> T:
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(browser, timeout, ignored_exceptions=(
+            StaleElementReferenceException,)).until(condition)
+    except WebDriverException as exc:
+        raise AssertionError(f"timed out waiting for {what}; page text:\n"
+                             f"{browser.find_element('tag name', 'body').text}") from exc
+
+
+def css(browser: Any, selector: str) -> Any:
+    return browser.find_element("css selector", selector)
+
+
+def visible_text(browser: Any, selector: str) -> str:
+    found = browser.find_elements("css selector", selector)
+    return str(found[0].text) if found and found[0].is_displayed() else ""
+
+
+def console_problems(browser: Any) -> list[str]:
+    """Browser console errors (CSP violations, script errors), except failed API calls
+    the page reports itself and the favicon the page does not have."""
+    return [entry["message"] for entry in browser.get_log("browser")
+            if entry["level"] == "SEVERE" and "/spe/v1/" not in entry["message"]
+            and "/favicon.ico" not in entry["message"]]
+
+
+def sign_in(browser: Any, server: Server, user: str, groups: str) -> None:
+    browser.get(server.url + "/spe/ui/")
+    wait(browser, lambda b: css(b, "[data-testid=sign-in]").is_displayed(), "the sign-in button")
+    css(browser, "[data-testid=sign-in]").click()
+    wait(browser, lambda b: "/authorize?" in b.current_url, "the issuer's form")
+    assert "DEVELOPMENT ISSUER" in css(browser, "[data-testid=dev-issuer-banner]").text
+    assert css(browser, "#groups").get_attribute("value") == "spe:demo"  # the default
+    username = css(browser, "#username")
+    username.clear()
+    username.send_keys(user)
+    field = css(browser, "#groups")
+    field.clear()
+    field.send_keys(groups)
+    css(browser, "#sign-in").click()
+    wait(browser, lambda b: visible_text(b, "[data-testid=user]").startswith(user),
+         f"{user} signed in")
+    assert browser.current_url == server.url + "/spe/ui/"  # the code left the address bar
+    token = browser.execute_script("return sessionStorage.getItem('spe.ui.token')")
+    assert token and "access_token" in token
+    assert browser.execute_script("return localStorage.length") == 0
+    assert "code=" not in browser.execute_script("return document.cookie")
+
+
+def sign_out(browser: Any) -> None:
+    css(browser, "[data-testid=sign-out]").click()
+    wait(browser, lambda b: css(b, "[data-testid=sign-in]").is_displayed(), "signed out")
+    assert browser.execute_script("return sessionStorage.getItem('spe.ui.token')") is None
+
+
+def open_request(browser: Any, request_id: str) -> None:
+    button = f"[data-testid=open-request][data-id='{request_id}']"
+    wait(browser, lambda b: b.find_elements("css selector", button), f"request {request_id}")
+    css(browser, button).click()
+    wait(browser, lambda b: visible_text(b, "[data-testid=request-id]") == request_id,
+         "the request's details")
+
+
+def file_card(browser: Any, path: str) -> Any:
+    return css(browser, f"article[data-testid=file][data-path='{path}']")
+
+
+def vote_on_every_file(browser: Any, paths: list[str], reviewer: str) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    for path in paths:
+        card = wait(browser, lambda b, p=path: file_card(b, p), f"the card of {path}")
+        form = card.find_element("css selector", "[data-testid=vote-form]")
+        assert form.is_displayed()
+        # labelled controls (label for=...)
+        select = form.find_element("css selector", "[data-testid=vote-decision]")
+        label = form.find_element("css selector", f"label[for='{select.get_attribute('id')}']")
+        assert label.text == "Decision"
+        Select(select).select_by_value("approve")
+        reason = form.find_element("css selector", "[data-testid=vote-reason]")
+        reason.send_keys(f"{reviewer}: aggregate output, nothing identifying in {path}")
+        form.find_element("css selector", "[data-testid=vote-submit]").click()
+        wait(browser, lambda b, p=path: file_card(b, p).find_element(
+            "css selector", "[data-testid=voted]").is_displayed(), f"{reviewer}'s vote on {path}")
+
+
+def votes_shown(browser: Any) -> list[tuple[str, str, str]]:
+    rows = browser.find_elements("css selector", "[data-testid=vote]")
+    return sorted((r.get_attribute("data-reviewer"), r.get_attribute("data-path"),
+                   r.get_attribute("data-decision")) for r in rows)
+
+
+def create_release_request(server: Server) -> tuple[Api, dict[str, Any]]:
+    alice = Api(server.url, server.token("alice", groups=("spe:demo",)))
+    run_id = alice.run_id(alice.submit("sleepy", {"seconds": 0}))
+    assert alice.wait(run_id) == "COMPLETE"
+    outputs = alice.get(f"/spe/v1/runs/{run_id}/outputs")
+    assert outputs.status_code == 200, outputs.text
+    paths = sorted(o["path"] for o in outputs.json()["outputs"])
+    assert "results/done.txt" in paths
+    resp = alice.post("/spe/v1/release-requests", json={
+        "run_id": run_id, "files": paths,
+        "justification": "Sleepy's marker files, for the reviewer page test."})
+    assert resp.status_code == 201, resp.text
+    request = resp.json()
+    assert request["state"] == "IN_REVIEW", request
+    return alice, request
+
+
+# -- tests ----------------------------------------------------------------------------------
+
+def test_page_and_assets_have_security_headers(ui_server: Server) -> None:
+    root = requests.get(ui_server.url + "/spe/ui", allow_redirects=False, timeout=10)
+    assert root.status_code in (301, 302, 307, 308)
+    assert root.headers["Location"].endswith("/spe/ui/")
+    for name, kind in (("", "text/html"), ("app.js", "text/javascript"),
+                       ("style.css", "text/css"), ("config.json", "application/json")):
+        resp = requests.get(f"{ui_server.url}/spe/ui/{name}", timeout=10)
+        assert resp.status_code == 200, name
+        assert resp.headers["Content-Type"].startswith(kind)
+        assert resp.headers["Content-Security-Policy"].startswith(CSP)
+        assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["Referrer-Policy"] == "no-referrer"
+        assert resp.headers["Cache-Control"] == "no-store"
+    config = requests.get(ui_server.url + "/spe/ui/config.json", timeout=10).json()
+    issuer = (ui_server.home / "dev-issuer" / "issuer.json").read_text()
+    assert str(config["issuer"]).rsplit(":", 1)[1] in issuer  # the dev issuer's port
+    assert config["client_id"] == "spe"
+    assert "openid" in config["scope"]
+    html = requests.get(ui_server.url + "/spe/ui/", timeout=10).text
+    assert " on" not in html.replace("\n", " ").lower().split("<body", 1)[1].split(">")[0]
+    assert "onclick" not in html.lower() and "<script>" not in html.lower()
+
+
+@pytest.mark.parametrize("name", ["secret.py", "..%2fui_routes.py", "index.htm",
+                                  "../ui_routes.py", "APP.JS", "app.js%00"])
+def test_only_the_allowlisted_files(ui_server: Server, name: str) -> None:
+    resp = requests.get(f"{ui_server.url}/spe/ui/{name}", timeout=10)
+    assert resp.status_code == 404
+
+
+def test_sign_in_and_out(ui_server: Server, driver: Any) -> None:
+    sign_in(driver, ui_server, "rita", REVIEWER_GROUPS)
+    assert "reviewer" in css(driver, "[data-testid=user]").text  # from GET /spe/v1/me
+    sign_out(driver)
+    assert not css(driver, "[data-testid=user]").is_displayed()
+    assert console_problems(driver) == []
+
+
+def test_a_sign_in_answer_with_a_foreign_state_is_refused(ui_server: Server,
+                                                          driver: Any) -> None:
+    driver.get(ui_server.url + "/spe/ui/?code=stolen&state=forged")
+    wait(driver, lambda b: "sign-in failed" in visible_text(b, "[data-testid=error]"),
+         "the refusal")
+    assert css(driver, "[data-testid=sign-in]").is_displayed()
+    assert driver.current_url == ui_server.url + "/spe/ui/"
+
+
+def test_two_reviewers_release_through_the_page(ui_server: Server, driver: Any,
+                                                tmp_path: Path) -> None:
+    alice, request = create_release_request(ui_server)
+    request_id = request["id"]
+    paths = sorted(f["path"] for f in request["files"])
+
+    # rita reviews: check results, the preview, her votes (blind: only hers)
+    sign_in(driver, ui_server, "rita", REVIEWER_GROUPS)
+    open_request(driver, request_id)
+    assert css(driver, "[data-testid=request-state]").text == "IN_REVIEW"
+    assert "reviewer page test" in css(driver, "[data-testid=justification]").text
+    done = file_card(driver, "results/done.txt")
+    findings = done.find_elements("css selector", "[data-testid=finding]")
+    assert findings, "no check results shown"
+    severities = {f.get_attribute("data-severity") for f in findings}
+    assert severities <= {"hard", "soft", "pass"} and "pass" in severities
+    assert "sev-pass" in findings[-1].get_attribute("class")
+    wait(driver, lambda b: file_card(b, "results/done.txt").find_elements(
+        "css selector", "[data-testid=preview-text]"), "the preview of results/done.txt")
+    preview = file_card(driver, "results/done.txt").find_element(
+        "css selector", "[data-testid=preview-text]")
+    assert preview.text.strip() == "done"
+    assert preview.tag_name == "pre"
+    vote_on_every_file(driver, paths, "rita")
+    assert css(driver, "[data-testid=request-state]").text == "IN_REVIEW"
+    assert votes_shown(driver) == [("rita", p, "approve") for p in paths]
+    sign_out(driver)
+
+    # rex reviews: rita's votes stay hidden until the request is decided
+    sign_in(driver, ui_server, "rex", REVIEWER_GROUPS)
+    open_request(driver, request_id)
+    assert votes_shown(driver) == []
+    vote_on_every_file(driver, paths, "rex")
+
+    def released(browser: Any) -> bool:
+        if css(browser, "[data-testid=request-state]").text == "RELEASED":
+            return True
+        css(browser, "[data-testid=refresh]").click()
+        time.sleep(0.3)
+        return False
+
+    wait(driver, released, "the request to be RELEASED", timeout=60)
+    expected = sorted([("rex", p, "approve") for p in paths]
+                      + [("rita", p, "approve") for p in paths])
+    wait(driver, lambda b: votes_shown(b) == expected, "everyone's votes")
+    row = css(driver, f"[data-testid=request-row][data-id='{request_id}']")
+    assert row.get_attribute("data-state") == "RELEASED"
+    assert console_problems(driver) == []
+
+    # alice downloads the released file: the same bytes as were snapshotted
+    download = alice.get(f"/spe/v1/release-requests/{request_id}/download",
+                         params={"path": "results/done.txt"})
+    assert download.status_code == 200, download.text
+    assert download.content == b"done\n"
+    snapshot = next(f for f in request["files"] if f["path"] == "results/done.txt")
+    assert hashlib.sha256(download.content).hexdigest() == snapshot["sha256"]
+
+    height = driver.execute_script("return document.body.scrollHeight")
+    driver.set_window_size(1400, max(1200, min(int(height) + 100, 6000)))
+    shot = tmp_path / "reviewer-page.png"
+    assert driver.save_screenshot(str(shot))
+    print(f"screenshot: {shot}")
