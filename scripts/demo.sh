@@ -30,7 +30,24 @@ run_id="$($spe run submit "$workflow")"
 $spe run status --wait "$run_id"
 $spe run logs --tasks "$run_id"
 
+
 echo
-echo "The outputs stay inside the enclave (here: $SPE_HOME/runs/$run_id/work)."
-echo "As the operator of this embedded default you can look at them on disk:"
-head -n 5 "$SPE_HOME/runs/$run_id/work/results/summary.csv" 2>/dev/null || true
+echo "== The outputs stay in the enclave's quarantine. alice asks for the CSV and the plot to leave:"
+request_id="$($spe release request "$run_id" --file results/summary.csv --file results/summary.png \
+  --justification "Group-level summary statistics and a box plot for the demo report." | tail -n 1)"
+
+echo
+echo "== Two independent development reviewers (never the requester) approve each file:"
+for reviewer in rita rex; do
+  SPE_TOKEN="$($spe dev token --user "$reviewer" --group spe:demo --group spe:demo:role=reviewer)" \
+    $spe release vote "$request_id" --decision approve \
+    --reason "Aggregates only; every group has at least 10 participants." > /dev/null
+done
+$spe release show "$request_id"
+
+echo
+echo "== alice downloads what was released:"
+$spe release download "$request_id" --to "$SPE_HOME/released"
+echo
+head -n 5 "$SPE_HOME/released/$request_id/results/summary.csv"
+echo "(the plot is $SPE_HOME/released/$request_id/results/summary.png)"

@@ -214,6 +214,30 @@ def add_plain_routes(app: FlaskApp, db: Engine) -> None:
     app.add_url_rule("/readyz", "readyz", readyz)
 
 
+def add_error_handling(app: FlaskApp, max_request_bytes: int) -> None:
+    """Every error becomes a GA4GH ErrorResponse; bodies over the limit are 413."""
+    app.app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
+    app.app.config["MAX_FORM_MEMORY_SIZE"] = FORM_FIELD_MAX_BYTES
+    app.add_error_handler(DomainError, on_domain_error)
+    app.add_error_handler(ProblemException, on_problem)
+    app.add_error_handler(HTTPException, on_http_error)
+    app.add_error_handler(MultiPartException, on_multipart_error)
+    app.add_error_handler(Exception, on_unexpected)
+    app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_EXCEPTION,
+                       max_bytes=max_request_bytes)
+
+
+def make_service_info(settings: Settings, catalog: Catalog,
+                      engine_versions: Callable[[], dict[str, str]]) -> ServiceInfo:
+    return ServiceInfo(catalog=catalog, engine_versions=engine_versions,
+                       name=settings.service_name,
+                       organization_name=settings.organization_name,
+                       organization_url=settings.organization_url,
+                       auth_instructions_url=settings.auth_instructions_url,
+                       started_at=datetime.now(UTC),
+                       default_engine_parameters=default_engine_parameters(catalog))
+
+
 def create_app(settings: Settings, *, migrate: bool = True,
                dispatcher_factory: Any = None) -> Service:
     settings.check_for_serving()
@@ -260,13 +284,7 @@ def create_app(settings: Settings, *, migrate: bool = True,
                       outbox_location=zone_locations(
                           settings.outbox_dir or settings.home / "outbox", "outbox", policy),
                       audit=audit)
-    info = ServiceInfo(catalog=catalog, engine_versions=engine_versions,
-                       name=settings.service_name,
-                       organization_name=settings.organization_name,
-                       organization_url=settings.organization_url,
-                       auth_instructions_url=settings.auth_instructions_url,
-                       started_at=datetime.now(UTC),
-                       default_engine_parameters=default_engine_parameters(catalog))
+    info = make_service_info(settings, catalog, engine_versions)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
@@ -283,22 +301,13 @@ def create_app(settings: Settings, *, migrate: bool = True,
 
     app = FlaskApp(__name__, specification_dir=str(OPENAPI), lifespan=lifespan,
                    security_map=security_map(authenticate))
-    app.app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
-    app.app.config["MAX_FORM_MEMORY_SIZE"] = FORM_FIELD_MAX_BYTES
     audit_query = AuditQuery(store=audit, gate=gate, tokens=runs.tokens, log=audit)
     app.add_api("wes.yaml", resolver=_resolver(WesApi(runs, info, authenticate,
                                                       settings.public_url)))
     spe_api = SpeApi(runs, catalog, settings.log_max_bytes,
                      auth_instructions(settings, dev_issuer), audit_query=audit_query)
     app.add_api("spe.yaml", resolver=_resolver(AirlockApi(airlock), spe_api))
-    app.add_error_handler(DomainError, on_domain_error)
-    app.add_error_handler(ProblemException, on_problem)
-    app.add_error_handler(HTTPException, on_http_error)
-    app.add_error_handler(MultiPartException, on_multipart_error)
-    app.add_error_handler(Exception, on_unexpected)
-    app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_EXCEPTION,
-                       max_bytes=settings.max_request_bytes)
-
+    add_error_handling(app, settings.max_request_bytes)
     add_plain_routes(app, db)
     return Service(app=app, settings=settings, runs=runs, execution=execution, worker=worker,
                    dispatcher=inline, dev_issuer=dev_issuer)

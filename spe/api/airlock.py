@@ -50,7 +50,8 @@ class AirlockApi:
 
     def list_release_requests(self, state: str = "", role: str = "") -> Body:
         who = context.principal()
-        return {"requests": [self._shape(who, r) for r in self.airlock.requests_for(who, role, state)]}
+        found = self.airlock.requests_for(who, role, state)
+        return {"requests": [self._shape(who, r) for r in found]}
 
     def create_release_request(self, body: Body) -> tuple[Body, int]:
         who = context.principal()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from spe.cli import login as login_commands
+from spe.cli import release as release_commands
 from spe.cli import runs as run_commands
 from spe.config import Settings
 from spe.domain.errors import DomainError
@@ -206,6 +207,7 @@ def audit_export(since: datetime | None) -> None:
 
 
 main.add_command(run_commands.run)
+main.add_command(release_commands.release)
 main.add_command(login_commands.login)
 main.add_command(login_commands.logout)
 

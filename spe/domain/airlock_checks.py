@@ -20,6 +20,7 @@ from typing import Any
 HARD, SOFT, PASS = "hard", "soft", "pass"
 MAX_CELLS = 50  # cells listed in one small_counts finding
 KNOWN_TYPES = ("csv", "tsv", "txt", "json", "png", "pdf", "svg")  # the types we can sniff
+RESERVED_PATHS = frozenset({"ro-crate-metadata.json", "ro-crate-preview.html"})
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ def path_problem(f: CandidateFile) -> str | None:
             else "contains control or bidirectional characters" if _BAD_CHARS.search(p)
             else "contains '..'" if ".." in parts
             else "has empty or '.' segments" if "" in parts or "." in parts
+            else "is reserved for the release's RO-Crate" if p in RESERVED_PATHS
             else "resolves outside the run's quarantine" if not f.resolved_inside
             else None)
 
@@ -280,7 +282,8 @@ class _Column:
 def _scan(rows: Iterator[list[str]], threshold: int) -> list[_Column]:
     """Rows are numbered from 1, the header included. A first row of integers is data."""
     columns: list[_Column] = []
-    for number, row in enumerate(rows, start=1):
+    for number, raw in enumerate(rows, start=1):
+        row = [c.removeprefix("\ufeff") for c in raw] if number == 1 else raw  # a kept BOM
         if number == 1 and not (row and all(_integer(c) is not None for c in row)):
             columns = [_Column(f"col {name.strip() or i + 1}", is_count_header(name))
                        for i, name in enumerate(row)]

@@ -90,7 +90,7 @@ def release_crate(*, request_id: str, run_id: str, workflow_id: str, workflow_ve
         *({"@id": _frag("decision", d), "@type": "DefinedTerm", "name": d}
           for d in sorted({str(v["decision"]) for v in votes})),
         {"@id": RO_CRATE, "@type": "CreativeWork", "name": "RO-Crate 1.1"},
-        {"@id": FIVE_SAFES, "@type": ["CreativeWork", "Profile"],
+        {"@id": FIVE_SAFES, "@type": "CreativeWork",
          "name": "Five Safes RO-Crate profile 0.4"},
         *actions,
     ]
@@ -99,8 +99,8 @@ def release_crate(*, request_id: str, run_id: str, workflow_id: str, workflow_ve
 
 def _file_id(f: dict[str, Any]) -> str:
     path, size, digest = f.get("path"), f.get("size"), f.get("sha256")
-    if not isinstance(path, str) or not path or path.startswith("/"):
-        raise ValueError(f"file path {path!r}: a relative path")
+    if not isinstance(path, str) or not path or path.startswith("/") or path == DESCRIPTOR:
+        raise ValueError(f"file path {path!r}: a relative path, not the crate's own")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ValueError(f"file {path!r}: size must be a whole number of bytes")
     if not isinstance(digest, str) or not _SHA256.fullmatch(digest):

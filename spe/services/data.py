@@ -50,24 +50,34 @@ class DataService:
     quarantine_location: Callable[[str], str]
     parallel_downloads: int = 4
 
-    def authorize(self, who: Principal, entry: WorkflowEntry,
-                  params: dict[str, Any]) -> list[DataRef]:
-        """Every input reference, checked against the caller: 403 naming the dataset (and
-        an audit event) when they may not read it; 400 when the file does not exist."""
+    def authorize(self, who: Principal, entry: WorkflowEntry, params: dict[str, Any],
+                  project: str) -> list[DataRef]:
+        """Every input reference, checked against the caller *and* the run's project: a
+        dataset of another project never flows into this project's quarantine, even for
+        a member of both (a dataset granted by a visa is personal and goes anywhere the
+        caller works). 403 naming the dataset (and an audit event) otherwise; unknown
+        dataset ids get the same answer, so ids cannot be probed; 400 when the file does
+        not exist."""
         datasets = self.gate.policy.datasets
         refs = parse_refs(entry.params_schema, params, datasets)
-        readable = set(self.gate.access(who).datasets)
+        access = self.gate.access(who)
         for ref in refs:
-            if ref.dataset not in readable:
+            ds = datasets.get(ref.dataset)
+            by_project = ds is not None and project in ds.projects
+            by_visa = ds is not None and ref.dataset in access.datasets and not any(
+                p in access.projects for p in ds.projects)
+            if ref.dataset not in access.datasets or not (by_project or by_visa):
                 self.audit.append(AuditEvent(
                     action="data.denied", actor=who.sub, outcome="denied",
-                    target=ref.dataset, details={"workflow": entry.ref,
-                                                 "pointer": ref.pointer}))
-                raise Forbidden(f"you may not read dataset {ref.dataset!r}", rule="dataset")
+                    target=ref.dataset[:255], details={"workflow": entry.ref,
+                                                       "pointer": ref.pointer,
+                                                       "project": project}))
+                raise Forbidden(f"dataset {ref.dataset[:64]!r} may not be used by you in "
+                                f"project {project!r}", rule="dataset")
             if self.stores(datasets[ref.dataset].location).stat(ref.path) is None:
                 raise InvalidRequest("an input does not exist",
-                                     [(f"/workflow_params{ref.pointer}",
-                                       f"{ref.raw[:200]!r} is not a file of the dataset")])
+                                     [(ref.pointer, f"{ref.raw[:200]!r} is not a file of "
+                                                    "the dataset")])
         return refs
 
     def stage(self, entry: WorkflowEntry, params: dict[str, Any],
@@ -78,11 +88,15 @@ class DataService:
         refs = parse_refs(entry.params_schema, params, datasets)
         staged = dict(params)
         jobs = []
+        seen: set[Path] = set()
         for ref in refs:
             local = run_dir / INPUTS / ref.dataset / ref.path
+            set_pointer(staged, ref.pointer, str(local))
+            if local in seen:
+                continue  # the same file named twice is staged once
+            seen.add(local)
             local.parent.mkdir(parents=True, exist_ok=True)
             jobs.append((self.stores(datasets[ref.dataset].location), ref.path, local))
-            set_pointer(staged, ref.pointer, str(local))
         with ThreadPoolExecutor(max_workers=self.parallel_downloads) as pool:
             list(pool.map(lambda job: _stage_one(*job), jobs))
         return staged

@@ -209,7 +209,12 @@ class Execution:
                       run.id, fresh.state, target)
             message, target = f"{message} (unexpected {target.value} after "\
                 f"{fresh.state.value})", S.SYSTEM_ERROR
-        fresh.outputs = self._hash_outputs(fresh)
+        try:
+            fresh.outputs = self._hash_outputs(fresh)
+        except Exception as exc:  # a quarantine that cannot be written ends the run
+            log.exception("run %s: outputs could not be quarantined", run.id)
+            message = f"{message}; outputs could not be quarantined: {exc}".lstrip("; ")
+            target = S.SYSTEM_ERROR
         fresh.exit_code = exit_code
         if message:
             fresh.system_logs = [*fresh.system_logs, message[:2000]]

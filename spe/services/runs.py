@@ -67,7 +67,7 @@ class RunService:
             p = plan(self.catalog, sub, self.limits, self.engine_versions())
             project = self.gate.submission_project(who, p.request.tags)
             if self.data is not None:
-                self.data.authorize(who, p.entry, p.params)
+                self.data.authorize(who, p.entry, p.params, project)
         except DomainError as exc:
             self._audit("run.submit", who, "denied", "", {"reason": str(exc)[:500],
                                                           "error": type(exc).__name__})

@@ -213,7 +213,7 @@ def test_verify_finds_a_deletion_by_the_gap_even_when_the_chain_was_rehashed(
     fill(audit, 5)
     with sessions.begin() as s:  # an attacker who deletes row 3 and rewrites the chain
         s.execute(delete(AuditRow).where(AuditRow.id == 3))
-        prev = s.scalar(select(AuditRow.hash).where(AuditRow.id == 2))
+        prev = s.execute(select(AuditRow.hash).where(AuditRow.id == 2)).scalar_one()
         for row in s.scalars(select(AuditRow).where(AuditRow.id > 3).order_by(AuditRow.id)):
             row.prev_hash = prev
             row.hash = audit_chain.chained(row).computed_hash()

@@ -16,7 +16,8 @@ import yaml
 from tests.helpers import ROOT, WES, Api, Server
 
 COHORT = ROOT / "examples/datasets/demo-cohorts/cohort_a.tsv"
-GROUPS = {"alice": ("spe:proj-a",), "bob": ("spe:proj-b",), "olga": ("spe:operators",)}
+GROUPS = {"alice": ("spe:proj-a",), "bob": ("spe:proj-b",), "olga": ("spe:operators",),
+          "both": ("spe:proj-a", "spe:proj-b")}
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +133,20 @@ def test_a_running_run_cannot_be_purged(srv: Server) -> None:
                            headers={"Authorization": f"Bearer {alice.token}"})
     assert resp.status_code == 409
     alice.post(f"{WES}/runs/{run_id}/cancel")
+
+
+def test_a_member_of_two_projects_cannot_carry_data_across_them(srv: Server) -> None:
+    both = as_user(srv, "both")
+    resp = both.submit("tsv-summary@1.1.0", {"input": "dataset://cohort-a/cohort.tsv"},
+                       tags={"project": "proj-b"})
+    assert resp.status_code == 403 and "cohort-a" in resp.json()["msg"]
+    ok = both.submit("tsv-summary@1.1.0", {"input": "dataset://cohort-a/cohort.tsv"},
+                     tags={"project": "proj-a"})
+    assert ok.status_code == 200
+
+
+def test_unknown_and_forbidden_datasets_get_the_same_answer(srv: Server) -> None:
+    status_unknown, body_unknown = submit(as_user(srv, "alice"), "dataset://nope/x.tsv")
+    status_other, _ = submit(as_user(srv, "alice"), "dataset://cohort-b/cohort.tsv")
+    assert status_unknown == status_other == 403
+    assert "nope" in body_unknown["msg"]

@@ -171,17 +171,20 @@ def votes_shown(browser: Any) -> list[tuple[str, str, str]]:
                    r.get_attribute("data-decision")) for r in rows)
 
 
-def create_release_request(server: Server) -> tuple[Api, dict[str, Any]]:
+def create_release_request(server: Server, workflow: str = "sleepy",
+                           params: dict[str, Any] | None = None,
+                           pick: Callable[[str], bool] = lambda path: True,
+                           ) -> tuple[Api, dict[str, Any]]:
+    """As alice, a finished run of ``workflow`` and a release request for its outputs."""
     alice = Api(server.url, server.token("alice", groups=("spe:demo",)))
-    run_id = alice.run_id(alice.submit("sleepy", {"seconds": 0}))
-    assert alice.wait(run_id) == "COMPLETE"
+    run_id = alice.run_id(alice.submit(workflow, params))
+    assert alice.wait(run_id, timeout=300) == "COMPLETE"
     outputs = alice.get(f"/spe/v1/runs/{run_id}/outputs")
     assert outputs.status_code == 200, outputs.text
-    paths = sorted(o["path"] for o in outputs.json()["outputs"])
-    assert "results/done.txt" in paths
+    paths = sorted(o["path"] for o in outputs.json()["outputs"] if pick(o["path"]))
     resp = alice.post("/spe/v1/release-requests", json={
         "run_id": run_id, "files": paths,
-        "justification": "Sleepy's marker files, for the reviewer page test."})
+        "justification": f"Outputs of {workflow}, for the reviewer page test."})
     assert resp.status_code == 201, resp.text
     request = resp.json()
     assert request["state"] == "IN_REVIEW", request
@@ -240,15 +243,18 @@ def test_a_sign_in_answer_with_a_foreign_state_is_refused(ui_server: Server,
 
 def test_two_reviewers_release_through_the_page(ui_server: Server, driver: Any,
                                                 tmp_path: Path) -> None:
-    alice, request = create_release_request(ui_server)
+    alice, request = create_release_request(ui_server, "sleepy", {"seconds": 0})
     request_id = request["id"]
     paths = sorted(f["path"] for f in request["files"])
+    assert "results/done.txt" in paths
 
     # rita reviews: check results, the preview, her votes (blind: only hers)
     sign_in(driver, ui_server, "rita", REVIEWER_GROUPS)
     open_request(driver, request_id)
     assert css(driver, "[data-testid=request-state]").text == "IN_REVIEW"
     assert "reviewer page test" in css(driver, "[data-testid=justification]").text
+    wait(driver, lambda b: "Loading" not in css(b, "#files").text, "the previews")
+    driver.save_screenshot(str(tmp_path / "reviewer-page-in-review.png"))
     done = file_card(driver, "results/done.txt")
     findings = done.find_elements("css selector", "[data-testid=finding]")
     assert findings, "no check results shown"
@@ -295,8 +301,35 @@ def test_two_reviewers_release_through_the_page(ui_server: Server, driver: Any,
     snapshot = next(f for f in request["files"] if f["path"] == "results/done.txt")
     assert hashlib.sha256(download.content).hexdigest() == snapshot["sha256"]
 
-    height = driver.execute_script("return document.body.scrollHeight")
-    driver.set_window_size(1400, max(1200, min(int(height) + 100, 6000)))
-    shot = tmp_path / "reviewer-page.png"
-    assert driver.save_screenshot(str(shot))
-    print(f"screenshot: {shot}")
+    print(f"screenshot: {full_page_screenshot(driver, tmp_path / 'reviewer-page.png')}")
+
+
+@pytest.mark.slow
+def test_previews_of_a_table_and_a_plot(ui_server: Server, driver: Any,
+                                        tmp_path: Path) -> None:
+    """text/csv as a table (escaped cells), image/png as an image from a blob URL."""
+    _, request = create_release_request(
+        ui_server, "tsv-summary", None,
+        pick=lambda path: path in ("results/summary.csv", "results/summary.png"))
+    assert request["state"] == "IN_REVIEW", request
+    sign_in(driver, ui_server, "rita", REVIEWER_GROUPS)
+    open_request(driver, request["id"])
+    table = wait(driver, lambda b: file_card(b, "results/summary.csv").find_element(
+        "css selector", "[data-testid=preview-table]"), "the CSV preview")
+    header = [th.text for th in table.find_elements("css selector", "thead th")]
+    assert header[:2] == ["site", "n"], header
+    assert len(table.find_elements("css selector", "tbody tr")) >= 2
+    image = wait(driver, lambda b: file_card(b, "results/summary.png").find_element(
+        "css selector", "[data-testid=preview-image]"), "the PNG preview")
+    assert str(image.get_attribute("src")).startswith("blob:")
+    wait(driver, lambda b: b.execute_script(
+        "return arguments[0].complete && arguments[0].naturalWidth", image), "the image")
+    assert console_problems(driver) == []  # no CSP violation for the blob image
+    full_page_screenshot(driver, tmp_path / "reviewer-page-previews.png")
+
+
+def full_page_screenshot(browser: Any, path: Path) -> Path:
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(1400, max(1200, min(int(height) + 200, 8000)))
+    assert browser.save_screenshot(str(path))
+    return path

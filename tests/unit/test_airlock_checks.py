@@ -66,7 +66,8 @@ def test_a_symlink_is_blocked_even_if_it_points_inside() -> None:
 
 @pytest.mark.parametrize("path", ["results/../table.csv", "../table.csv", "/etc/table.csv",
                                   "results//table.csv", "./table.csv", "results\\table.csv",
-                                  "tab\nle.csv", "report\u202evsc.csv", ""])
+                                  "tab\nle.csv", "report\u202evsc.csv", "",
+                                  "ro-crate-metadata.json"])
 def test_paths_that_are_not_plain_relative_paths_are_blocked(path: str) -> None:
     assert [f.check for f in hard([cand(path, inside=True)])] == ["path"]
 
@@ -216,6 +217,11 @@ def test_tsv_files_and_headerless_tables_are_scanned() -> None:
     assert finding.details["cells"] == [["row 2", "col n", 7]]
     [headerless] = small_counts("1,200\n300,400\n")
     assert headerless.details["cells"] == [["row 1", "col 1", 1]]
+
+
+def test_a_byte_order_mark_does_not_hide_a_count_column() -> None:
+    [finding] = small_counts("\ufeffn,group\n3,a\n")
+    assert finding.details["cells"] == [["row 2", "col n", 3]]
 
 
 def test_the_listed_cells_are_capped() -> None:

@@ -40,7 +40,7 @@ def test_dataset_uris_and_locations_inside_a_dataset_resolve() -> None:
 
 @pytest.mark.parametrize("value", [
     "dataset://cohort-a/../secret", "dataset://cohort-a//x", "dataset://cohort-a/",
-    "dataset://cohort-a/a\\b", "dataset://cohort-a/a\x00b", "dataset://nope/x",
+    "dataset://cohort-a/a\\b", "dataset://cohort-a/a\x00b",
     "/data/cohort-a-other/x", "/etc/passwd", "s3://controlled/other/x", "relative.tsv",
     "/data/cohort-a/../cohort-b/x",
 ])

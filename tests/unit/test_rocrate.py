@@ -205,7 +205,8 @@ def test_votes_and_findings_about_files_outside_the_release_are_left_out() -> No
     {"votes": [{**VOTES[0], "decision": "maybe"}]},
     {"files": [{**FILES[0], "sha256": "XYZ"}]},
     {"files": [{**FILES[0], "size": -1}]},
-    {"files": [FILES[0], FILES[0]]}])
+    {"files": [FILES[0], FILES[0]]},
+    {"files": [{**FILES[0], "path": "ro-crate-metadata.json"}]}])
 def test_malformed_input_is_refused(overrides: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         crate(**overrides)

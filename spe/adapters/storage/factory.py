@@ -9,6 +9,7 @@ from pathlib import Path
 
 from spe.adapters.storage.filesystem import FilesystemStore
 from spe.adapters.storage.s3 import S3Store
+from spe.domain.errors import ServiceUnavailable
 from spe.domain.ports import ObjectStore
 
 
@@ -40,7 +41,8 @@ class StoreFactory:
     def _open(self, location: str) -> ObjectStore:
         if location.startswith("s3://"):
             if self.s3 is None:
-                raise ValueError(f"{location}: no S3 endpoint and credentials are configured")
+                raise ServiceUnavailable(f"{location}: no S3 endpoint and credentials are "
+                                         "configured")
             bucket, _, prefix = location[len("s3://"):].partition("/")
             return S3Store(bucket, prefix, endpoint_url=self.s3.endpoint_url or None,
                            access_key=self.s3.access_key, secret_key=self.s3.secret_key,
@@ -48,5 +50,9 @@ class StoreFactory:
                            sse_kms_key_id=self.s3.sse_kms_key_id or None)
         path = Path(location)
         if not path.is_absolute():
-            raise ValueError(f"{location}: a storage location is an absolute path or s3://")
-        return FilesystemStore(path, secret=self.secret)
+            raise ServiceUnavailable(f"{location}: a storage location is an absolute path "
+                                     "or s3://")
+        try:
+            return FilesystemStore(path, secret=self.secret)
+        except ValueError as exc:  # e.g. a dataset directory that does not exist
+            raise ServiceUnavailable(f"{location}: {exc}") from exc
