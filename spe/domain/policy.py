@@ -10,6 +10,7 @@ ControlledAccessGrants visa for their ``visa.value`` from a listed source."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from spe.domain.identity import Entitlement, Visa, parse_entitlement
 from spe.domain.models import Principal
@@ -27,7 +28,7 @@ class Project:
     posix_group: str = ""
     slurm_account: str = ""
     storage: dict[str, str] = field(default_factory=dict)
-    airlock: dict[str, int] = field(default_factory=dict)
+    airlock: dict[str, Any] = field(default_factory=dict)
     visibility: str = "owner"
     retention_days: int = 0  # 0: a run's data is kept until purged by hand
 

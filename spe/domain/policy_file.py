@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from spe.domain.airlock_checks import AirlockSettings
 from spe.domain.errors import InvalidRequest
 from spe.domain.identity import Entitlement
 from spe.domain.policy import (
@@ -72,8 +73,10 @@ def _project(i: int, raw: Any, errors: _Errors) -> Project | None:
     if visibility not in VISIBILITIES:
         errors.add(f"{ptr}/visibility", f"one of {sorted(VISIBILITIES)}")
     airlock = raw.get("airlock") or {}
-    if not isinstance(airlock, dict) or not all(isinstance(v, int) for v in airlock.values()):
-        errors.add(f"{ptr}/airlock", "a mapping of integer settings")
+    try:
+        AirlockSettings.from_policy(airlock)
+    except (ValueError, TypeError, AttributeError) as exc:
+        errors.add(f"{ptr}/airlock", str(exc))
         airlock = {}
     storage = raw.get("storage") or {}
     if not isinstance(storage, dict) or not all(isinstance(v, str) for v in storage.values()):

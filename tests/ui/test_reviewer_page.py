@@ -309,7 +309,7 @@ def test_previews_of_a_table_and_a_plot(ui_server: Server, driver: Any,
                                         tmp_path: Path) -> None:
     """text/csv as a table (escaped cells), image/png as an image from a blob URL."""
     _, request = create_release_request(
-        ui_server, "tsv-summary", None,
+        ui_server, "tsv-summary@1.0.0", None,
         pick=lambda path: path in ("results/summary.csv", "results/summary.png"))
     assert request["state"] == "IN_REVIEW", request
     sign_in(driver, ui_server, "rita", REVIEWER_GROUPS)
@@ -317,7 +317,7 @@ def test_previews_of_a_table_and_a_plot(ui_server: Server, driver: Any,
     table = wait(driver, lambda b: file_card(b, "results/summary.csv").find_element(
         "css selector", "[data-testid=preview-table]"), "the CSV preview")
     header = [th.text for th in table.find_elements("css selector", "thead th")]
-    assert header[:2] == ["site", "n"], header
+    assert header[0] == "site" and "n" in header, header
     assert len(table.find_elements("css selector", "tbody tr")) >= 2
     image = wait(driver, lambda b: file_card(b, "results/summary.png").find_element(
         "css selector", "[data-testid=preview-image]"), "the PNG preview")

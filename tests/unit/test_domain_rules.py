@@ -50,8 +50,8 @@ def test_shipped_manifests_pin_their_bundles() -> None:
 
 def test_resolution_by_ref_id_and_digest() -> None:
     catalog, _ = load_catalog(ROOT / "workflows")
-    entry = catalog.resolve("tsv-summary@1.0.0")
-    assert catalog.resolve("tsv-summary") == entry
+    entry = catalog.resolve("tsv-summary@1.1.0")
+    assert catalog.resolve("tsv-summary") == entry  # the newest approved version
     assert catalog.resolve(entry.bundle_digest) == entry
     for bad in ("tsv-summary@0.0.1", "TSV-SUMMARY", "http://x/y", "sha256:" + "1" * 64, ""):
         with pytest.raises(NotOnAllowlist):

@@ -195,7 +195,12 @@ def test_run_workflow_form(wes: dict[str, Any]) -> None:
 def test_spe_operation_ids_are_python_names(spe: dict[str, Any]) -> None:
     ids = {op["operationId"] for op in _operations(spe).values()}
     assert ids == {"list_workflows", "get_workflow", "get_run_log_stream", "list_run_outputs",
-                   "get_me", "get_auth_instructions", "purge_run", "list_datasets"}
+                   "get_me", "get_auth_instructions", "purge_run", "list_datasets",
+                   "list_audit_events", "list_release_requests", "create_release_request",
+                   "get_release_request", "vote_on_release_request",
+                   "resubmit_release_request", "withdraw_release_request",
+                   "revoke_release_request", "preview_release_file",
+                   "download_released_file", "get_release_crate"}
     assert all(i.isidentifier() and i == i.lower() for i in ids)
 
 
