@@ -19,12 +19,13 @@ class ApiError(Exception):
 class WesClient:
     def __init__(self, base_url: str, token: str) -> None:
         self.base = base_url.rstrip("/")
-        self._session = requests.Session()
+        self.session = requests.Session()
         if token:
-            self._session.headers["Authorization"] = f"Bearer {token}"
+            self.session.headers["Authorization"] = f"Bearer {token}"
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        resp = self._session.request(method, self.base + path, timeout=TIMEOUT, **kwargs)
+    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One request; ``ApiError`` carrying the server's ErrorResponse message on 4xx/5xx."""
+        resp = self.session.request(method, self.base + path, timeout=TIMEOUT, **kwargs)
         if resp.status_code >= 400:
             try:
                 msg = resp.json().get("msg", resp.text)
@@ -34,7 +35,7 @@ class WesClient:
         return resp
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        body = self._call(method, path, **kwargs).json()
+        body = self.call(method, path, **kwargs).json()
         if not isinstance(body, dict):
             raise ApiError(502, "unexpected response body")
         return body
@@ -77,4 +78,4 @@ class WesClient:
         return str(self._json("POST", f"/ga4gh/wes/v1/runs/{run_id}/cancel")["run_id"])
 
     def log(self, run_id: str, stream: str) -> str:
-        return self._call("GET", f"/spe/v1/runs/{run_id}/logs/{stream}").text
+        return self.call("GET", f"/spe/v1/runs/{run_id}/logs/{stream}").text

@@ -20,7 +20,7 @@ RR = "/spe/v1/release-requests"
 def _call(ctx: click.Context, method: str, path: str, **kw: Any) -> requests.Response:
     client = _client(ctx)
     try:
-        return client._call(method, path, **kw)
+        return client.call(method, path, **kw)
     except ApiError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -117,7 +117,7 @@ def download(ctx: click.Context, request_id: str, dest: Path) -> None:
         if not target.is_relative_to((dest / request_id).resolve()):
             raise click.ClickException(f"refusing to write outside {dest}: {f['path']}")
         target.parent.mkdir(parents=True, exist_ok=True)
-        with client._session.get(f"{client.base}{RR}/{request_id}/download",
+        with client.session.get(f"{client.base}{RR}/{request_id}/download",
                                  params={"path": f["path"]}, stream=True,
                                  timeout=TIMEOUT) as resp:
             if resp.status_code != 200:

@@ -6,8 +6,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from spe.adapters.db.repository import _utc as utc
-from spe.adapters.db.repository import append_audit
+from spe.adapters.db.repository import append_audit, utc
 from spe.adapters.db.tables import ReleaseRequestRow, ReleaseVoteRow
 from spe.domain.airlock import Decision, ReleaseRequest, ReleaseState, RequestedFile, Vote
 from spe.domain.errors import Conflict

@@ -22,7 +22,7 @@ from spe.domain.models import (
 from spe.domain.states import FINAL_STATES, RunState
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def utc(value: datetime | None) -> datetime | None:
     """Aware UTC. Applied on write too: SQLite drops a datetime's offset when storing it, so a
     non-UTC time would otherwise come back as the wrong instant."""
     if value is None:
@@ -36,23 +36,23 @@ def _to_run(row: RunRow) -> Run:
         state=RunState(row.state), request=RunRequest.from_wes(row.request),
         workflow_id=row.workflow_id, workflow_version=row.workflow_version,
         bundle_digest=row.bundle_digest, engine=row.engine,
-        engine_options=dict(row.engine_options), created_at=_utc(row.created_at) or row.created_at,
-        start_time=_utc(row.start_time), end_time=_utc(row.end_time), exit_code=row.exit_code,
+        engine_options=dict(row.engine_options), created_at=utc(row.created_at) or row.created_at,
+        start_time=utc(row.start_time), end_time=utc(row.end_time), exit_code=row.exit_code,
         handle=row.handle, cmd=tuple(row.cmd or ()), system_logs=list(row.system_logs or ()),
         outputs=[OutputFile(**o) for o in row.outputs or ()], seq=row.seq,
-        purged_at=_utc(row.purged_at),
+        purged_at=utc(row.purged_at),
     )
 
 
 def _fill(row: RunRow, run: Run) -> None:
     """Everything but the state, which only ``add`` and ``transition`` write."""
-    row.start_time, row.end_time = _utc(run.start_time), _utc(run.end_time)
+    row.start_time, row.end_time = utc(run.start_time), utc(run.end_time)
     row.exit_code = run.exit_code
     row.handle = run.handle
     row.cmd = list(run.cmd)
     row.system_logs = list(run.system_logs)
     row.outputs = [{"path": o.path, "size": o.size, "sha256": o.sha256} for o in run.outputs]
-    row.purged_at = _utc(run.purged_at)
+    row.purged_at = utc(run.purged_at)
 
 
 def _visible(visible: Visibility) -> ColumnElement[bool]:
@@ -64,7 +64,7 @@ def _visible(visible: Visibility) -> ColumnElement[bool]:
 
 def _to_task(row: TaskRow) -> TaskLog:
     return TaskLog(id=row.task_id, name=row.name, cmd=tuple(row.cmd or ()),
-                   start_time=_utc(row.start_time), end_time=_utc(row.end_time),
+                   start_time=utc(row.start_time), end_time=utc(row.end_time),
                    exit_code=row.exit_code, system_logs=tuple(row.system_logs or ()))
 
 
@@ -79,7 +79,7 @@ class SqlRunRepository:
                 project=run.project, workflow_id=run.workflow_id,
                 workflow_version=run.workflow_version, bundle_digest=run.bundle_digest,
                 engine=run.engine, request=run.request.to_wes(),
-                engine_options=run.engine_options, created_at=_utc(run.created_at),
+                engine_options=run.engine_options, created_at=utc(run.created_at),
                 state=run.state.value,
             )
             _fill(row, run)
@@ -109,9 +109,9 @@ class SqlRunRepository:
         """Move to ``to`` only if the run is in one of ``from_states`` (compare-and-set)."""
         values: dict[str, object] = {"state": to.value}
         if to == RunState.RUNNING and at is not None:
-            values["start_time"] = _utc(at)
+            values["start_time"] = utc(at)
         if to in FINAL_STATES and at is not None:
-            values["end_time"] = _utc(at)
+            values["end_time"] = utc(at)
         with self._sessions.begin() as s:
             result = s.execute(
                 update(RunRow)
@@ -154,8 +154,8 @@ class SqlRunRepository:
             s.execute(delete(TaskRow).where(TaskRow.run_seq == seq))
             for i, t in enumerate(tasks):
                 s.add(TaskRow(run_seq=seq, ordinal=i, task_id=t.id, name=t.name,
-                              cmd=list(t.cmd), start_time=_utc(t.start_time),
-                              end_time=_utc(t.end_time),
+                              cmd=list(t.cmd), start_time=utc(t.start_time),
+                              end_time=utc(t.end_time),
                               exit_code=t.exit_code, system_logs=list(t.system_logs)))
 
     def tasks(self, run_id: str, start: int, limit: int) -> list[TaskLog]:
@@ -203,9 +203,9 @@ def _audit_filters(action: str, actor: str, target: str, since: datetime | None,
              ((AuditRow.action, action), (AuditRow.actor, actor), (AuditRow.target, target))
              if value]
     if since is not None:
-        equal.append(AuditRow.at >= _utc(since))
+        equal.append(AuditRow.at >= utc(since))
     if until is not None:
-        equal.append(AuditRow.at < _utc(until))
+        equal.append(AuditRow.at < utc(until))
     return equal
 
 
@@ -218,6 +218,6 @@ def append_audit(session: Session, event: AuditEvent) -> None:
 
 def _audit_row(event: AuditEvent) -> AuditRow:
     """An unchained row; ``audit_chain.append`` gives it its id and hashes."""
-    return AuditRow(at=_utc(event.at) or datetime.now(UTC), action=event.action,
+    return AuditRow(at=utc(event.at) or datetime.now(UTC), action=event.action,
                     actor=event.actor, outcome=event.outcome, target=event.target,
                     details=event.details)
