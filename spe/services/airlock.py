@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,7 @@ from spe.domain.airlock import (
     ReleaseState,
     RequestedFile,
     Vote,
+    can_move,
     consolidate,
 )
 from spe.domain.attachments import check_attachment_names
@@ -38,6 +40,7 @@ from spe.domain.states import RunState
 from spe.services.access import Gate
 
 S = ReleaseState
+log = logging.getLogger(__name__)
 READ = permission("release.read")
 REVIEW = permission("release.review")
 PREVIEW = permission("release.preview")
@@ -148,7 +151,7 @@ class Airlock:
 
     def _check(self, req: ReleaseRequest) -> ReleaseRequest:
         """SUBMITTED -> CHECKING -> IN_REVIEW | BLOCKED."""
-        self.releases.transition(req.id, frozenset({S.SUBMITTED}), S.CHECKING)
+        self._move(req.id, S.SUBMITTED, S.CHECKING)
         store = self.stores(self.quarantine_location(req.project))
         candidates = [self._candidate(store, req.run_id, f) for f in req.files]
         findings = checks.run_checks(candidates, self.settings(req.project))
@@ -157,7 +160,7 @@ class Airlock:
         req.reason = "; ".join(f"{f.path or 'request'}: {f.message}" for f in hard)[:4000]
         self.releases.save(req)
         target = S.BLOCKED if hard else S.IN_REVIEW
-        self.releases.transition(req.id, frozenset({S.CHECKING}), target)
+        self._move(req.id, S.CHECKING, target)
         self._audit("release.checks", None, target.value.lower(), req.id,
                     {"hard_failures": len(hard)})
         return self._fresh(req.id)
@@ -220,17 +223,24 @@ class Airlock:
         outcome = consolidate(req.files, self.releases.votes(req.id, req.round), required)
         if outcome is None:
             return req
-        if self.releases.transition(req.id, frozenset({S.IN_REVIEW}), outcome):
-            req = self._fresh(req.id)
-            req.decided_at = self.clock()
-            self.releases.save(req)
-            self._audit("release.decide", None, outcome.value.lower(), req.id, {})
+        if not self._move(req.id, S.IN_REVIEW, outcome):
+            return self._fresh(req.id)  # another vote decided it meanwhile
+        req = self._fresh(req.id)
+        req.decided_at = self.clock()
+        self.releases.save(req)
+        self._audit("release.decide", None, outcome.value.lower(), req.id, {})
         if outcome == S.APPROVED:
             try:
                 return self.release(req.id)
-            except DomainError:
-                pass  # recorded on the request (reason) and audited; it stays APPROVED
+            except Exception:  # recorded on the request and audited; it stays APPROVED
+                log.exception("release of request %s failed", req.id)
         return self._fresh(req.id)
+
+    def _move(self, request_id: str, current: ReleaseState, target: ReleaseState) -> bool:
+        """Compare-and-set along the literal state table (a move it lacks is a bug)."""
+        if not can_move(current, target):
+            raise RuntimeError(f"release requests never move {current} -> {target}")
+        return self.releases.transition(request_id, frozenset({current}), target)
 
     def resubmit(self, who: Principal, request_id: str) -> ReleaseRequest:
         req = self._own(who, request_id, S.RETURNED)
@@ -240,13 +250,13 @@ class Airlock:
         req.files = self._snapshot(run, [f.path for f in req.files])
         req.round, req.reason, req.decided_at = req.round + 1, "", None
         self.releases.save(req)
-        self.releases.transition(req.id, frozenset({S.RETURNED}), S.SUBMITTED)
+        self._move(req.id, S.RETURNED, S.SUBMITTED)
         self._audit("release.resubmit", who, "submitted", req.id, {"round": req.round})
         return self._check(req)
 
     def withdraw(self, who: Principal, request_id: str) -> ReleaseRequest:
         req = self._own(who, request_id, S.RETURNED)
-        self.releases.transition(req.id, frozenset({S.RETURNED}), S.WITHDRAWN)
+        self._move(req.id, S.RETURNED, S.WITHDRAWN)
         self._audit("release.withdraw", who, "withdrawn", req.id, {})
         return self._fresh(req.id)
 
@@ -274,7 +284,7 @@ class Airlock:
                 outbox.put(f"{req.id}/{f.path}", io.BufferedReader(_Chunks(quarantine.get(source))))
                 if _hash(outbox.get(f"{req.id}/{f.path}")) != (f.size, f.sha256):
                     raise Conflict(f"{f.path}: the outbox copy does not match its digest")
-        except DomainError as exc:
+        except Exception as exc:  # nothing half-released stays in the outbox
             for f in req.files:
                 outbox.delete(f"{req.id}/{f.path}")
             req.reason = f"release failed: {exc}"
@@ -285,7 +295,7 @@ class Airlock:
         req.crate = self._crate(req)
         outbox.put(f"{req.id}/{CRATE}", io.BytesIO(_json(req.crate)))
         self.releases.save(req)
-        self.releases.transition(req.id, frozenset({S.APPROVED}), S.RELEASED)
+        self._move(req.id, S.APPROVED, S.RELEASED)
         self._audit("release.release", None, "released", req.id,
                     {"files": [{"path": f.path, "sha256": f.sha256} for f in req.files]})
         return self._fresh(req.id)
@@ -346,11 +356,12 @@ class Airlock:
 
     def revoke(self, who: Principal, request_id: str) -> ReleaseRequest:
         req = self.get(who, request_id, REVOKE)
-        if not self.releases.transition(req.id, frozenset({S.RELEASED}), S.REVOKED):
+        if not self._move(req.id, S.RELEASED, S.REVOKED):
             raise Conflict(f"release request {req.id} is {req.state.value}: not released")
         outbox = self.stores(self.outbox_location(req.project))
         for f in req.files:
             outbox.delete(f"{req.id}/{f.path}")
+        outbox.delete(f"{req.id}/{CRATE}")
         req = self._fresh(req.id)
         req.revoked_at = self.clock()
         self.releases.save(req)

@@ -222,3 +222,14 @@ def test_reviewers_preview_files_with_safe_headers_and_requesters_cannot(
     assert "sandbox" in resp.headers["Content-Security-Policy"]
     assert as_user(srv, "alice").get(f"{RR}/{req['id']}/preview",
                                      params={"path": "results/done.txt"}).status_code == 403
+
+
+def test_a_returned_request_can_be_withdrawn_and_then_nothing_more(
+        srv: Server, run_id: str) -> None:
+    req = new_request(srv, run_id, files=["results/done.txt"])
+    vote(srv, "rita", req["id"], "results/done.txt", "request_changes")
+    vote(srv, "rex", req["id"], "results/done.txt", "approve")
+    assert as_user(srv, "rita").post(f"{RR}/{req['id']}/withdraw").status_code == 403
+    withdrawn = as_user(srv, "alice").post(f"{RR}/{req['id']}/withdraw")
+    assert withdrawn.status_code == 200 and withdrawn.json()["state"] == "WITHDRAWN"
+    assert as_user(srv, "alice").post(f"{RR}/{req['id']}/resubmit").status_code == 409
