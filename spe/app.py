@@ -40,6 +40,7 @@ from spe.adapters.storage.factory import S3Settings, StoreFactory
 from spe.api import context
 from spe.api.airlock import AirlockApi
 from spe.api.errors import (
+    on_bad_encoding,
     on_domain_error,
     on_http_error,
     on_multipart_error,
@@ -49,6 +50,7 @@ from spe.api.errors import (
 from spe.api.limits import BodySizeLimit
 from spe.api.security import Authenticator, security_map
 from spe.api.spe_ext import SpeApi
+from spe.api.ui_routes import add_ui_routes
 from spe.api.wes import WesApi
 from spe.config import Settings
 from spe.domain.catalog import Catalog
@@ -204,7 +206,9 @@ def add_plain_routes(app: FlaskApp, db: Engine) -> None:
         return {"status": "ready"}, 200
 
     def only_routed_operations() -> flask.Response | None:
-        if flask.request.endpoint in ("healthz", "readyz") or context.routed_by_connexion():
+        endpoint = flask.request.endpoint or ""
+        if endpoint in ("healthz", "readyz") or endpoint.startswith("ui_") \
+                or context.routed_by_connexion():
             return None
         return flask.Response(json.dumps({"msg": "no such resource", "status_code": 404}),
                               status=404, content_type="application/json")
@@ -222,6 +226,7 @@ def add_error_handling(app: FlaskApp, max_request_bytes: int) -> None:
     app.add_error_handler(ProblemException, on_problem)
     app.add_error_handler(HTTPException, on_http_error)
     app.add_error_handler(MultiPartException, on_multipart_error)
+    app.add_error_handler(UnicodeDecodeError, on_bad_encoding)
     app.add_error_handler(Exception, on_unexpected)
     app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_EXCEPTION,
                        max_bytes=max_request_bytes)
@@ -309,5 +314,8 @@ def create_app(settings: Settings, *, migrate: bool = True,
     app.add_api("spe.yaml", resolver=_resolver(AirlockApi(airlock), spe_api))
     add_error_handling(app, settings.max_request_bytes)
     add_plain_routes(app, db)
+    add_ui_routes(app, issuer=dev_issuer.issuer_url if dev_issuer else settings.oidc_issuer,
+                  client_id=settings.oidc_audience,
+                  scope="openid profile email eduperson_entitlement")
     return Service(app=app, settings=settings, runs=runs, execution=execution, worker=worker,
                    dispatcher=inline, dev_issuer=dev_issuer)

@@ -70,6 +70,11 @@ def on_multipart_error(_request: ConnexionRequest, exc: Exception) -> ConnexionR
     return error_response(400, f"malformed multipart body: {message}")
 
 
+def on_bad_encoding(_request: ConnexionRequest, _exc: Exception) -> ConnexionResponse:
+    """Connexion decodes JSON bodies as UTF-8 before validating them."""
+    return error_response(400, "the request body is not valid UTF-8")
+
+
 def on_unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     log.error("unhandled error", exc_info=exc)
     return error_response(500, "internal error; the incident was logged")

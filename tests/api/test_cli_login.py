@@ -259,7 +259,7 @@ def test_run_commands_use_the_stored_token(provider: OidcProvider,
     stored = seed(provider)
     ctx = click.Context(runs.run, obj={"url": SERVICE, "token": ""})
     client = runs._client(ctx)
-    assert client._session.headers["Authorization"] == f"Bearer {stored.access_token}"
+    assert client.session.headers["Authorization"] == f"Bearer {stored.access_token}"
     tokens.delete(SERVICE)
     with pytest.raises(click.ClickException, match="spe login") as err:
         runs._client(ctx)

@@ -59,7 +59,7 @@ def test_tsv_summary_runs_to_complete_with_hashed_outputs_and_task_logs(
 
 
 def test_task_logs_page_with_opaque_tokens(server: Server, api: Api) -> None:
-    run_id = api.run_id(api.submit("tsv-summary", None))
+    run_id = api.run_id(api.submit("tsv-summary@1.0.0", None))
     api.wait(run_id)
     seen, token = [], ""
     while True:
@@ -172,12 +172,13 @@ def test_workflows_listing_carries_schemas_and_examples(server: Server, api: Api
     resp = api.get("/spe/v1/workflows")
     assert resp.status_code == 200
     entries = {e["ref"]: e for e in resp.json()["workflows"]}
-    assert {"tsv-summary@1.0.0", "gsea-rank@1.0.0", "nf-wordcount@1.0.0"} <= set(entries)
+    assert {"tsv-summary@1.0.0", "tsv-summary@1.1.0", "gsea-rank@1.0.0",
+            "nf-wordcount@1.0.0"} <= set(entries)
     tsv = entries["tsv-summary@1.0.0"]
     assert tsv["bundle_digest"].startswith("sha256:")
     assert tsv["params_schema"]["type"] == "object"
     assert tsv["examples"] and "params" in tsv["examples"][0]
-    assert api.get("/spe/v1/workflows/tsv-summary").json()["ref"] == "tsv-summary@1.0.0"
+    assert api.get("/spe/v1/workflows/tsv-summary").json()["ref"] == "tsv-summary@1.1.0"
     assert api.get("/spe/v1/workflows/nope").status_code == 404
 
 

@@ -40,13 +40,16 @@ def test_every_non_catalog_form_of_workflow_url_is_403(api: Api, url: str) -> No
     assert "allowlist" in _error(api.submit(url, {}), 403)
 
 
-@pytest.mark.parametrize("url", ["tsv-summary", "tsv-summary@1.0.0"])
-def test_catalog_references_by_id_and_version_are_accepted(api: Api, url: str) -> None:
-    api.run_id(api.submit(url, {}))
+@pytest.mark.parametrize(("url", "params"), [
+    ("tsv-summary", {"input": "dataset://demo-cohorts/cohort_a.tsv"}),  # newest: 1.1.0
+    ("tsv-summary@1.0.0", {})])
+def test_catalog_references_by_id_and_version_are_accepted(api: Api, url: str,
+                                                           params: dict[str, str]) -> None:
+    api.run_id(api.submit(url, params))
 
 
 def test_catalog_reference_by_bundle_digest_is_accepted(api: Api) -> None:
-    digest = api.get("/spe/v1/workflows/tsv-summary").json()["bundle_digest"]
+    digest = api.get("/spe/v1/workflows/tsv-summary@1.0.0").json()["bundle_digest"]
     api.run_id(api.submit(digest, {}))
 
 
@@ -111,7 +114,8 @@ def test_workflow_engine_version_must_be_the_installed_one(api: Api) -> None:
 
 
 def test_params_errors_list_every_json_pointer(api: Api) -> None:
-    resp = api.submit("tsv-summary", {"input": "../../etc/passwd", "title": 5, "extra": 1})
+    resp = api.submit("tsv-summary@1.0.0", {"input": "../../etc/passwd", "title": 5,
+                                            "extra": 1})
     msg = _error(resp, 400)
     assert "/input" in msg and "/title" in msg
     assert "extra" in msg  # additionalProperties names it
@@ -132,12 +136,12 @@ def test_params_that_are_not_json_are_400(api: Api) -> None:
 ])
 def test_engine_parameters_are_a_closed_typed_bounded_list(
         api: Api, options: dict[str, str], needle: str) -> None:
-    resp = api.submit("tsv-summary", {}, workflow_engine_parameters=options)
+    resp = api.submit("tsv-summary@1.0.0", {}, workflow_engine_parameters=options)
     assert needle in _error(resp, 400)
 
 
 def test_allowed_engine_parameters_reach_the_engine_typed(api: Api) -> None:
-    run_id = api.run_id(api.submit("tsv-summary", {},
+    run_id = api.run_id(api.submit("tsv-summary@1.0.0", {},
                                    workflow_engine_parameters={"cores": "2"}))
     api.wait(run_id)
     cmd = api.get(f"{WES}/runs/{run_id}").json()["run_log"]["cmd"]
