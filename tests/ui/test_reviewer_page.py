@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -88,6 +89,11 @@ def wait(browser: Any, condition: Callable[[Any], T], what: str, timeout: float 
                              f"{browser.find_element('tag name', 'body').text}") from exc
 
 
+def idle(browser: Any) -> bool:
+    """No API call of the page under way (and so no re-rendering to come)."""
+    return bool(browser.execute_script("return document.body.dataset.pending === '0'"))
+
+
 def css(browser: Any, selector: str) -> Any:
     return browser.find_element("css selector", selector)
 
@@ -138,19 +144,26 @@ def open_request(browser: Any, request_id: str) -> None:
     button = f"[data-testid=open-request][data-id='{request_id}']"
     wait(browser, lambda b: b.find_elements("css selector", button), f"request {request_id}")
     css(browser, button).click()
-    wait(browser, lambda b: visible_text(b, "[data-testid=request-id]") == request_id,
-         "the request's details")
+    wait(browser, lambda b: visible_text(b, "[data-testid=request-id]") == request_id
+         and idle(b), "the request's details")
 
 
 def file_card(browser: Any, path: str) -> Any:
     return css(browser, f"article[data-testid=file][data-path='{path}']")
 
 
+def has_voted(path: str) -> Callable[[Any], bool]:
+    def check(browser: Any) -> bool:
+        return idle(browser) and bool(file_card(browser, path).find_element(
+            "css selector", "[data-testid=voted]").is_displayed())
+    return check
+
+
 def vote_on_every_file(browser: Any, paths: list[str], reviewer: str) -> None:
     from selenium.webdriver.support.ui import Select
 
     for path in paths:
-        card = wait(browser, lambda b, p=path: file_card(b, p), f"the card of {path}")
+        card = file_card(browser, path)
         form = card.find_element("css selector", "[data-testid=vote-form]")
         assert form.is_displayed()
         # labelled controls (label for=...)
@@ -161,8 +174,7 @@ def vote_on_every_file(browser: Any, paths: list[str], reviewer: str) -> None:
         reason = form.find_element("css selector", "[data-testid=vote-reason]")
         reason.send_keys(f"{reviewer}: aggregate output, nothing identifying in {path}")
         form.find_element("css selector", "[data-testid=vote-submit]").click()
-        wait(browser, lambda b, p=path: file_card(b, p).find_element(
-            "css selector", "[data-testid=voted]").is_displayed(), f"{reviewer}'s vote on {path}")
+        wait(browser, has_voted(path), f"{reviewer}'s vote on {path}")
 
 
 def votes_shown(browser: Any) -> list[tuple[str, str, str]]:
@@ -213,8 +225,9 @@ def test_page_and_assets_have_security_headers(ui_server: Server) -> None:
     assert config["client_id"] == "spe"
     assert "openid" in config["scope"]
     html = requests.get(ui_server.url + "/spe/ui/", timeout=10).text
-    assert " on" not in html.replace("\n", " ").lower().split("<body", 1)[1].split(">")[0]
-    assert "onclick" not in html.lower() and "<script>" not in html.lower()
+    assert not re.search(r"\son[a-z]+\s*=", html, re.IGNORECASE)  # no inline handlers
+    assert not re.search(r"<script(?![^>]*\ssrc=)", html)  # no inline scripts
+    assert "style=" not in html
 
 
 @pytest.mark.parametrize("name", ["secret.py", "..%2fui_routes.py", "index.htm",
@@ -253,7 +266,7 @@ def test_two_reviewers_release_through_the_page(ui_server: Server, driver: Any,
     open_request(driver, request_id)
     assert css(driver, "[data-testid=request-state]").text == "IN_REVIEW"
     assert "reviewer page test" in css(driver, "[data-testid=justification]").text
-    wait(driver, lambda b: "Loading" not in css(b, "#files").text, "the previews")
+    wait(driver, idle, "the previews")
     driver.save_screenshot(str(tmp_path / "reviewer-page-in-review.png"))
     done = file_card(driver, "results/done.txt")
     findings = done.find_elements("css selector", "[data-testid=finding]")
@@ -279,9 +292,11 @@ def test_two_reviewers_release_through_the_page(ui_server: Server, driver: Any,
     vote_on_every_file(driver, paths, "rex")
 
     def released(browser: Any) -> bool:
+        if not idle(browser):
+            return False
         if css(browser, "[data-testid=request-state]").text == "RELEASED":
             return True
-        css(browser, "[data-testid=refresh]").click()
+        css(browser, "[data-testid=refresh]").click()  # the release may finish later
         time.sleep(0.3)
         return False
 
@@ -326,6 +341,25 @@ def test_previews_of_a_table_and_a_plot(ui_server: Server, driver: Any,
         "return arguments[0].complete && arguments[0].naturalWidth", image), "the image")
     assert console_problems(driver) == []  # no CSP violation for the blob image
     full_page_screenshot(driver, tmp_path / "reviewer-page-previews.png")
+
+    # a reason is required; the server's refusal is shown with its ErrorResponse msg
+    form = file_card(driver, "results/summary.csv").find_element(
+        "css selector", "[data-testid=vote-form]")
+    form.find_element("css selector", "[data-testid=vote-submit]").click()
+    error = form.find_element("css selector", "[data-testid=vote-error]")
+    wait(driver, lambda b: error.is_displayed(), "the missing reason")
+    assert "reason" in error.text.lower()
+    rita = Api(ui_server.url, ui_server.token("rita", groups=tuple(REVIEWER_GROUPS.split(","))))
+    first = rita.post(f"/spe/v1/release-requests/{request['id']}/votes", json={
+        "path": "results/summary.csv", "decision": "approve", "reason": "voted elsewhere"})
+    assert first.status_code == 200, first.text
+    second = rita.post(f"/spe/v1/release-requests/{request['id']}/votes", json={
+        "path": "results/summary.csv", "decision": "reject", "reason": "again"})
+    assert second.status_code >= 400
+    form.find_element("css selector", "[data-testid=vote-reason]").send_keys("again, here")
+    form.find_element("css selector", "[data-testid=vote-submit]").click()
+    wait(driver, lambda b: idle(b) and error.text == second.json()["msg"],
+         "the server's refusal")
 
 
 def full_page_screenshot(browser: Any, path: Path) -> Path:

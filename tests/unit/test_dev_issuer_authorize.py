@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -48,14 +49,15 @@ def authorize_params(**overrides: str) -> dict[str, str]:
 def post_authorize(issuer: DevIssuer, *, username: str = "rita",
                    groups: str = "spe:demo, spe:demo:role=reviewer",
                    headers: dict[str, str] | None = None,
-                   **overrides: str) -> requests.Response:
-    form = {**authorize_params(**overrides), "username": username, "groups": groups}
+                   overrides: dict[str, str] | None = None) -> requests.Response:
+    form = {**authorize_params(**(overrides or {})), "username": username, "groups": groups}
     return requests.post(issuer.issuer_url + AUTHORIZE_PATH, data=form, headers=headers,
                          allow_redirects=False, timeout=10)
 
 
-def get_code(issuer: DevIssuer, **kw: str) -> str:
-    resp = post_authorize(issuer, **kw)
+def get_code(issuer: DevIssuer, username: str = "rita",
+             groups: str = "spe:demo, spe:demo:role=reviewer") -> str:
+    resp = post_authorize(issuer, username=username, groups=groups)
     assert resp.status_code == 303, resp.text
     location = resp.headers["Location"]
     assert location.startswith(REDIRECT + "?")
@@ -134,9 +136,8 @@ def test_code_reuse_refused(issuer: DevIssuer) -> None:
 
 def test_expired_code_refused(issuer: DevIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
     code = get_code(issuer)
-    import spe.adapters.auth.dev_issuer as module
-    real = module.time.monotonic
-    monkeypatch.setattr(module.time, "monotonic", lambda: real() + 61)
+    real = time.monotonic
+    monkeypatch.setattr(time, "monotonic", lambda: real() + 61)
     assert exchange(issuer, code).json()["error"] == "invalid_grant"
 
 
@@ -164,7 +165,7 @@ def test_non_loopback_redirect_refused(issuer: DevIssuer, redirect: str) -> None
                         params=authorize_params(redirect_uri=redirect), timeout=10)
     assert resp.status_code == 400
     assert "Location" not in resp.headers
-    post = post_authorize(issuer, redirect_uri=redirect)
+    post = post_authorize(issuer, overrides={"redirect_uri": redirect})
     assert post.status_code == 400
     assert "Location" not in post.headers
 
@@ -192,7 +193,7 @@ def test_bad_group_refused(issuer: DevIssuer) -> None:
 ])
 def test_pkce_s256_and_code_response_required(issuer: DevIssuer,
                                               overrides: dict[str, str]) -> None:
-    resp = post_authorize(issuer, **overrides)
+    resp = post_authorize(issuer, overrides=overrides)
     assert resp.status_code == 400
     assert "Location" not in resp.headers
 

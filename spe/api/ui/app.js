@@ -13,7 +13,7 @@
   const SEVERITY_ORDER = { hard: 0, soft: 1, pass: 2 };
   const DECISION_LABELS = { approve: 'approve', request_changes: 'request changes', reject: 'reject' };
 
-  const state = { config: null, me: null, requests: [], current: null, blobUrls: [], previews: new Map() };
+  const state = { config: null, me: null, requests: [], current: null, blobUrls: [], previews: new Map(), pending: 0 };
   const $ = (id) => document.getElementById(id);
 
   // -- small helpers -----------------------------------------------------------------------
@@ -160,20 +160,31 @@
     const headers = { Authorization: `Bearer ${bearer}`, Accept: raw ? '*/*' : 'application/json' };
     let body;
     if (json !== undefined) { headers['Content-Type'] = 'application/json'; body = JSON.stringify(json); }
-    const resp = await fetch(API + path, { method, headers, body, credentials: 'omit', cache: 'no-store' });
-    if (resp.status === 401) {
-      signOut('Your session has ended or was refused; sign in again.');
-      throw new ApiError('not signed in', 401);
+    busy(1);
+    try {
+      const resp = await fetch(API + path, { method, headers, body, credentials: 'omit', cache: 'no-store' });
+      if (resp.status === 401) {
+        signOut('Your session has ended or was refused; sign in again.');
+        throw new ApiError('not signed in', 401);
+      }
+      if (!resp.ok) {
+        let message = `HTTP ${resp.status}`;
+        try {
+          const problem = await resp.json(); // ErrorResponse {msg, status_code}
+          if (problem && problem.msg) message = problem.msg;
+        } catch (_) { /* not JSON: keep the status */ }
+        throw new ApiError(message, resp.status);
+      }
+      return raw ? resp : await resp.json();
+    } finally {
+      busy(-1);
     }
-    if (!resp.ok) {
-      let message = `HTTP ${resp.status}`;
-      try {
-        const problem = await resp.json(); // ErrorResponse {msg, status_code}
-        if (problem && problem.msg) message = problem.msg;
-      } catch (_) { /* not JSON: keep the status */ }
-      throw new ApiError(message, resp.status);
-    }
-    return raw ? resp : resp.json();
+  }
+
+  function busy(change) {
+    // how many API calls are under way, on <body data-pending> (tests wait for 0)
+    state.pending += change;
+    document.body.dataset.pending = String(state.pending);
   }
 
   const requestPath = (id) => `/release-requests/${encodeURIComponent(id)}`;
@@ -384,7 +395,7 @@
           { method: 'POST', json: { path: file.path, decision: select.value, reason: text } });
         reason.value = ''; // sent: not a draft any more
         renderDetail(updated);
-        await refreshCurrent();
+        await loadRequests();
       } catch (err) {
         error.textContent = err.message;
         error.hidden = false;
