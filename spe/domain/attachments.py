@@ -5,24 +5,29 @@ characters, no duplicates."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import PurePosixPath
 
 from spe.domain.errors import InvalidRequest
 
 MAX_NAME = 255
 
 
-def _problem(name: str) -> str | None:  # noqa: PLR0911 - one return per rule
+def _problem(name: str) -> str | None:
     if not name or len(name) > MAX_NAME:
         return "empty or too long"
+    return relative_path_problem(name)
+
+
+def relative_path_problem(name: str) -> str | None:  # noqa: PLR0911 - one return per rule
+    """Why ``name`` is not a safe relative POSIX path inside a folder, or None."""
+    if not name:
+        return "names no file"
     if any(ord(c) < 32 or c == "\x7f" for c in name):
         return "control characters (including NUL) are not allowed"
     if "\\" in name:
         return "backslashes are not allowed"
     if name.startswith("/"):
         return "absolute paths are not allowed"
-    parts = PurePosixPath(name).parts
-    if any(p in ("..", ".") for p in name.split("/")) or not parts:
+    if any(p in ("..", ".") for p in name.split("/")):
         return "'.' and '..' segments are not allowed"
     if "" in name.split("/"):
         return "empty path segments are not allowed"

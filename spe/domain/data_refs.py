@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from spe.domain.attachments import relative_path_problem
 from spe.domain.errors import InvalidRequest
 from spe.domain.policy import Dataset
 
@@ -54,20 +55,6 @@ def input_values(schema: dict[str, Any], params: dict[str, Any]) -> list[tuple[s
     return list(_walk(schema, params, ""))
 
 
-def inner_path_problem(path: str) -> str | None:
-    if not path:
-        return "names no file inside the dataset"
-    if any(ord(c) < 32 or c == "\x7f" for c in path):
-        return "control characters are not allowed"
-    if "\\" in path:
-        return "backslashes are not allowed"
-    if path.startswith("/"):
-        return "must be relative to the dataset"
-    if any(part in ("", ".", "..") for part in path.split("/")):
-        return "'.', '..' and empty segments are not allowed"
-    return None
-
-
 def _locate(raw: str, datasets: dict[str, Dataset]) -> tuple[str, str] | None:
     if raw.startswith(SCHEME):
         dataset, _, path = raw[len(SCHEME):].partition("/")
@@ -93,7 +80,7 @@ def parse_refs(schema: dict[str, Any], params: dict[str, Any],
                                     "dataset"))
             continue
         dataset, path = located  # an unknown dataset id is refused by authorisation (403)
-        problem = inner_path_problem(path)
+        problem = relative_path_problem(path)
         if problem:
             errors.append((pointer, f"{value[:200]!r}: {problem}"))
             continue

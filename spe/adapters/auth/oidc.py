@@ -60,6 +60,21 @@ class _Key:
         return self.kty == _KTY_BY_PREFIX[alg[:2]] and self.alg in (None, alg)
 
 
+def select_key(keys: list[_Key], alg: str, kid: str | None) -> _Key | None:
+    """The key named ``kid`` (or, without a kid, the only key fitting ``alg``); None when
+    there is none; ``ValueError`` when the named key does not fit the algorithm."""
+    if kid is None:
+        fitting = [key for key in keys if key.fits(alg)]
+        return fitting[0] if len(fitting) == 1 else None
+    named = [key for key in keys if key.kid == kid]
+    if not named:
+        return None
+    fitting = [key for key in named if key.fits(alg)]
+    if len(fitting) != 1:
+        raise ValueError("signing key does not match algorithm")
+    return fitting[0]
+
+
 def _unavailable(url: str, reason: str) -> IdentityProviderUnavailable:
     return IdentityProviderUnavailable(f"identity provider unreachable: {url}: {reason}")
 
@@ -214,16 +229,10 @@ class OidcVerifier:
 
     @staticmethod
     def _select(keys: list[_Key], alg: str, kid: str | None) -> _Key | None:
-        if kid is None:
-            fitting = [key for key in keys if key.fits(alg)]
-            return fitting[0] if len(fitting) == 1 else None
-        named = [key for key in keys if key.kid == kid]
-        if not named:
-            return None
-        fitting = [key for key in named if key.fits(alg)]
-        if len(fitting) != 1:
-            raise Unauthenticated("signing key does not match algorithm")
-        return fitting[0]
+        try:
+            return select_key(keys, alg, kid)
+        except ValueError as exc:
+            raise Unauthenticated(str(exc)) from exc
 
     def _may_refresh(self) -> bool:
         return self._clock() - self._jwks_at >= self._min_refresh

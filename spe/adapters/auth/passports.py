@@ -25,7 +25,7 @@ from typing import Any
 import jwt
 import requests
 
-from spe.adapters.auth.oidc import _Key, _parse_jwks
+from spe.adapters.auth.oidc import _Key, _parse_jwks, select_key
 from spe.domain.errors import IdentityProviderUnavailable
 from spe.domain.identity import Visa
 from spe.domain.models import JSON
@@ -79,17 +79,10 @@ def _jwt_error(exc: jwt.PyJWTError) -> _Rejected:
 
 
 def _select(keys: list[_Key], alg: str, kid: str | None) -> _Key | None:
-    """The key named ``kid`` (or, without a kid, the only key fitting ``alg``)."""
-    if kid is None:
-        fitting = [key for key in keys if key.fits(alg)]
-        return fitting[0] if len(fitting) == 1 else None
-    named = [key for key in keys if key.kid == kid]
-    if not named:
-        return None
-    fitting = [key for key in named if key.fits(alg)]
-    if len(fitting) != 1:
-        raise _Rejected("signing key does not match algorithm")
-    return fitting[0]
+    try:
+        return select_key(keys, alg, kid)
+    except ValueError as exc:
+        raise _Rejected(str(exc)) from exc
 
 
 def _read_capped(resp: requests.Response) -> bytes:
