@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, delete, exists, func, or_, select, true, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from spe.adapters.db import audit_chain
 from spe.adapters.db.audit_chain import ChainedEvent
@@ -127,9 +127,14 @@ class SqlRunRepository:
             query = query.where(RunRow.seq < before_seq)
         if flt.states:
             query = query.where(RunRow.state.in_([s.value for s in flt.states]))
-        for key, value in flt.tags:
+        if flt.tags:  # drive from the tag index, so a rare or absent tag is cheap
+            key, value = flt.tags[0]
+            query = query.join(RunTagRow, RunTagRow.run_seq == RunRow.seq).where(
+                RunTagRow.key == key, RunTagRow.value == value)
+        for key, value in flt.tags[1:]:
+            other = aliased(RunTagRow)
             query = query.where(exists().where(
-                RunTagRow.run_seq == RunRow.seq, RunTagRow.key == key, RunTagRow.value == value))
+                other.run_seq == RunRow.seq, other.key == key, other.value == value))
         query = query.order_by(RunRow.seq.desc()).limit(limit)
         with self._sessions() as s:
             return [_to_run(r) for r in s.scalars(query)]
