@@ -196,9 +196,10 @@ def main() -> None:
           "included); detect: exited -> COMPLETE seen; medians over the timed runs.")
     for line in summary:
         print(line)
-    print("The overhead is dominated by the reconcile interval: a run starts at once, but its "
-          "end is only noticed at the reconciler's next tick (on average half an interval, "
-          "at most one).")
+    print("The overhead is dominated by the reconcile interval: a run starts within "
+          "milliseconds of the POST, but its end is only noticed at the reconciler's next tick "
+          "(on average half an interval, at most one); the rest is the engine's own run time "
+          "varying between runs (compare the engine column with direct).")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,7 @@ the requester only. Every step is audited."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import json
 import logging
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,6 +36,7 @@ from spe.domain.ports import AuditLog, ObjectStore, ReleaseRepository, RunReposi
 from spe.domain.rocrate import release_crate
 from spe.domain.states import RunState
 from spe.services.access import Gate
+from spe.services.streams import Chunks, content_type, digest, json_bytes
 
 S = ReleaseState
 log = logging.getLogger(__name__)
@@ -145,8 +144,8 @@ class Airlock:
         store = self.stores(self.quarantine_location(run.project))
         files = []
         for path in paths:
-            size, digest = _hash(store.get(f"{run.id}/{path}"))
-            files.append(RequestedFile(path=path, size=size, sha256=digest))
+            size, sha = digest(store.get(f"{run.id}/{path}"))
+            files.append(RequestedFile(path=path, size=size, sha256=sha))
         return files
 
     def _check(self, req: ReleaseRequest) -> ReleaseRequest:
@@ -177,7 +176,7 @@ class Airlock:
         delimiter = "\t" if lower.endswith(".tsv") else ","
 
         def rows() -> Iterator[list[str]]:
-            text = io.TextIOWrapper(io.BufferedReader(_Chunks(store.get(key))), encoding="utf-8",
+            text = io.TextIOWrapper(io.BufferedReader(Chunks(store.get(key))), encoding="utf-8",
                                     errors="replace", newline="")
             yield from csv.reader(text, delimiter=delimiter)
 
@@ -279,10 +278,10 @@ class Airlock:
         try:
             for f in req.files:
                 source = f"{req.run_id}/{f.path}"
-                if _hash(quarantine.get(source)) != (f.size, f.sha256):
+                if digest(quarantine.get(source)) != (f.size, f.sha256):
                     raise Conflict(f"{f.path} changed after the request was submitted")
-                outbox.put(f"{req.id}/{f.path}", io.BufferedReader(_Chunks(quarantine.get(source))))
-                if _hash(outbox.get(f"{req.id}/{f.path}")) != (f.size, f.sha256):
+                outbox.put(f"{req.id}/{f.path}", io.BufferedReader(Chunks(quarantine.get(source))))
+                if digest(outbox.get(f"{req.id}/{f.path}")) != (f.size, f.sha256):
                     raise Conflict(f"{f.path}: the outbox copy does not match its digest")
         except Exception as exc:  # nothing half-released stays in the outbox
             for f in req.files:
@@ -293,7 +292,7 @@ class Airlock:
             raise
         req.released_at = self.clock()
         req.crate = self._crate(req)
-        outbox.put(f"{req.id}/{CRATE}", io.BytesIO(_json(req.crate)))
+        outbox.put(f"{req.id}/{CRATE}", io.BytesIO(json_bytes(req.crate)))
         self.releases.save(req)
         self._move(req.id, S.APPROVED, S.RELEASED)
         self._audit("release.release", None, "released", req.id,
@@ -352,7 +351,7 @@ class Airlock:
             if len(data) >= self.preview_max_bytes:
                 break
         self._audit("release.preview", who, "granted", req.id, {"path": path})
-        return data[:self.preview_max_bytes], _content_type(path, data)
+        return data[:self.preview_max_bytes], content_type(path, data)
 
     def revoke(self, who: Principal, request_id: str) -> ReleaseRequest:
         req = self.get(who, request_id, REVOKE)
@@ -373,47 +372,3 @@ class Airlock:
         self.audit.append(AuditEvent(action=action, actor=who.sub if who else "system",
                                      outcome=outcome, target=target, details=details,
                                      at=self.clock()))
-
-
-class _Chunks(io.RawIOBase):
-    """A read-only binary file over an iterator of chunks (streams, bounded memory)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: Any) -> int:
-        while not self._buffer:
-            try:
-                self._buffer = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(target), len(self._buffer))
-        target[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        return n
-
-
-def _hash(chunks: Iterator[bytes]) -> tuple[int, str]:
-    h, size = hashlib.sha256(), 0
-    for chunk in chunks:
-        h.update(chunk)
-        size += len(chunk)
-    return size, h.hexdigest()
-
-
-def _json(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, indent=2, sort_keys=True).encode()
-
-
-def _content_type(path: str, data: bytes) -> str:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    try:
-        data[:65536].decode("utf-8")
-    except UnicodeDecodeError:
-        return "application/octet-stream"
-    return "text/csv" if path.lower().endswith((".csv", ".tsv")) else "text/plain"
