@@ -13,8 +13,10 @@ Cases, each at page_size 50 and 500:
   deep       the page reached by following next_page_token up to --depth pages (fewer when
              the user has fewer pages); the saved token is re-sent for every sample
   filtered   first page of state=COMPLETE&tag=batch:7 (about 3% of the user's runs match)
-  no-match   first page of tag=batch:none, which matches nothing: the worst case, every
-             one of the user's runs is examined
+  common-tag first page of tag=suite:all, which every run carries: the worst case of a
+             plan that starts from the tag index
+  no-match   first page of tag=batch:none, which matches nothing: the worst case of a plan
+             that starts from the user's runs (every one of them is examined)
 
 Listing is keyset-paged (`seq < token position ORDER BY seq DESC LIMIT n`), so the first
 and deep pages should cost about the same at 10k and at 100k (ratio near 1).
@@ -94,7 +96,8 @@ def populate(url: str, template: dict[str, Any], n_user: int, n_others: int,
             state = rng.choices(STATES, STATE_WEIGHTS)[0]
             created = EPOCH + timedelta(seconds=seq * 30)
             final = state not in ("RUNNING", "QUEUED")
-            run_tags = {"batch": str(rng.randrange(BATCHES)), "sample": f"s{rng.randrange(97)}"}
+            run_tags = {"batch": str(rng.randrange(BATCHES)), "sample": f"s{rng.randrange(97)}",
+                        "suite": "all"}
             run_rows.append({
                 **template, "seq": seq, "id": f"{rng.getrandbits(128):032x}",
                 "owner_sub": who, "state": state,
@@ -163,6 +166,10 @@ def measure(server: InProcessServer, token: str, samples: int, depth: int,
             out.append({"case": "filtered", "page_size": size, "page": 1, "lat": lat,
                         "rows": len(body["runs"])})
 
+            lat, body = timed_get(session, url, [ps, ("tag", "suite:all")], samples)
+            out.append({"case": "common-tag", "page_size": size, "page": 1, "lat": lat,
+                        "rows": len(body["runs"])})
+
             lat, body = timed_get(session, url, [ps, ("tag", "batch:none")],
                                   max(3, samples // 3))
             out.append({"case": "no-match", "page_size": size, "page": 1, "lat": lat,
@@ -217,7 +224,7 @@ def main() -> None:
                 results[n] = measure(server, token, args.samples, args.depth, page_sizes)
 
     print(watch.report() + "\n")
-    print("bulk load (runs + 2 tags each, one transaction):")
+    print("bulk load (runs + 3 tags each, one transaction):")
     print_table(["user runs", "other runs", "seconds", "runs/s"], load_rows)
 
     rows = []

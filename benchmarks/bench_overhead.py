@@ -198,8 +198,8 @@ def main() -> None:
         print(line)
     print("The overhead is dominated by the reconcile interval: a run starts within "
           "milliseconds of the POST, but its end is only noticed at the reconciler's next tick "
-          "(on average half an interval, at most one); the rest is the engine's own run time "
-          "varying between runs (compare the engine column with direct).")
+          "(on average half an interval, at most one); the rest is the engine itself taking "
+          "longer beside a running server than alone (the engine column against direct).")
 
 
 if __name__ == "__main__":
