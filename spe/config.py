@@ -103,6 +103,33 @@ class Settings(BaseSettings):
     s3_sse_kms_key_id: str = Field("", description="KMS key id for s3_sse=aws:kms.")
     secret_key: SecretStr | None = Field(None, description="Signs page tokens; generated in "
                                          "SPE_HOME when absent.")
+    executor: Literal["local", "slurm"] = Field(
+        "local", description="Where runs execute: 'local' (this machine, the embedded "
+        "default) or 'slurm' (a SLURM cluster; see docs/operators.md).")
+    slurm_bin_dir: Path = Field(Path("/usr/bin"), description="Folder of sbatch, squeue, "
+                                "scontrol, scancel and sacct.")
+    slurm_partition: str = Field("", description="Partition for head jobs; empty: the "
+                                 "cluster's default.")
+    slurm_submit_as: Literal["researcher", "service"] = Field(
+        "researcher", description="'researcher': jobs run under the researcher's POSIX "
+        "account (sbatch through sudo, see docs/operators.md); 'service': under the "
+        "service's own account (development only).")
+    slurm_accounting: bool = Field(False, description="Read final states from sacct "
+                                   "(needs slurmdbd); the exit-status file is read first.")
+    slurm_max_cpus: int = Field(16, ge=1, description="Site limit: CPUs of one job.")
+    slurm_max_memory_mb: int = Field(64 * 1024, ge=64, description="Site limit: memory of "
+                                     "one job.")
+    slurm_max_time_minutes: int = Field(24 * 60, ge=1, description="Site limit: wall time "
+                                        "of one head job.")
+    slurm_command_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of each "
+                                                 "SLURM command.")
+    slurm_engine_path: str = Field("", description="PATH prefix on the cluster nodes where "
+                                   "the engines live (e.g. /opt/spe/engines/bin).")
+    dispatcher: Literal["inline", "celery"] = Field(
+        "inline", description="'inline': worker threads in the API process (embedded "
+        "default); 'celery': Celery workers (`spe worker`) over redis_url.")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker "
+                           "(dispatcher=celery).")
     snakemake_bin: str = Field("snakemake", description="Snakemake executable.")
     nextflow_bin: str = Field("nextflow", description="Nextflow executable.")
 
