@@ -34,6 +34,7 @@ from spe.adapters.db.session import make_engine, make_sessions, upgrade
 from spe.adapters.engines.nextflow import NextflowEngine
 from spe.adapters.engines.snakemake import SnakemakeEngine
 from spe.adapters.executors.local import LocalExecutor
+from spe.adapters.executors.slurm import SlurmExecutor
 from spe.adapters.policy import dev_policy, load_policy
 from spe.adapters.queue.inline import InlineDispatcher
 from spe.adapters.storage.factory import S3Settings, StoreFactory
@@ -55,9 +56,11 @@ from spe.api.wes import WesApi
 from spe.config import Settings
 from spe.domain.catalog import Catalog
 from spe.domain.errors import DomainError
+from spe.domain.models import Run
 from spe.domain.paging import PageTokens
 from spe.domain.policy import Policy
-from spe.domain.ports import Dispatcher, TokenVerifier, WorkflowEngine
+from spe.domain.ports import Dispatcher, EngineTarget, JobAccount, TokenVerifier, WorkflowEngine
+from spe.domain.resources import SiteLimits, rule_job_resources
 from spe.services.access import Gate
 from spe.services.airlock import Airlock
 from spe.services.audit import AuditQuery
@@ -182,6 +185,34 @@ def make_verifier(settings: Settings, policy: Policy) -> tuple[TokenVerifier, De
         min_refresh_interval=settings.jwks_min_refresh_seconds), None
 
 
+def executor_wiring(settings: Settings, policy: Policy) -> dict[str, Any]:
+    """The executor and, for SLURM, whom jobs run as, where the engines send their jobs,
+    and the site's limits: the Execution arguments that depend on ``settings.executor``."""
+    if settings.executor == "local":
+        return {"executor": LocalExecutor(settings.cancel_grace_seconds)}
+    as_researcher = settings.slurm_submit_as == "researcher"
+    settings.runs_dir.mkdir(parents=True, exist_ok=True)
+    if as_researcher:
+        settings.runs_dir.chmod(0o711)  # researchers reach their run, list nothing
+    executor = SlurmExecutor(bin_dir=settings.slurm_bin_dir, partition=settings.slurm_partition,
+                             as_researcher=as_researcher, accounting=settings.slurm_accounting,
+                             timeout=settings.slurm_command_timeout_seconds,
+                             engine_path=settings.slurm_engine_path)
+
+    def job_account(run: Run) -> JobAccount | None:
+        return policy.job_account(run.owner_sub, run.owner_name, run.project) \
+            if as_researcher else None
+
+    def engine_target(account: JobAccount | None, resources: dict[str, int]) -> EngineTarget:
+        return EngineTarget(executor="slurm", partition=settings.slurm_partition,
+                            slurm_account=account.slurm_account if account else "",
+                            job_resources=rule_job_resources(resources))
+
+    return {"executor": executor, "job_account": job_account, "engine_target": engine_target,
+            "limits": SiteLimits(settings.slurm_max_cpus, settings.slurm_max_memory_mb,
+                                 settings.slurm_max_time_minutes)}
+
+
 def _resolver(*controllers: object) -> Resolver:
     """operationId -> the method of that name on the first controller that has one."""
 
@@ -271,9 +302,8 @@ def create_app(settings: Settings, *, migrate: bool = True,
     data = DataService(gate=gate, stores=stores, audit=audit,
                        quarantine_location=quarantine)
     execution = Execution(repo=repo, catalog=catalog, bundles=bundles, engines=engines,
-                          executor=LocalExecutor(settings.cancel_grace_seconds),
                           runs_dir=settings.runs_dir, max_active=settings.max_active_runs,
-                          data=data)
+                          data=data, **executor_wiring(settings, policy))
     worker = Worker(execution, settings.reconcile_seconds)
     inline = InlineDispatcher(worker.handle, settings.workers)
     dispatcher: Dispatcher = dispatcher_factory() if dispatcher_factory else inline

@@ -9,12 +9,16 @@ ControlledAccessGrants visa for their ``visa.value`` from a listed source."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from spe.domain.errors import Forbidden
 from spe.domain.identity import Entitlement, Visa, parse_entitlement
 from spe.domain.models import Principal
+from spe.domain.ports import JobAccount
 
+POSIX_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")  # what useradd accepts (no trailing $)
 ROLES = frozenset({"researcher", "reviewer", "operator"})
 VISIBILITIES = frozenset({"owner", "project"})
 GLOBAL = "*"
@@ -90,9 +94,27 @@ class Policy:
     trusted_authorities: frozenset[str] = frozenset()
     visa_issuers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     visa_max_age_seconds: int = 365 * 86400
+    posix_accounts: dict[str, str] = field(default_factory=dict)
 
     def project(self, project_id: str) -> Project | None:
         return self.projects.get(project_id)
+
+    def job_account(self, owner_sub: str, owner_name: str, project_id: str) -> JobAccount:
+        """Whom a run's cluster jobs run as: the POSIX account mapped to the owner's ``sub``
+        (or user name) in ``posix_accounts``, else the user name itself when it is a valid
+        POSIX name; the project's POSIX group and SLURM account. Deny by default:
+        ``Forbidden`` when any of them is missing."""
+        user = self.posix_accounts.get(owner_sub) or self.posix_accounts.get(owner_name) \
+            or owner_name
+        project = self.projects.get(project_id)
+        if not POSIX_NAME.match(user):
+            raise Forbidden(f"no POSIX account is mapped to {owner_name!r}; ask the operators "
+                            "to add one to the policy's posix_accounts")
+        if project is None or not project.posix_group:
+            raise Forbidden(f"project {project_id!r} has no posix_group; its runs cannot "
+                            "execute on the cluster")
+        return JobAccount(user=user, group=project.posix_group,
+                          slurm_account=project.slurm_account)
 
     def access(self, principal: Principal, now: float) -> Access:
         projects: dict[str, set[str]] = {}

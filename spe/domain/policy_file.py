@@ -11,6 +11,7 @@ from spe.domain.errors import InvalidRequest
 from spe.domain.identity import Entitlement
 from spe.domain.policy import (
     GLOBAL,
+    POSIX_NAME,
     ROLES,
     VISIBILITIES,
     Dataset,
@@ -23,7 +24,7 @@ from spe.domain.policy import (
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _TOP = {"trusted_authorities", "visa_issuers", "visa_max_age_seconds", "projects", "roles",
-        "datasets"}
+        "datasets", "posix_accounts"}
 _PROJECT = {"id", "title", "entitlements", "posix_group", "slurm_account", "storage",
             "airlock", "visibility", "retention_days"}
 
@@ -149,6 +150,21 @@ def _visa_rule(raw: Any, ptr: str, errors: _Errors) -> VisaRule | None:
                     require_by=bool(raw.get("require_by", True)))
 
 
+def _posix_accounts(raw: Any, errors: _Errors) -> dict[str, str]:
+    """``sub`` (or user name) -> POSIX account of the cluster."""
+    if not isinstance(raw, dict):
+        errors.add("/posix_accounts", "a mapping of sub or user name to a POSIX account")
+        return {}
+    for key, value in raw.items():
+        if not isinstance(value, str) or not POSIX_NAME.match(value):
+            errors.add(f"/posix_accounts/{_escape(str(key))}", "a POSIX user name")
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")  # RFC 6901
+
+
 def parse_policy(data: Any) -> Policy:
     """A ``Policy``, or ``InvalidRequest`` listing every problem with its pointer."""
     errors = _Errors()
@@ -178,10 +194,14 @@ def parse_policy(data: Any) -> Policy:
     if not isinstance(max_age, int) or max_age <= 0:
         errors.add("/visa_max_age_seconds", "a positive integer")
         max_age = 1
+    accounts = _posix_accounts(data.get("posix_accounts") or {}, errors)
+    for i, project in enumerate(projects):
+        if project.posix_group and not POSIX_NAME.match(project.posix_group):
+            errors.add(f"/projects/{i}/posix_group", "a POSIX group name")
     if errors:
         raise InvalidRequest("the policy file is invalid", list(errors))
     return Policy(projects={p.id: p for p in projects}, roles=tuple(roles),
                   datasets={d.id: d for d in datasets},
                   trusted_authorities=frozenset(str(a) for a in authorities),
                   visa_issuers={str(k): tuple(v) for k, v in issuers.items()},
-                  visa_max_age_seconds=max_age)
+                  visa_max_age_seconds=max_age, posix_accounts=accounts)

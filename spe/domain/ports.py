@@ -24,11 +24,39 @@ from spe.domain.states import RunState
 
 
 @dataclass(frozen=True)
+class JobAccount:
+    """Whom a job runs as on a cluster: the researcher's POSIX account, the project's POSIX
+    group (owner of the run's work directory) and the project's SLURM account."""
+
+    user: str
+    group: str
+    slurm_account: str = ""
+
+
+@dataclass(frozen=True)
+class EngineTarget:
+    """Where an engine sends its jobs: ``local`` (in its own process tree) or ``slurm``
+    (one SLURM job per rule or process, under ``slurm_account`` in ``partition``), with the
+    default resources of each job (mem_mb, runtime minutes) already clamped."""
+
+    executor: str = "local"
+    slurm_account: str = ""
+    partition: str = ""
+    max_jobs: int = 8
+    job_resources: dict[str, int] = field(default_factory=dict)
+
+
+LOCAL = EngineTarget()
+
+
+@dataclass(frozen=True)
 class ExecutionSpec:
     """What to run: an argv list (never a shell string), in ``workdir``.
 
     ``env`` is added to a minimal environment; ``stdout``/``stderr`` are files the executor
     writes the process's streams to. ``resources`` holds cpus / memory_mb / time_minutes.
+    ``account``, when set, is whom the work runs as (executors that cannot switch
+    identity refuse a spec that names one other than their own).
     """
 
     run_id: str
@@ -38,15 +66,18 @@ class ExecutionSpec:
     stderr: Path
     env: dict[str, str] = field(default_factory=dict)
     resources: dict[str, int] = field(default_factory=dict)
+    account: JobAccount | None = None
 
 
 @dataclass(frozen=True)
 class ExecutionStatus:
     """What an executor knows of one submission.
 
-    ``state`` is RUNNING while it runs (QUEUED while a scheduler holds it), a final state
-    when it ended: COMPLETE for exit 0, EXECUTOR_ERROR for another exit code, CANCELED
-    after ``cancel``, SYSTEM_ERROR when it vanished without leaving an exit status.
+    ``state`` is RUNNING while it runs (QUEUED while a scheduler holds it, PAUSED while
+    it is suspended), a final state when it ended: COMPLETE for exit 0, EXECUTOR_ERROR for
+    another exit code, CANCELED after ``cancel``, SYSTEM_ERROR when it vanished without
+    leaving an exit status. UNKNOWN means the executor cannot tell right now (its
+    scheduler does not answer): callers keep the run as it is and ask again later.
     """
 
     state: RunState
@@ -85,6 +116,7 @@ class WorkflowEngine(Protocol):
 
     - ``argv`` returns a list of strings; user values reach the engine only through the
       params file it is given, never through the argv or a shell.
+      ``target`` says whether the engine runs its jobs itself or submits them to SLURM.
     - ``task_logs`` parses the engine's own log in ``workdir``; one TaskLog per job,
       ordered by job id; an absent or partial log gives the jobs seen so far.
     - ``output_dir`` is where the run's outputs land inside ``workdir``.
@@ -98,7 +130,8 @@ class WorkflowEngine(Protocol):
     def version(self) -> str: ...
 
     def argv(self, entry: WorkflowEntry, bundle_dir: Path, params_file: Path,
-             workdir: Path, options: JSON) -> list[str]: ...
+             workdir: Path, options: JSON, *, target: EngineTarget = LOCAL
+             ) -> list[str]: ...
 
     def task_logs(self, workdir: Path) -> list[TaskLog]: ...
 

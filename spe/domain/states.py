@@ -31,9 +31,11 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     # INITIALIZING -> QUEUED: recovery found a run that never reached its executor
     S.INITIALIZING: frozenset({S.QUEUED, S.RUNNING, S.CANCELING, S.SYSTEM_ERROR,
                                S.EXECUTOR_ERROR, S.COMPLETE, S.PREEMPTED}),
+    # RUNNING <-> PAUSED: the scheduler suspended the job and resumed it
     S.RUNNING: frozenset({S.COMPLETE, S.EXECUTOR_ERROR, S.SYSTEM_ERROR, S.CANCELING,
-                          S.PREEMPTED}),
-    S.PAUSED: frozenset({S.RUNNING, S.CANCELING, S.SYSTEM_ERROR}),
+                          S.PREEMPTED, S.PAUSED}),
+    S.PAUSED: frozenset({S.RUNNING, S.CANCELING, S.SYSTEM_ERROR, S.COMPLETE,
+                         S.EXECUTOR_ERROR, S.PREEMPTED}),
     S.CANCELING: frozenset({S.CANCELED, S.SYSTEM_ERROR}),
     S.UNKNOWN: frozenset({S.SYSTEM_ERROR}),
     S.COMPLETE: frozenset(),

@@ -24,7 +24,7 @@ import json
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,12 +33,15 @@ from spe.domain.digests import sha256_file
 from spe.domain.models import OutputFile, Run
 from spe.domain.ports import (
     Dispatcher,
+    EngineTarget,
     ExecutionSpec,
     ExecutionStatus,
     Executor,
+    JobAccount,
     RunRepository,
     WorkflowEngine,
 )
+from spe.domain.resources import SiteLimits, job_resources
 from spe.domain.states import RunState, can_move, is_final
 from spe.services.data import DataService
 
@@ -59,7 +62,10 @@ class Execution:
     engines: dict[str, WorkflowEngine]
     executor: Executor
     runs_dir: Path
-    resources: Callable[[Run], dict[str, int]] = lambda run: {}
+    limits: SiteLimits = field(default_factory=SiteLimits)
+    job_account: Callable[[Run], JobAccount | None] = lambda run: None
+    engine_target: Callable[[JobAccount | None, dict[str, int]], EngineTarget] = \
+        lambda account, resources: EngineTarget()
     max_active: int = 4
     data: DataService | None = None
     clock: Callable[[], datetime] = _now
@@ -92,8 +98,12 @@ class Execution:
             self._finish(run, S.SYSTEM_ERROR, None, f"failed to start: {exc}")
             return
         self.repo.save(run)
-        if not self.repo.transition(run_id, frozenset({S.INITIALIZING}), S.RUNNING,
-                                    self.clock()):
+        if self.executor.poll(run.handle).state in (S.QUEUED, S.UNKNOWN):
+            fresh = self.repo.get(run_id)  # waits for its scheduler: stays INITIALIZING
+            if fresh is not None and fresh.state != S.INITIALIZING:
+                self._canceled_while_starting(run)
+        elif not self.repo.transition(run_id, frozenset({S.INITIALIZING}), S.RUNNING,
+                                      self.clock()):
             self._canceled_while_starting(run)
 
     def _canceled_while_starting(self, run: Run) -> None:
@@ -132,11 +142,14 @@ class Execution:
             params = self.data.stage(entry, params, workdir)
         params_file.write_text(json.dumps(params, indent=2))
         engine = self.engines[entry.engine]
-        argv = engine.argv(entry, bundle_dir, params_file, workdir, run.engine_options)
+        resources = job_resources(entry.resources, run.engine_options, self.limits)
+        account = self.job_account(run)
+        argv = engine.argv(entry, bundle_dir, params_file, workdir, run.engine_options,
+                           target=self.engine_target(account, resources))
         return ExecutionSpec(run_id=run.id, argv=tuple(argv), workdir=workdir,
                              stdout=workdir / "logs/stdout.log",
                              stderr=workdir / "logs/stderr.log",
-                             resources={**entry.resources, **self.resources(run)})
+                             resources=resources, account=account)
 
     def cancel(self, run_id: str) -> None:
         run = self.repo.get(run_id)
@@ -195,10 +208,15 @@ class Execution:
         self._finish(run, target, status.exit_code, status.message)
 
     def _still_running(self, run: Run, status: ExecutionStatus) -> None:
-        if run.state == S.INITIALIZING and status.state == S.RUNNING:
-            self.repo.transition(run.id, frozenset({S.INITIALIZING}), S.RUNNING, self.clock())
-        elif run.state == S.CANCELING and run.handle:
+        """RUNNING and PAUSED follow the executor; QUEUED (the scheduler holds the job)
+        and UNKNOWN (the scheduler does not answer) leave the run as it is."""
+        if run.state == S.CANCELING and run.handle:
             self.executor.cancel(run.handle)
+        elif status.state == S.RUNNING and run.state in (S.INITIALIZING, S.PAUSED):
+            self.repo.transition(run.id, frozenset({run.state}), S.RUNNING,
+                                 self.clock() if run.state == S.INITIALIZING else None)
+        elif status.state == S.PAUSED and run.state == S.RUNNING:
+            self.repo.transition(run.id, frozenset({S.RUNNING}), S.PAUSED)
 
     def _finish(self, run: Run, target: RunState, exit_code: int | None, message: str) -> None:
         fresh = self.repo.get(run.id)

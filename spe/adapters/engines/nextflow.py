@@ -10,6 +10,7 @@ from pathlib import Path
 from spe.adapters.engines.common import declared_outputs, probe_version, resolve_binary
 from spe.domain.catalog import WorkflowEntry
 from spe.domain.models import JSON, TaskLog
+from spe.domain.ports import LOCAL, EngineTarget
 
 OUTPUT_DIR = "."  # Nextflow publishes relative to its launch directory, the run dir
 TRACE_FILE = "logs/trace.tsv"
@@ -31,9 +32,13 @@ class NextflowEngine:
         return self._version
 
     def argv(self, entry: WorkflowEntry, bundle_dir: Path, params_file: Path,
-             workdir: Path, options: JSON) -> list[str]:
+             workdir: Path, options: JSON, *, target: EngineTarget = LOCAL
+             ) -> list[str]:
         config = workdir / "spe.config"
-        config.write_text(_config_text(int(options.get("max_cpus") or 1)), encoding="utf-8")
+        text = _config_text(int(options.get("max_cpus") or 1))
+        if target.executor == "slurm":
+            text += slurm_config(target)
+        config.write_text(text, encoding="utf-8")
         argv = [
             self._binary, "-log", str(workdir / "logs" / "nextflow.log"), "run",
             str(bundle_dir / entry.entrypoint),
@@ -67,6 +72,28 @@ def _config_text(cpus: int) -> str:
             f"executor.cpus = {cpus}\n"
             f"trace.fields = '{TRACE_FIELDS}'\n"
             "trace.overwrite = true\n")
+
+
+def _quoted(value: str) -> str:
+    """A Groovy single-quoted string of a value from the policy or settings (never from
+    a user); quotes and backslashes escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def slurm_config(target: EngineTarget) -> str:
+    """Processes run as SLURM jobs (the `slurm` executor), in the project's account."""
+    lines = ["process.executor = 'slurm'",
+             f"executor.queueSize = {int(target.max_jobs)}",
+             "executor.pollInterval = '2 sec'"]
+    if target.partition:
+        lines.append(f"process.queue = {_quoted(target.partition)}")
+    if target.slurm_account:
+        lines.append(f"process.clusterOptions = {_quoted('--account=' + target.slurm_account)}")
+    if "mem_mb" in target.job_resources:
+        lines.append(f"process.memory = '{int(target.job_resources['mem_mb'])} MB'")
+    if "runtime" in target.job_resources:
+        lines.append(f"process.time = '{int(target.job_resources['runtime'])} min'")
+    return "\n".join(lines) + "\n"
 
 
 def _time(value: str | None) -> datetime | None:

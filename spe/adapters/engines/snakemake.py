@@ -9,6 +9,7 @@ from pathlib import Path
 from spe.adapters.engines.common import declared_outputs, probe_version, resolve_binary
 from spe.domain.catalog import WorkflowEntry
 from spe.domain.models import JSON, TaskLog
+from spe.domain.ports import LOCAL, EngineTarget
 
 OUTPUT_DIR = "work"
 LOG_FILE = "logs/stderr.log"
@@ -29,7 +30,8 @@ class SnakemakeEngine:
         return self._version
 
     def argv(self, entry: WorkflowEntry, bundle_dir: Path, params_file: Path,
-             workdir: Path, options: JSON) -> list[str]:
+             workdir: Path, options: JSON, *, target: EngineTarget = LOCAL
+             ) -> list[str]:
         argv = [
             self._binary,
             "--snakefile", str(bundle_dir / entry.entrypoint),
@@ -41,6 +43,8 @@ class SnakemakeEngine:
         ]
         if options.get("keep_going"):
             argv.append("--keep-going")
+        if target.executor == "slurm":
+            argv += slurm_arguments(target)
         return argv
 
     def task_logs(self, workdir: Path) -> list[TaskLog]:
@@ -57,12 +61,29 @@ class SnakemakeEngine:
         return declared_outputs(entry, self.output_dir(workdir))
 
 
+def slurm_arguments(target: EngineTarget) -> list[str]:
+    """Rule jobs go to SLURM through snakemake-executor-plugin-slurm (2.x). Status comes
+    from squeue: without accounting the plugin's sacct queries fail and it hangs."""
+    defaults = [f"{k}={int(v)}" for k, v in sorted(target.job_resources.items())]
+    if target.slurm_account:
+        defaults.append(f"slurm_account={target.slurm_account}")
+    if target.partition:
+        defaults.append(f"slurm_partition={target.partition}")
+    argv = ["--executor", "slurm", "--jobs", str(target.max_jobs),
+            "--slurm-status-command", "squeue",
+            "--slurm-init-seconds-before-status-checks", "1", "--slurm-no-requeue"]
+    if not target.slurm_account:
+        argv.append("--slurm-no-account")
+    return [*argv, "--default-resources", *defaults] if defaults else argv
+
+
 _STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 _RULE = re.compile(r"^(?:local)?rule (\S+):$")
 _ERROR = re.compile(r"^Error in rule (\S+):$")
 _JOBID = re.compile(r"^\s+jobid: (\d+)$")
 _FINISHED = re.compile(r"^Finished jobid: (\d+) \(Rule: (\S+)\)$|^Finished job (\d+)\.$")
 _SHELLCMD = re.compile(r"^\s*Shell command: (.+)$")
+_SLURM = re.compile(r"^Job (\d+) has been submitted with SLURM jobid (\d+)")
 
 
 def _stamp(text: str) -> datetime:
@@ -96,6 +117,9 @@ def parse_log(text: str) -> list[TaskLog]:
                 job_cmd = m.group(1).strip()
                 current["cmd"] = job_cmd
             current = None
+        elif m := _SLURM.match(line.strip()):
+            job = jobs.setdefault(int(m.group(1)), {"name": "?"})
+            job["slurm"] = m.group(2)
         elif m := _FINISHED.match(line):
             job = jobs.setdefault(int(m.group(1) or m.group(3)), {"name": m.group(2) or "?"})
             job["end"], job["exit"] = stamp, 0
@@ -104,9 +128,11 @@ def parse_log(text: str) -> list[TaskLog]:
 
 def _task(jobid: int, job: dict[str, object]) -> TaskLog:
     start, end, code, cmd = job.get("start"), job.get("end"), job.get("exit"), job.get("cmd")
+    slurm = job.get("slurm")
     return TaskLog(
         id=str(jobid), name=str(job["name"]), cmd=(cmd,) if isinstance(cmd, str) else (),
         start_time=start if isinstance(start, datetime) else None,
         end_time=end if isinstance(end, datetime) else None,
         exit_code=code if isinstance(code, int) else None,
+        system_logs=(f"SLURM job {slurm}",) if slurm else (),
     )

@@ -1,0 +1,258 @@
+"""The SLURM executor: one batch job per run (the engine's head process), submitted with
+``sbatch`` as the researcher, polled with ``scontrol`` (and ``sacct`` where accounting
+exists), cancelled with ``scancel`` together with every job it spawned.
+
+We drive SLURM's command-line tools with argv lists: their text output is the interface
+that stays stable across the Slurm versions BiBiGrid ships (22.05 to 24.11), whereas
+pyslurm only builds against one Slurm release and slurmrestd's paths and auth change
+between versions (docs/operators.md#talking-to-slurm).
+
+Nothing a user typed reaches a shell: the batch script is a fixed text (``JOB_SCRIPT``);
+the engine's argv and environment go into NUL-separated files it reads with ``mapfile``
+and ``export``. The script writes the engine's exit status atomically into the run
+directory, so the final state does not depend on accounting or on how long the
+controller keeps finished jobs (BiBiGrid: 300 s)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spe.adapters.executors import slurm_text as text
+from spe.adapters.executors.workdir import share_with_group
+from spe.domain.models import JSON
+from spe.domain.ports import ExecutionSpec, ExecutionStatus, JobAccount
+from spe.domain.states import RunState
+
+log = logging.getLogger(__name__)
+S = RunState
+
+EXIT_FILE = "exit_status"
+CANCEL_FILE = "cancel_requested"
+HANDLE_FILE = "handle.json"
+JOB_ID_FILE = "slurm_job_id"
+SCRIPT_FILE = "job.sh"
+ARGV_FILE = "job.argv"
+ENV_FILE = "job.env"
+
+JOB_SCRIPT = """#!/bin/bash
+# Written by the SPE SLURM executor. It holds no value of the run: the engine's argv and
+# environment are read from NUL-separated files, never parsed by a shell.
+umask 0007
+printf '%s\\n' "$SLURM_JOB_ID" > slurm_job_id.tmp && mv -f slurm_job_id.tmp slurm_job_id
+while IFS= read -r -d '' kv; do export "$kv"; done < job.env
+mapfile -d '' -t argv < job.argv
+"${argv[@]}"
+code=$?
+printf '%s\\n' "$code" > exit_status.tmp && mv -f exit_status.tmp exit_status
+exit "$code"
+"""
+
+SPECIAL_FINAL = {S.CANCELED, S.PREEMPTED, S.SYSTEM_ERROR}  # states that explain a failure
+
+
+class SlurmError(RuntimeError):
+    """A SLURM command failed; the message is safe to show (no secrets in it)."""
+
+
+@dataclass
+class SlurmExecutor:
+    """Settings: where the binaries are, the head job's partition, whether jobs run as
+    the researcher (``sudo -u``) or as the service, and whether ``sacct`` can be asked."""
+
+    bin_dir: Path = Path("/usr/bin")
+    partition: str = ""
+    as_researcher: bool = True
+    accounting: bool = False
+    timeout: float = 30.0
+    engine_path: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    name: str = "slurm"
+
+    # -- commands -------------------------------------------------------------------
+
+    def _run(self, argv: list[str], account: JobAccount | None = None,
+             check: bool = True) -> subprocess.CompletedProcess[str]:
+        if account is not None and self.as_researcher:
+            argv = ["sudo", "-n", "-u", account.user, "--", *argv]
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", **self.env}
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, env=env,
+                                  timeout=self.timeout, check=False, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SlurmError(f"{Path(argv[0]).name} failed: {exc}") from exc
+        if check and proc.returncode != 0:
+            raise SlurmError(f"{Path(argv[0]).name} exited {proc.returncode}: "
+                             f"{proc.stderr.strip()[:500]}")
+        return proc
+
+    def _bin(self, name: str) -> str:
+        return str(self.bin_dir / name)
+
+    # -- Executor port --------------------------------------------------------------
+
+    def submit(self, spec: ExecutionSpec) -> JSON:
+        account = spec.account
+        if account is None and self.as_researcher:
+            raise SlurmError("a SLURM job needs the researcher's account (deny by default)")
+        self._write_job_files(spec, account)
+        proc = self._run(self._sbatch_argv(spec, account), account)
+        job_id = text.parse_sbatch(proc.stdout)
+        handle = self._handle(spec.workdir, job_id, account)
+        _write_json(spec.workdir / HANDLE_FILE, handle)
+        log.info("run %s submitted as SLURM job %s", spec.run_id, job_id)
+        return handle
+
+    def _write_job_files(self, spec: ExecutionSpec, account: JobAccount | None) -> None:
+        spec.workdir.mkdir(parents=True, exist_ok=True)
+        tmp = spec.workdir / "tmp"
+        tmp.mkdir(exist_ok=True)
+        path = ":".join(p for p in (self.engine_path, "/usr/local/bin:/usr/bin:/bin") if p)
+        env = {"PATH": path, "HOME": str(tmp), "TMPDIR": str(tmp), "LANG": "C.UTF-8",
+               "LC_ALL": "C.UTF-8", "TZ": "UTC", "PYTHONNOUSERSITE": "1",
+               "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(tmp), **spec.env}
+        (spec.workdir / ENV_FILE).write_bytes(
+            b"".join(f"{k}={v}".encode() + b"\0" for k, v in env.items()))
+        (spec.workdir / ARGV_FILE).write_bytes(b"".join(a.encode() + b"\0" for a in spec.argv))
+        (spec.workdir / SCRIPT_FILE).write_text(JOB_SCRIPT, encoding="utf-8")
+        for stream in (spec.stdout, spec.stderr):
+            stream.parent.mkdir(parents=True, exist_ok=True)
+        if account is not None and self.as_researcher:
+            share_with_group(spec.workdir, account.group)
+
+    def _sbatch_argv(self, spec: ExecutionSpec, account: JobAccount | None) -> list[str]:
+        res = spec.resources
+        argv = [self._bin("sbatch"), "--parsable", f"--job-name=spe-{spec.run_id}",
+                f"--chdir={spec.workdir}", f"--output={spec.stdout}", f"--error={spec.stderr}",
+                "--no-requeue", "--nodes=1", "--ntasks=1",
+                f"--cpus-per-task={int(res.get('cpus', 1))}",
+                f"--mem={int(res.get('memory_mb', 1024))}M",
+                f"--time={text.format_minutes(int(res.get('time_minutes', 60)))}"]
+        if self.partition:
+            argv.append(f"--partition={self.partition}")
+        if account is not None and account.slurm_account:
+            argv.append(f"--account={account.slurm_account}")
+        return [*argv, str(spec.workdir / SCRIPT_FILE)]
+
+    def _handle(self, workdir: Path, job_id: str, account: JobAccount | None) -> JSON:
+        return {"executor": self.name, "job_id": job_id, "workdir": str(workdir),
+                "user": account.user if account else "",
+                "group": account.group if account else ""}
+
+    def find(self, run_id: str, workdir: Path) -> JSON | None:
+        """The recorded handle; else the job named ``spe-<run_id>`` that the controller
+        still knows (a submission whose handle was never written); else, when the job
+        already ran, a handle built from the job id the job script recorded."""
+        try:
+            handle = json.loads((workdir / HANDLE_FILE).read_text())
+            if isinstance(handle, dict):
+                return handle
+        except (OSError, ValueError):
+            pass
+        proc = self._run([self._bin("squeue"), "-h", "-a", f"--name=spe-{run_id}",
+                          "-o", "%i|%u"], check=True)
+        for line in proc.stdout.splitlines():
+            job_id, _, user = line.strip().partition("|")
+            if job_id.isdigit():
+                return {"executor": self.name, "job_id": job_id, "workdir": str(workdir),
+                        "user": user, "group": ""}
+        recorded = _read(workdir / JOB_ID_FILE)
+        if recorded.isdigit():
+            return {"executor": self.name, "job_id": recorded, "workdir": str(workdir),
+                    "user": "", "group": ""}
+        return None
+
+    def poll(self, handle: JSON) -> ExecutionStatus:
+        workdir, job_id = Path(handle["workdir"]), str(handle["job_id"])
+        canceled = (workdir / CANCEL_FILE).exists()
+        code = _read_code(workdir / EXIT_FILE)
+        if code == 0 and not canceled:
+            return ExecutionStatus(S.COMPLETE, 0)
+        try:
+            info = self._job_info(job_id)
+        except SlurmError as exc:
+            if code is None:
+                return ExecutionStatus(S.UNKNOWN, None, f"SLURM does not answer: {exc}")
+            info = None
+        if info is None and code is None and not canceled:
+            return ExecutionStatus(S.SYSTEM_ERROR, None,
+                                   f"SLURM job {job_id} vanished without an exit status")
+        state, message = text.wes_state(info.state) if info else (S.UNKNOWN, "")
+        if state in (S.QUEUED, S.RUNNING, S.PAUSED):
+            return ExecutionStatus(state, None, message)
+        return self._final(info, code, canceled)
+
+    def _final(self, info: text.JobInfo | None, code: int | None,
+               canceled: bool) -> ExecutionStatus:
+        """The final status: the exit-status file says how the engine ended, SLURM says
+        why a job was stopped from outside (time, memory, node, cancel)."""
+        if canceled:
+            return ExecutionStatus(S.CANCELED, code, "canceled on request")
+        slurm_state, why = text.wes_state(info.state) if info else (None, "")
+        if info is not None and info.reason not in ("", "None", "NonZeroExitCode"):
+            why = f"{why} ({info.reason})" if why else info.reason
+        if code is None and info is not None:
+            code = info.exit_code
+        if slurm_state in SPECIAL_FINAL or (slurm_state == S.EXECUTOR_ERROR
+                                            and info and info.state != "FAILED"):
+            return ExecutionStatus(slurm_state, code, f"SLURM job {info.job_id if info else ''}"
+                                   f": {why}")
+        if code == 0:
+            return ExecutionStatus(S.COMPLETE, 0)
+        if code is None:
+            return ExecutionStatus(S.SYSTEM_ERROR, None,
+                                   "the job ended without an exit status")
+        return ExecutionStatus(S.EXECUTOR_ERROR, code, f"the engine exited with {code}")
+
+    def _job_info(self, job_id: str) -> text.JobInfo | None:
+        proc = self._run([self._bin("scontrol"), "show", "job", "-o", job_id], check=False)
+        if proc.returncode == 0:
+            return text.parse_scontrol_job(proc.stdout)
+        if "Invalid job id" not in proc.stderr:
+            raise SlurmError(f"scontrol exited {proc.returncode}: {proc.stderr.strip()[:300]}")
+        if not self.accounting:
+            return None
+        proc = self._run([self._bin("sacct"), "-n", "-P", "-X", "-o", "JobID,State,ExitCode",
+                          "-j", job_id])
+        return text.parse_sacct(proc.stdout, job_id)
+
+    def cancel(self, handle: JSON) -> None:
+        """``scancel`` the head job, then every job still queued or running whose working
+        directory lies inside the run's (the jobs the engine submitted). Idempotent."""
+        workdir = Path(handle["workdir"])
+        if not (workdir / EXIT_FILE).exists():
+            (workdir / CANCEL_FILE).touch()
+        account = JobAccount(handle.get("user") or "", handle.get("group") or "")
+        as_user = account if account.user else None
+        jobs = [str(handle["job_id"]), *self._spawned(workdir, str(handle["job_id"]))]
+        self._run([self._bin("scancel"), *jobs], as_user, check=False)
+
+    def _spawned(self, workdir: Path, head: str) -> list[str]:
+        proc = self._run([self._bin("squeue"), "-h", "-a", "-o", "%i|%Z"], check=False)
+        inside = str(workdir)
+        return [job for job, cwd in text.parse_squeue_workdirs(proc.stdout)
+                if job != head and (cwd == inside or cwd.startswith(inside + os.sep))]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def _read_code(path: Path) -> int | None:
+    try:
+        return int(_read(path))
+    except ValueError:
+        return None
+
+
+def _write_json(path: Path, data: JSON) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)  # atomic: a reader sees all of it or nothing

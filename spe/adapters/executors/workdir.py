@@ -1,0 +1,53 @@
+"""Hands a prepared run directory to the project's POSIX group, for jobs that run as the
+researcher.
+
+Layout and modes (the cluster's shared filesystem; BiBiGrid's default is 0777):
+
+| path                          | mode | why                                              |
+|-------------------------------|------|--------------------------------------------------|
+| the run directory             | 3770 | group members create files (setgid keeps the     |
+|                               |      | group); sticky: nobody renames what the service  |
+|                               |      | wrote                                            |
+| logs/, tmp/, work/ (and below)| 2770 | the engine writes here                           |
+| what the service wrote        | 2750 | the workflow bundle, params, staged inputs, the  |
+|                               | 0640 | job files: readable by the group, not writable   |
+
+Files keep their execute bits (0750). Other users get nothing."""
+
+from __future__ import annotations
+
+import grp
+import os
+from pathlib import Path
+
+WRITABLE = ("logs", "tmp", "work")
+
+
+def share_with_group(workdir: Path, group: str) -> None:
+    """chgrp -R ``group`` and the modes above. ``KeyError`` for an unknown group."""
+    gid = grp.getgrnam(group).gr_gid
+    for name in WRITABLE:
+        (workdir / name).mkdir(exist_ok=True)
+    os.chown(workdir, -1, gid)
+    workdir.chmod(0o3770)
+    for entry in workdir.iterdir():
+        writable = entry.name in WRITABLE
+        _apply(entry, gid, writable)
+        if entry.is_dir() and not entry.is_symlink():
+            for root, dirs, files in os.walk(entry):
+                for name in dirs:
+                    _apply(Path(root, name), gid, writable)
+                for name in files:
+                    _apply(Path(root, name), gid, writable)
+
+
+def _apply(path: Path, gid: int, writable: bool) -> None:
+    if path.is_symlink():
+        return
+    os.chown(path, -1, gid)
+    if path.is_dir():
+        path.chmod(0o2770 if writable else 0o2750)
+    else:
+        executable = path.stat().st_mode & 0o100
+        path.chmod((0o770 if executable else 0o660) if writable
+                   else (0o750 if executable else 0o640))
