@@ -19,13 +19,16 @@ from pathlib import Path
 import pytest
 
 from spe.adapters.executors.local import EXIT_FILE, LocalExecutor
+from spe.adapters.executors.slurm import SlurmExecutor
 from spe.domain.models import JSON
 from spe.domain.ports import ExecutionSpec, ExecutionStatus, Executor
 from spe.domain.states import RunState, is_final
 from tests.fakes import FakeExecutor, FakeProcess, NeverStartsExecutor, VanishingExecutor
+from tests.slurm_cluster import slurm_or_skip
 
 S = RunState
-TIMEOUT = 10.0
+TIMEOUT = 20.0  # a real SLURM starts the first job after its controller starts in ~3 s
+WAITING = (RunState.QUEUED, RunState.RUNNING)  # a scheduler may hold the job first
 LONG = ("sleep", "30")  # outlives every test; each test cancels it
 
 
@@ -35,6 +38,10 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = TIMEOUT) -
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.05)
+
+
+def wait_running(executor: Executor, handle: JSON) -> None:
+    wait_until(lambda: executor.poll(handle).state == RunState.RUNNING, f"{handle} to run")
 
 
 def wait_final(executor: Executor, handle: JSON, timeout: float = TIMEOUT) -> ExecutionStatus:
@@ -71,11 +78,14 @@ class Rig:
         return executor, handle
 
 
-@pytest.fixture(params=["local", "fake"])
+@pytest.fixture(params=["local", "fake", "slurm"])
 def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
     make: Callable[[], Executor]
     if request.param == "local":
         make = partial(LocalExecutor, cancel_grace_seconds=2.0)
+    elif request.param == "slurm":
+        slurm_or_skip()
+        make = partial(SlurmExecutor, as_researcher=False)
     else:
         registry: dict[str, FakeProcess] = {}
         make = partial(FakeExecutor, registry)
@@ -96,7 +106,7 @@ def test_find_returns_the_earlier_submission_of_a_run_and_none_for_a_new_one(
     rig.handles.append(handle)
     found = rig.make().find(spec.run_id, spec.workdir)
     assert found is not None
-    assert rig.make().poll(found).state == S.RUNNING
+    assert rig.make().poll(found).state in WAITING
     rig.make().cancel(found)
     assert wait_final(rig.make(), handle).state == S.CANCELED
 
@@ -106,7 +116,7 @@ def test_handle_is_json_and_a_new_executor_instance_reattaches_to_it(rig: Rig) -
     revived = json.loads(json.dumps(handle))
     assert revived == handle
     restarted = rig.make()
-    assert restarted.poll(revived).state == S.RUNNING
+    assert restarted.poll(revived).state in WAITING
     status = wait_final(rig.make(), revived)
     assert (status.state, status.exit_code) == (S.EXECUTOR_ERROR, 3)
 
@@ -136,15 +146,16 @@ def test_submit_returns_before_the_work_ends_and_poll_reports_running(rig: Rig) 
     started = time.monotonic()
     executor, handle = rig.submit(*LONG)
     assert time.monotonic() - started < 5
-    assert executor.poll(handle).state == S.RUNNING
+    assert executor.poll(handle).state in WAITING
+    wait_running(executor, handle)
     assert executor.poll(handle).state == S.RUNNING
 
 
 def test_cancel_stops_the_work_and_a_later_poll_reports_canceled(rig: Rig) -> None:
     executor, handle = rig.submit(*LONG)
-    assert executor.poll(handle).state == S.RUNNING
+    wait_running(executor, handle)
     executor.cancel(handle)
-    assert wait_final(executor, handle, timeout=5).state == S.CANCELED
+    assert wait_final(executor, handle, timeout=10).state == S.CANCELED
     assert rig.make().poll(handle).state == S.CANCELED
 
 

@@ -1,0 +1,50 @@
+"""The real single-node SLURM cluster of the tests, started by the project's own scripts.
+
+``slurm_or_skip()`` runs ``scripts/cluster-side.sh`` (accounts, groups, the engines venv)
+and ``scripts/slurm.sh start`` (munged, slurmctld, slurmd; idempotent, waits on readiness).
+Without Debian's slurm-wlm it skips, unless ``SPE_REQUIRE_SLURM=1`` (set by
+scripts/test.sh), where it fails instead."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR = Path(os.environ.get("SPE_TEST_SLURM_DIR", "/var/tmp/spe-slurm"))
+ENGINES = Path(os.environ.get("SPE_TEST_ENGINES", "/opt/spe/engines"))
+
+
+@dataclass(frozen=True)
+class SlurmCluster:
+    state_dir: Path
+    engines: Path
+    node: str
+
+    def script(self, *args: str, timeout: float = 120) -> None:
+        subprocess.run([str(ROOT / "scripts/slurm.sh"), *args, str(self.state_dir)],
+                       check=True, timeout=timeout, capture_output=True)
+
+    def scontrol(self, *args: str) -> str:
+        return subprocess.run(["/usr/bin/scontrol", *args], check=True, timeout=30,
+                              capture_output=True, text=True).stdout
+
+
+def slurm_or_skip() -> SlurmCluster:
+    missing = [b for b in ("slurmctld", "slurmd", "munged", "sbatch", "sudo")
+               if shutil.which(b) is None and not Path("/usr/sbin", b).exists()]
+    if missing or os.geteuid() != 0:
+        why = f"SLURM tests need root and {missing or 'root'} (scripts/install-test-deps.sh)"
+        if os.environ.get("SPE_REQUIRE_SLURM") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    subprocess.run([str(ROOT / "scripts/cluster-side.sh"), str(ENGINES)], check=True,
+                   timeout=900, capture_output=True)
+    cluster = SlurmCluster(STATE_DIR, ENGINES, os.uname().nodename.split(".")[0])
+    cluster.script("start")
+    return cluster
