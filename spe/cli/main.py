@@ -125,6 +125,65 @@ def policy_check(path: Path) -> None:
                f"rules, {len(loaded.datasets)} datasets")
 
 
+def _echo_invalid(exc: DomainError) -> None:
+    for pointer, message in getattr(exc, "errors", []) or [("", str(exc))]:
+        click.echo(f"INVALID {pointer or '/'}: {message}", err=True)
+
+
+_BASE_OPTION = click.option(
+    "--base", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+    help="Base BiBiGrid configuration, with site-profile.schema.json beside it "
+    "(default: bibigrid/bibigrid.yaml of this repository).")
+
+
+@main.group()
+def site() -> None:
+    """BiBiGrid site profiles (bibigrid/sites): check offline, render for BiBiGrid."""
+
+
+@site.command("check")
+@click.argument("profile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_BASE_OPTION
+@click.option("--strict", is_flag=True, help="Unconfirmed example values are errors.")
+def site_check(profile: Path, base: Path | None, strict: bool) -> None:
+    """Validate a site profile; list every problem with its JSON pointer."""
+    from spe.adapters.site_profile import check_site_profile
+    from spe.domain.site_profile import summary
+
+    try:
+        report = check_site_profile(profile, base, strict=strict)
+    except DomainError as exc:
+        _echo_invalid(exc)
+        sys.exit(1)
+    for problem in report.warnings:
+        click.echo(f"UNCONFIRMED {problem.pointer}: {problem.message}", err=True)
+    for problem in report.errors:
+        click.echo(f"INVALID {problem.pointer or '/'}: {problem.message}", err=True)
+    if not report.ok or report.document is None:
+        sys.exit(1)
+    click.echo(f"profile {profile}: {summary(report.document, len(report.warnings))}")
+
+
+@site.command("render")
+@click.argument("profile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for bibigrid.yaml (mode 0600, holds secrets) and spe_cluster.yaml.")
+@_BASE_OPTION
+@click.option("--policy", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Policy file: its projects become the role's spe_projects.")
+def site_render(profile: Path, out: Path, base: Path | None, policy: Path | None) -> None:
+    """Merge a site profile into the base and resolve its secrets, for BiBiGrid."""
+    from spe.adapters.site_profile import render_site
+
+    try:
+        written = render_site(profile, out, base, policy=policy)
+    except DomainError as exc:
+        _echo_invalid(exc)
+        sys.exit(1)
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
 @main.group()
 def dev() -> None:
     """Development helpers of the embedded default."""
