@@ -10,6 +10,12 @@ REQUIREMENTS=(
   "postgresql /usr/lib/postgresql/*/bin/initdb"
   "chromium /usr/bin/chromium"
   "chromium-driver /usr/bin/chromedriver"
+  "slurm-wlm /usr/sbin/slurmctld"
+  "slurmd /usr/sbin/slurmd"
+  "slurmctld /usr/sbin/slurmctld"
+  "munge /usr/sbin/munged"
+  "sudo sudo"
+  "python3-venv /usr/share/python-wheels/pip-*.whl"
 )
 
 present() {

@@ -4,7 +4,8 @@
 #   scripts/slurm.sh start [DIR]    start munged, slurmctld and slurmd (idempotent)
 #   scripts/slurm.sh stop  [DIR]    stop them (by pid)
 #   scripts/slurm.sh status [DIR]   exit 0 when the node accepts jobs
-#   scripts/slurm.sh restart-controller [DIR]   restart slurmctld only (fault tests)
+#   scripts/slurm.sh restart-controller [DIR]   (re)start slurmctld only (fault tests)
+#   scripts/slurm.sh stop-controller [DIR]      stop slurmctld only (fault tests)
 #
 # DIR (default /var/tmp/spe-slurm) holds the state, spool, logs and pid files. The config
 # is written to /etc/slurm/slurm.conf too, because snakemake-executor-plugin-slurm drops
@@ -118,6 +119,11 @@ stop() {
 
 restart_controller() {
   stop_pid "$DIR/run/slurmctld.pid"
+  start_controller
+}
+
+start_controller() {
+  alive "$DIR/run/slurmctld.pid" && return 0
   /usr/sbin/slurmctld
   wait_for 30 "slurmctld" scontrol ping
 }
@@ -127,5 +133,6 @@ case "$cmd" in
   stop) stop ;;
   status) node_ready ;;
   restart-controller) restart_controller ;;
+  stop-controller) stop_pid "$DIR/run/slurmctld.pid" ;;
   *) echo "usage: $0 start|stop|status|restart-controller [DIR]" >&2; exit 2 ;;
 esac

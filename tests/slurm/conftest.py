@@ -5,6 +5,7 @@ as the POSIX accounts of scripts/cluster-side.sh, which must reach their run dir
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -47,7 +48,8 @@ def slurm_home() -> Iterator[Path]:
     home = Path(tempfile.mkdtemp(prefix="spe-slurm-test-", dir="/var/tmp"))
     home.chmod(0o711)
     yield home
-    shutil.rmtree(home, ignore_errors=True)
+    if not os.environ.get("SPE_TEST_KEEP"):  # keep it to debug a failure
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def slurm_server(home: Path, catalog: Path, cluster: SlurmCluster, **env: str) -> Server:

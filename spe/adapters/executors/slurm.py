@@ -38,6 +38,7 @@ JOB_ID_FILE = "slurm_job_id"
 SCRIPT_FILE = "job.sh"
 ARGV_FILE = "job.argv"
 ENV_FILE = "job.env"
+DEFAULT_STDERR = "logs/stderr.log"  # where Execution puts it; used by handles found later
 
 JOB_SCRIPT = """#!/bin/bash
 # Written by the SPE SLURM executor. It holds no value of the run: the engine's argv and
@@ -102,7 +103,7 @@ class SlurmExecutor:
         self._write_job_files(spec, account)
         proc = self._run(self._sbatch_argv(spec, account), account)
         job_id = text.parse_sbatch(proc.stdout)
-        handle = self._handle(spec.workdir, job_id, account)
+        handle = {**self._handle(spec.workdir, job_id, account), "stderr": str(spec.stderr)}
         _write_json(spec.workdir / HANDLE_FILE, handle)
         log.info("run %s submitted as SLURM job %s", spec.run_id, job_id)
         return handle
@@ -159,11 +160,11 @@ class SlurmExecutor:
             job_id, _, user = line.strip().partition("|")
             if job_id.isdigit():
                 return {"executor": self.name, "job_id": job_id, "workdir": str(workdir),
-                        "user": user, "group": ""}
+                        "user": user, "group": "", "stderr": str(workdir / DEFAULT_STDERR)}
         recorded = _read(workdir / JOB_ID_FILE)
         if recorded.isdigit():
             return {"executor": self.name, "job_id": recorded, "workdir": str(workdir),
-                    "user": "", "group": ""}
+                    "user": "", "group": "", "stderr": str(workdir / DEFAULT_STDERR)}
         return None
 
     def poll(self, handle: JSON) -> ExecutionStatus:
@@ -184,29 +185,30 @@ class SlurmExecutor:
         state, message = text.wes_state(info.state) if info else (S.UNKNOWN, "")
         if state in (S.QUEUED, S.RUNNING, S.PAUSED):
             return ExecutionStatus(state, None, message)
-        return self._final(info, code, canceled)
+        return self._final(handle, info, code, canceled)
 
-    def _final(self, info: text.JobInfo | None, code: int | None,
+    def _final(self, handle: JSON, info: text.JobInfo | None, code: int | None,
                canceled: bool) -> ExecutionStatus:
-        """The final status: the exit-status file says how the engine ended, SLURM says
-        why a job was stopped from outside (time, memory, node, cancel)."""
+        """The final status: the exit-status file says how the engine ended; SLURM, and
+        slurmstepd's lines in the job's stderr, say why a job was stopped from outside
+        (time, memory, node, cancel)."""
         if canceled:
             return ExecutionStatus(S.CANCELED, code, "canceled on request")
-        slurm_state, why = text.wes_state(info.state) if info else (None, "")
-        if info is not None and info.reason not in ("", "None", "NonZeroExitCode"):
-            why = f"{why} ({info.reason})" if why else info.reason
-        if code is None and info is not None:
-            code = info.exit_code
-        if slurm_state in SPECIAL_FINAL or (slurm_state == S.EXECUTOR_ERROR
-                                            and info and info.state != "FAILED"):
-            return ExecutionStatus(slurm_state, code, f"SLURM job {info.job_id if info else ''}"
-                                   f": {why}")
-        if code == 0:
-            return ExecutionStatus(S.COMPLETE, 0)
+        if info is None:
+            return _by_exit_code(code, _stderr_hint(handle))
+        slurm_state, why = text.wes_state(info.state)
+        if info.reason not in ("", "None", "NonZeroExitCode"):
+            why = f"{why} ({info.reason})"
         if code is None:
-            return ExecutionStatus(S.SYSTEM_ERROR, None,
-                                   "the job ended without an exit status")
-        return ExecutionStatus(S.EXECUTOR_ERROR, code, f"the engine exited with {code}")
+            code = 128 + info.signal if info.signal else info.exit_code
+        special = slurm_state in SPECIAL_FINAL or (
+            slurm_state == S.EXECUTOR_ERROR and info.state != "FAILED")
+        if special:
+            return ExecutionStatus(slurm_state, code, f"SLURM job {info.job_id}: {why}"
+                                   f"{_stderr_hint(handle)}")
+        if slurm_state == S.COMPLETE and code == 0:
+            return ExecutionStatus(S.COMPLETE, 0)
+        return _by_exit_code(code or None, _stderr_hint(handle) or f"; SLURM: {why}")
 
     def _job_info(self, job_id: str) -> text.JobInfo | None:
         proc = self._run([self._bin("scontrol"), "show", "job", "-o", job_id], check=False)
@@ -236,6 +238,37 @@ class SlurmExecutor:
         inside = str(workdir)
         return [job for job, cwd in text.parse_squeue_workdirs(proc.stdout)
                 if job != head and (cwd == inside or cwd.startswith(inside + os.sep))]
+
+
+# What slurmstepd writes into a job's stderr when it stops the job, and what we tell users.
+_STEPD_HINTS = (("xceeded job memory limit", "the job exceeded its memory limit"),
+                ("exceeded memory limit", "the job exceeded its memory limit"),
+                ("oom-kill", "the job exceeded its memory limit"),
+                ("DUE TO TIME LIMIT", "the job reached its time limit"),
+                ("DUE TO NODE FAILURE", "the node running the job failed"),
+                ("DUE TO PREEMPTION", "the job was preempted"))
+
+
+def _stderr_hint(handle: JSON) -> str:
+    """"; <what slurmstepd said>" from the last 16 KiB of the job's stderr, or ""."""
+    try:
+        with Path(handle.get("stderr") or "/nonexistent").open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 16384))
+            tail = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    hints = [hint for marker, hint in _STEPD_HINTS if marker in tail]
+    return f"; {hints[0]}" if hints else ""
+
+
+def _by_exit_code(code: int | None, detail: str) -> ExecutionStatus:
+    if code == 0:
+        return ExecutionStatus(S.COMPLETE, 0)
+    if code is None:
+        return ExecutionStatus(S.SYSTEM_ERROR, None,
+                               f"the job ended without an exit status{detail}")
+    return ExecutionStatus(S.EXECUTOR_ERROR, code, f"the engine exited with {code}{detail}")
 
 
 def _read(path: Path) -> str:
