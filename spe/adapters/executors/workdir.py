@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import grp
 import os
+import pwd
 from pathlib import Path
 
 WRITABLE = ("logs", "tmp", "work")
@@ -51,3 +52,20 @@ def _apply(path: Path, gid: int, writable: bool) -> None:
         executable = path.stat().st_mode & 0o100
         path.chmod((0o770 if executable else 0o660) if writable
                    else (0o750 if executable else 0o640))
+
+
+def account_problem(user: str, group: str) -> str | None:
+    """Why ``user`` cannot run a project's jobs on this cluster (no such account, or not a
+    member of the project's ``group``), or None. Reads the same account database (files,
+    LDAP/SSSD) as the cluster."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return f"there is no POSIX account {user!r} on the cluster"
+    try:
+        project = grp.getgrnam(group)
+    except KeyError:
+        return f"there is no POSIX group {group!r} on the cluster"
+    if entry.pw_gid != project.gr_gid and user not in project.gr_mem:
+        return f"the POSIX account {user!r} is not a member of the project's group {group!r}"
+    return None
