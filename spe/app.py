@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flask
 from connexion import FlaskApp
@@ -70,6 +70,10 @@ from spe.services.runs import RunService
 from spe.services.service_info import ServiceInfo
 from spe.services.submission import Limits
 from spe.workers.inline import Worker
+
+if TYPE_CHECKING:
+    from spe.adapters.queue.celery import CeleryDispatcher
+    from spe.workers.celery_worker import CeleryWorker
 
 log = logging.getLogger("spe")
 OPENAPI = Path(__file__).resolve().parent.parent / "openapi"
@@ -274,6 +278,80 @@ def make_service_info(settings: Settings, catalog: Catalog,
                        default_engine_parameters=default_engine_parameters(catalog))
 
 
+def make_engines(settings: Settings) -> dict[str, WorkflowEngine]:
+    return {"snakemake": SnakemakeEngine(settings.snakemake_bin),
+            "nextflow": NextflowEngine(settings.nextflow_bin)}
+
+
+def make_data(settings: Settings, policy: Policy, gate: Gate, stores: StoreFactory,
+              audit: SqlAuditLog) -> DataService:
+    quarantine = zone_locations(settings.quarantine_dir or settings.home / "quarantine",
+                                "quarantine", policy)
+    return DataService(gate=gate, stores=stores, audit=audit, quarantine_location=quarantine)
+
+
+def make_execution(settings: Settings, policy: Policy, *, repo: SqlRunRepository,
+                   catalog: Catalog, bundles: dict[str, Path],
+                   engines: dict[str, WorkflowEngine], data: DataService) -> Execution:
+    """The one place an Execution is built: by the API (inline dispatcher) and by every
+    `spe worker` (Celery), with the executor ``executor_wiring`` chooses."""
+    return Execution(repo=repo, catalog=catalog, bundles=bundles, engines=engines,
+                     runs_dir=settings.runs_dir, max_active=settings.max_active_runs,
+                     data=data, start_lease_seconds=settings.start_lease_seconds,
+                     **executor_wiring(settings, policy))
+
+
+def make_celery_dispatcher(settings: Settings) -> CeleryDispatcher:
+    # imported here: celery is an optional extra the embedded default does without
+    from spe.adapters.queue.celery import (  # noqa: PLC0415
+        BrokerOptions,
+        CeleryDispatcher,
+        make_celery,
+    )
+
+    timeout = settings.celery_broker_timeout_seconds
+    app = make_celery(BrokerOptions(settings.redis_url,
+                                    settings.celery_visibility_timeout_seconds, timeout))
+    return CeleryDispatcher(app, timeout)
+
+
+def make_dispatcher(settings: Settings,
+                    inline: InlineDispatcher) -> tuple[Dispatcher, Callable[[], bool]]:
+    """The dispatcher, and the check a submission makes before its run is stored."""
+    if settings.dispatcher == "celery":
+        celery = make_celery_dispatcher(settings)
+        return celery, celery.ready
+    return inline, lambda: True
+
+
+def create_worker(settings: Settings) -> CeleryWorker:
+    """The `spe worker` process: the API's Execution (``make_execution``), fed by Celery
+    messages and by its own reconciler. The database must already be migrated."""
+    if settings.dispatcher != "celery":
+        raise ValueError("`spe worker` needs SPE_DISPATCHER=celery (with the inline "
+                         "dispatcher the workers run inside `spe serve`)")
+    from spe.workers.celery_worker import CeleryWorker  # noqa: PLC0415 - optional extra
+
+    sessions = make_sessions(make_engine(settings.db_url))
+    repo, audit = SqlRunRepository(sessions), SqlAuditLog(sessions)
+    catalog, bundles = load_catalog(settings.catalog_dir)
+    engines = make_engines(settings)
+    check_engine_options(catalog, engines)
+    policy = make_policy(settings)
+    gate = Gate(policy)
+    data = make_data(settings, policy, gate, make_stores(settings), audit)
+    execution = make_execution(settings, policy, repo=repo, catalog=catalog,
+                               bundles=bundles, engines=engines, data=data)
+    dispatcher = make_celery_dispatcher(settings)
+    worker = CeleryWorker.build(dispatcher.app, execution, dispatcher,
+                                settings.reconcile_seconds)
+    runs = RunService(repo=repo, catalog=catalog, dispatcher=dispatcher, audit=audit,
+                      tokens=PageTokens(settings.page_secret()), runs_dir=settings.runs_dir,
+                      engine_versions=dict, gate=gate, data=data)
+    worker.reconciler.schedule_sweep(runs.sweep_retention, settings.retention_sweep_seconds)
+    return worker
+
+
 def create_app(settings: Settings, *, migrate: bool = True,
                dispatcher_factory: Any = None) -> Service:
     settings.check_for_serving()
@@ -284,10 +362,7 @@ def create_app(settings: Settings, *, migrate: bool = True,
     sessions = make_sessions(db)
     repo, audit = SqlRunRepository(sessions), SqlAuditLog(sessions)
     catalog, bundles = load_catalog(settings.catalog_dir)
-    engines: dict[str, WorkflowEngine] = {
-        "snakemake": SnakemakeEngine(settings.snakemake_bin),
-        "nextflow": NextflowEngine(settings.nextflow_bin),
-    }
+    engines = make_engines(settings)
 
     check_engine_options(catalog, engines)
 
@@ -297,22 +372,21 @@ def create_app(settings: Settings, *, migrate: bool = True,
     policy = make_policy(settings)
     gate = Gate(policy)
     stores = make_stores(settings)
-    quarantine = zone_locations(settings.quarantine_dir or settings.home / "quarantine",
-                                "quarantine", policy)
-    data = DataService(gate=gate, stores=stores, audit=audit,
-                       quarantine_location=quarantine)
-    execution = Execution(repo=repo, catalog=catalog, bundles=bundles, engines=engines,
-                          runs_dir=settings.runs_dir, max_active=settings.max_active_runs,
-                          data=data, **executor_wiring(settings, policy))
+    data = make_data(settings, policy, gate, stores, audit)
+    quarantine = data.quarantine_location
+    execution = make_execution(settings, policy, repo=repo, catalog=catalog,
+                               bundles=bundles, engines=engines, data=data)
     worker = Worker(execution, settings.reconcile_seconds)
     inline = InlineDispatcher(worker.handle, settings.workers)
-    dispatcher: Dispatcher = dispatcher_factory() if dispatcher_factory else inline
+    dispatcher, queue_ready = (dispatcher_factory(), lambda: True) if dispatcher_factory \
+        else make_dispatcher(settings, inline)
     verifier, dev_issuer = make_verifier(settings, policy)
     authenticate = Authenticator(verifier, audit)
     runs = RunService(repo=repo, catalog=catalog, dispatcher=dispatcher, audit=audit,
                       tokens=PageTokens(settings.page_secret()), runs_dir=settings.runs_dir,
                       engine_versions=engine_versions, gate=gate, data=data,
-                      limits=Limits(settings.max_attachment_bytes, settings.max_attachments))
+                      limits=Limits(settings.max_attachment_bytes, settings.max_attachments),
+                      queue_ready=queue_ready)
     worker.schedule_sweep(runs.sweep_retention, settings.retention_sweep_seconds)
     airlock = Airlock(releases=SqlReleaseRepository(sessions), runs=repo, gate=gate,
                       catalog=catalog, stores=stores, quarantine_location=quarantine,

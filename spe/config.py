@@ -130,6 +130,16 @@ class Settings(BaseSettings):
         "default); 'celery': Celery workers (`spe worker`) over redis_url.")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker "
                            "(dispatcher=celery).")
+    celery_visibility_timeout_seconds: float = Field(
+        60.0, gt=0, description="How long a message a worker took stays invisible before "
+        "Redis hands it to another worker (a killed worker's message is redelivered).")
+    celery_broker_timeout_seconds: float = Field(
+        2.0, gt=0, description="Bounds each connect, ping and publish to Redis; a "
+        "submission answers 503 within about this time while Redis is down.")
+    start_lease_seconds: float = Field(
+        60.0, gt=0, description="dispatcher=celery: a run left INITIALIZING without a "
+        "handle whose start lease was not refreshed for this long lost its worker "
+        "mid-step; a worker's reconciler adopts or requeues it.")
     snakemake_bin: str = Field("snakemake", description="Snakemake executable.")
     nextflow_bin: str = Field("nextflow", description="Nextflow executable.")
 
@@ -193,7 +203,8 @@ class Settings(BaseSettings):
         data["secret_key"] = "***" if self.secret_key else None
         data["oidc_client_secret"] = "***" if self.oidc_client_secret else None
         data["s3_secret_key"] = "***" if self.s3_secret_key else None
-        if "@" in data["database_url"]:
-            scheme, _, rest = data["database_url"].partition("://")
-            data["database_url"] = f"{scheme}://***@{rest.rsplit('@', 1)[-1]}"
+        for key in ("database_url", "redis_url"):
+            if "@" in data[key]:
+                scheme, _, rest = data[key].partition("://")
+                data[key] = f"{scheme}://***@{rest.rsplit('@', 1)[-1]}"
         return data

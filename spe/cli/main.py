@@ -58,6 +58,26 @@ def serve(host: str | None, port: int | None, log_level: str) -> None:
                 access_log=False)
 
 
+@main.command()
+@click.option("--concurrency", type=click.IntRange(1, 64), default=None,
+              help="Threads running start/cancel steps (default: SPE_WORKERS).")
+@click.option("--log-level", default="info", show_default=True)
+def worker(concurrency: int | None, log_level: str) -> None:
+    """Run a Celery worker (SPE_DISPATCHER=celery): start and cancel steps from Redis, and
+    the reconciler. Start as many as needed, on any host that shares SPE_HOME's runs."""
+    from spe.app import create_worker
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    settings = _settings()
+    logging.getLogger("spe").info("settings: %s", settings.redacted())
+    try:
+        celery_worker = create_worker(settings)
+    except (ValueError, DomainError) as exc:  # wrong dispatcher, catalog drift
+        raise click.ClickException(str(exc)) from exc
+    sys.exit(celery_worker.run(concurrency or settings.workers, log_level))
+
+
 @main.group()
 def db() -> None:
     """Database schema commands."""

@@ -9,6 +9,10 @@ Reconciler decision table (``Execution.reconcile``), per non-final run:
 |              |        |                    | are active (oldest first)                |
 | INITIALIZING | none   | -                  | adopt ``handle.json`` if the work dir has |
 |              |        |                    | one, else back to QUEUED and re-enqueue  |
+|              |        |                    | (at start-up: ``recover``; with several  |
+|              |        |                    | workers: ``recover_stale_starts``, only  |
+|              |        |                    | once the run's start lease is older than |
+|              |        |                    | ``start_lease_seconds``)                 |
 | INITIALIZING | yes    | RUNNING            | -> RUNNING                               |
 | RUNNING      | yes    | RUNNING            | refresh task logs                        |
 | RUNNING      | yes    | final state S      | hash outputs, task logs, -> S            |
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +52,7 @@ from spe.services.data import DataService
 
 log = logging.getLogger(__name__)
 S = RunState
+START_LEASE = ".start-lease"  # in the work dir; its mtime: a worker was starting the run
 
 
 def _now() -> datetime:
@@ -69,6 +75,7 @@ class Execution:
     max_active: int = 4
     data: DataService | None = None
     clock: Callable[[], datetime] = _now
+    start_lease_seconds: float = 60.0
 
     def workdir(self, run: Run) -> Path:
         return self.runs_dir / run.id
@@ -117,13 +124,14 @@ class Execution:
     def _active_count(self) -> int:
         return sum(1 for r in self.repo.active() if r.state != S.QUEUED)
 
-    def start_queued(self) -> None:
-        """Start the oldest queued runs while there is room (called by the reconciler)."""
+    def start_queued(self, start: Callable[[str], None] | None = None) -> None:
+        """Start the oldest queued runs while there is room (called by the reconciler).
+        ``start`` replaces ``self.start`` (a Celery worker holds a start lease around it)."""
         for run in self.repo.active():
             if run.state == S.QUEUED:
                 if self._active_count() >= self.max_active:
                     return
-                self.start(run.id)
+                (start or self.start)(run.id)
 
     def _prepare(self, run: Run) -> ExecutionSpec:
         entry = self.catalog.resolve(f"{run.workflow_id}@{run.workflow_version}")
@@ -180,6 +188,34 @@ class Execution:
             self.reconcile(run)
         elif self.repo.transition(run.id, frozenset({S.INITIALIZING}), S.QUEUED):
             dispatcher.enqueue(run.id)
+
+    def touch_start_lease(self, run_id: str) -> None:
+        """Record durably (the mtime of a file in the run's work dir, from this clock) that
+        a live worker is starting ``run_id``; that worker refreshes it while the step runs."""
+        path = self.runs_dir / run_id / START_LEASE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+        now = self.clock().timestamp()
+        os.utime(path, (now, now))
+
+    def recover_stale_starts(self, dispatcher: Dispatcher) -> None:
+        """With several workers: a run INITIALIZING without a handle whose start lease was
+        not refreshed for ``start_lease_seconds`` lost its worker mid-step. Adopt what that
+        worker submitted, else requeue the run (compare-and-set, so one reconciler wins)."""
+        for run in self.repo.active():
+            if run.state == S.INITIALIZING and not run.handle and self._start_stale(run):
+                log.warning("run %s: its start step was abandoned; recovering it", run.id)
+                try:
+                    self._adopt_or_requeue(run, dispatcher)
+                except Exception:  # one bad run must not stop the others
+                    log.exception("recovering run %s failed", run.id)
+
+    def _start_stale(self, run: Run) -> bool:
+        try:
+            since = (self.runs_dir / run.id / START_LEASE).stat().st_mtime
+        except FileNotFoundError:  # started by a process that holds no leases
+            since = run.created_at.timestamp()
+        return self.clock().timestamp() - since > self.start_lease_seconds
 
     def reconcile_all(self) -> None:
         for run in self.repo.active():

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from spe.domain.catalog import Catalog
-from spe.domain.errors import Conflict, DomainError, NotFound
+from spe.domain.errors import Conflict, DomainError, NotFound, ServiceUnavailable
 from spe.domain.models import (
     AuditEvent,
     Page,
@@ -61,6 +61,7 @@ class RunService:
     limits: Limits = field(default_factory=Limits)
     clock: Callable[[], datetime] = _now
     new_id: Callable[[], str] = _new_id
+    queue_ready: Callable[[], bool] = lambda: True  # is the dispatcher's broker reachable?
 
     def submit(self, who: Principal, sub: Submission) -> str:
         try:
@@ -68,6 +69,9 @@ class RunService:
             project = self.gate.submission_project(who, p.request.tags)
             if self.data is not None:
                 self.data.authorize(who, p.entry, p.params, project)
+            if not self.queue_ready():
+                raise ServiceUnavailable("the run queue is unavailable, so the run was not "
+                                         "accepted; please submit it again later")
         except DomainError as exc:
             self._audit("run.submit", who, "denied", "", {"reason": str(exc)[:500],
                                                           "error": type(exc).__name__})

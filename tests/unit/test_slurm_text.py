@@ -88,3 +88,28 @@ def test_messages_name_the_limit_that_ended_a_job() -> None:
                                               (1500, "1-01:00:00"), (0, "0-00:01:00")])
 def test_time_limit_format(minutes: int, out: str) -> None:
     assert text.format_minutes(minutes) == out
+
+
+def test_squeue_states_skip_array_and_het_components() -> None:
+    out = "12|RUNNING\n13|PENDING\n14_2|RUNNING\n15+1|RUNNING\n\n"
+    assert text.parse_squeue_states(out) == [("12", "RUNNING"), ("13", "PENDING")]
+
+
+def test_queue_snapshot_is_reused_then_refreshed_and_empty_after_a_failure() -> None:
+    from spe.adapters.executors.slurm import QueueSnapshot, SlurmError
+
+    calls: list[int] = []
+
+    def load() -> dict[str, str]:
+        calls.append(1)
+        if len(calls) == 2:
+            raise SlurmError("controller away")
+        return {"1": "RUNNING"}
+
+    snap = QueueSnapshot(load, seconds=60)
+    assert snap.get("1") == "RUNNING"
+    assert snap.get("2") is None
+    assert len(calls) == 1  # one squeue for many polls
+    snap = QueueSnapshot(load, seconds=0)
+    assert snap.get("1") is None  # the failed call: callers ask per job instead
+    assert snap.get("1") == "RUNNING"

@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import subprocess
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +60,27 @@ exit "$code"
 SPECIAL_FINAL = {S.CANCELED, S.PREEMPTED, S.SYSTEM_ERROR}  # states that explain a failure
 
 
+class QueueSnapshot:
+    """The job states of one ``squeue`` call, reused for ``seconds``; thread-safe. A failed
+    call leaves it empty, so callers fall back to asking about each job."""
+
+    def __init__(self, load: Callable[[], dict[str, str]], seconds: float) -> None:
+        self._load, self._seconds = load, seconds
+        self._lock = threading.Lock()
+        self._states: dict[str, str] = {}
+        self._at = -math.inf
+
+    def get(self, job_id: str) -> str | None:
+        with self._lock:
+            if time.monotonic() - self._at > self._seconds:
+                try:
+                    self._states = self._load()
+                except SlurmError:
+                    self._states = {}
+                self._at = time.monotonic()
+            return self._states.get(job_id)
+
+
 class SlurmError(RuntimeError):
     """A SLURM command failed; the message is safe to show (no secrets in it)."""
 
@@ -72,7 +97,16 @@ class SlurmExecutor:
     timeout: float = 30.0
     engine_path: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    queue_cache_seconds: float = 1.0
     name: str = "slurm"
+
+    def __post_init__(self) -> None:
+        self._queue = QueueSnapshot(self._list_queue, self.queue_cache_seconds)
+
+    def _list_queue(self) -> dict[str, str]:
+        """Every job the controller holds: one ``squeue`` for all runs being polled."""
+        proc = self._run([self._bin("squeue"), "-h", "-a", "-t", "all", "-o", "%i|%T"])
+        return dict(text.parse_squeue_states(proc.stdout))
 
     # -- commands -------------------------------------------------------------------
 
@@ -173,6 +207,11 @@ class SlurmExecutor:
         code = _read_code(workdir / EXIT_FILE)
         if code == 0 and not canceled:
             return ExecutionStatus(S.COMPLETE, 0)
+        live = self._queue.get(job_id)
+        if live is not None and code is None:  # the common case: no per-job command
+            state, message = text.wes_state(live)
+            if state in (S.QUEUED, S.RUNNING, S.PAUSED):
+                return ExecutionStatus(state, None, message)
         try:
             info = self._job_info(job_id)
         except SlurmError as exc:

@@ -119,6 +119,17 @@ def parse_sacct(text: str, job_id: str) -> JobInfo | None:
     return None
 
 
+def parse_squeue_states(text: str) -> list[tuple[str, str]]:
+    """``squeue -h -t all -o %i|%T``: (job id, state) per line; array and het-job
+    components ("12_3", "12+1") are skipped: we submit neither."""
+    jobs = []
+    for line in text.splitlines():
+        job_id, sep, state = line.strip().partition("|")
+        if sep and job_id.isdigit() and state:
+            jobs.append((job_id, state))
+    return jobs
+
+
 def parse_squeue_workdirs(text: str) -> list[tuple[str, str]]:
     """``squeue -h -o %i|%Z``: (job id, working directory) per line."""
     jobs = []
