@@ -16,6 +16,8 @@ REQUIREMENTS=(
   "munge /usr/sbin/munged"
   "sudo sudo"
   "python3-venv /usr/share/python-wheels/pip-*.whl"
+  "redis-server /usr/bin/redis-server"
+  "redis-tools /usr/bin/redis-cli"
 )
 
 present() {

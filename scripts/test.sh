@@ -3,13 +3,14 @@
 # and the whole test suite. This is what .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh "snakemake,postgres,dev"
+scripts/bootstrap.sh "snakemake,postgres,dev,celery"
 scripts/install-test-deps.sh
 scripts/cluster-side.sh   # test accounts and the engines venv the SLURM jobs use
 export SPE_REQUIRE_POSTGRES="${SPE_REQUIRE_POSTGRES:-1}"
 export SPE_REQUIRE_S3="${SPE_REQUIRE_S3:-1}"
 export SPE_REQUIRE_BROWSER="${SPE_REQUIRE_BROWSER:-1}"
 export SPE_REQUIRE_SLURM="${SPE_REQUIRE_SLURM:-1}"
+export SPE_REQUIRE_REDIS="${SPE_REQUIRE_REDIS:-1}"
 
 echo "== ruff";   .venv/bin/ruff check spe tests benchmarks
 echo "== mypy";   .venv/bin/mypy
