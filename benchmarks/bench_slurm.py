@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ import psutil
 from _common import build_catalog, percentile, print_machine, print_table
 
 from tests.celery.cluster import Cluster
-from tests.helpers import Api, Server
+from tests.helpers import FINAL, WES, Api, Server
 from tests.redis_server import start_redis
 from tests.slurm.conftest import slurm_server
 from tests.slurm_cluster import SlurmCluster, slurm_or_skip
@@ -63,8 +64,18 @@ def latency(api: Api, home: Path, n: int) -> list[float]:
     return samples
 
 
+def states(api: Api, run_ids: list[str], timeout: float = 300) -> None:
+    """Wait until every run has a final state (after its job was cancelled)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(api.get(f"{WES}/runs/{r}/status").json()["state"] in FINAL for r in run_ids):
+            return
+        time.sleep(0.5)
+    raise RuntimeError("runs did not end after their jobs were cancelled")
+
+
 def rss_mb(pid: int) -> float:
-    return psutil.Process(pid).memory_info().rss / 2**20
+    return float(psutil.Process(pid).memory_info().rss) / 2**20
 
 
 def inline_latency(cluster: SlurmCluster, root: Path, catalog: Path, n: int) -> list[float]:
@@ -100,10 +111,11 @@ def celery_figures(cluster: SlurmCluster, root: Path, catalog: Path, args: argpa
                 ready = time.time()
                 last = wait_handles(c.home, run_ids)
                 drain[workers] = args.runs / (last - ready)
+                cancel_all()  # 30 head jobs would hold every CPU their rule jobs need
+                states(api, run_ids)
                 if i == 0:
                     memory["worker after the batch"] = rss_mb(procs[0].pid)
                     lat = latency(api, c.home, args.latency_runs)
-                cancel_all()
         return lat, drain, memory
     finally:
         redis.stop()
@@ -115,6 +127,7 @@ def _pid(server: Server) -> int:
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--latency-runs", type=int, default=15)

@@ -35,6 +35,7 @@ from spe.adapters.engines.nextflow import NextflowEngine
 from spe.adapters.engines.snakemake import SnakemakeEngine
 from spe.adapters.executors.local import LocalExecutor
 from spe.adapters.executors.slurm import SlurmExecutor
+from spe.adapters.executors.workdir import account_problem
 from spe.adapters.policy import dev_policy, load_policy
 from spe.adapters.queue.inline import InlineDispatcher
 from spe.adapters.storage.factory import S3Settings, StoreFactory
@@ -55,8 +56,8 @@ from spe.api.ui_routes import add_ui_routes
 from spe.api.wes import WesApi
 from spe.config import Settings
 from spe.domain.catalog import Catalog
-from spe.domain.errors import DomainError
-from spe.domain.models import Run
+from spe.domain.errors import DomainError, Forbidden
+from spe.domain.models import Principal, Run
 from spe.domain.paging import PageTokens
 from spe.domain.policy import Policy
 from spe.domain.ports import Dispatcher, EngineTarget, JobAccount, TokenVerifier, WorkflowEngine
@@ -215,6 +216,21 @@ def executor_wiring(settings: Settings, policy: Policy) -> dict[str, Any]:
     return {"executor": executor, "job_account": job_account, "engine_target": engine_target,
             "limits": SiteLimits(settings.slurm_max_cpus, settings.slurm_max_memory_mb,
                                  settings.slurm_max_time_minutes)}
+
+
+def execution_preflight(settings: Settings, policy: Policy) -> Callable[[Principal, str], object]:
+    """Refuses a submission that could never execute: on SLURM as the researcher, an owner
+    without a POSIX account or a project without a POSIX group (403, deny by default)."""
+    def check(who: Principal, project: str) -> None:
+        account = policy.job_account(who.sub, who.username, project)
+        problem = account_problem(account.user, account.group)
+        if problem:
+            raise Forbidden(f"{problem}; runs of this project cannot execute for you "
+                            "(ask the operators)")
+
+    if settings.executor == "slurm" and settings.slurm_submit_as == "researcher":
+        return check
+    return lambda who, project: None
 
 
 def _resolver(*controllers: object) -> Resolver:
@@ -386,7 +402,7 @@ def create_app(settings: Settings, *, migrate: bool = True,
                       tokens=PageTokens(settings.page_secret()), runs_dir=settings.runs_dir,
                       engine_versions=engine_versions, gate=gate, data=data,
                       limits=Limits(settings.max_attachment_bytes, settings.max_attachments),
-                      queue_ready=queue_ready)
+                      queue_ready=queue_ready, can_execute=execution_preflight(settings, policy))
     worker.schedule_sweep(runs.sweep_retention, settings.retention_sweep_seconds)
     airlock = Airlock(releases=SqlReleaseRepository(sessions), runs=repo, gate=gate,
                       catalog=catalog, stores=stores, quarantine_location=quarantine,

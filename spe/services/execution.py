@@ -13,8 +13,12 @@ Reconciler decision table (``Execution.reconcile``), per non-final run:
 |              |        |                    | workers: ``recover_stale_starts``, only  |
 |              |        |                    | once the run's start lease is older than |
 |              |        |                    | ``start_lease_seconds``)                 |
+| INITIALIZING | yes    | QUEUED (scheduler) | stays INITIALIZING                       |
 | INITIALIZING | yes    | RUNNING            | -> RUNNING                               |
+| PAUSED       | yes    | RUNNING            | -> RUNNING                               |
 | RUNNING      | yes    | RUNNING            | refresh task logs                        |
+| RUNNING      | yes    | PAUSED (suspended) | -> PAUSED                                |
+| any          | yes    | UNKNOWN            | nothing (the scheduler does not answer)  |
 | RUNNING      | yes    | final state S      | hash outputs, task logs, -> S            |
 | CANCELING    | yes    | RUNNING            | cancel again (idempotent)                |
 | CANCELING    | yes    | any final state    | hash outputs, -> CANCELED                |

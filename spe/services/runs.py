@@ -62,6 +62,9 @@ class RunService:
     clock: Callable[[], datetime] = _now
     new_id: Callable[[], str] = _new_id
     queue_ready: Callable[[], bool] = lambda: True  # is the dispatcher's broker reachable?
+    # raises Forbidden when the executor cannot run work for this caller in this project
+    # (on SLURM: no POSIX account or project group); checked before a run is accepted
+    can_execute: Callable[[Principal, str], object] = lambda who, project: None
 
     def submit(self, who: Principal, sub: Submission) -> str:
         try:
@@ -69,6 +72,7 @@ class RunService:
             project = self.gate.submission_project(who, p.request.tags)
             if self.data is not None:
                 self.data.authorize(who, p.entry, p.params, project)
+            self.can_execute(who, project)
             if not self.queue_ready():
                 raise ServiceUnavailable("the run queue is unavailable, so the run was not "
                                          "accepted; please submit it again later")

@@ -14,7 +14,7 @@ from spe.adapters.db.repository import SqlRunRepository
 from spe.adapters.db.session import make_engine, make_sessions, upgrade
 from spe.domain.catalog import WorkflowEntry
 from spe.domain.models import JSON, Run, RunRequest, TaskLog
-from spe.domain.ports import ExecutionSpec
+from spe.domain.ports import LOCAL, EngineTarget, ExecutionSpec
 from spe.domain.states import RunState
 from spe.services.execution import Execution
 from tests.fakes import FakeExecutor, FakeProcess
@@ -34,7 +34,7 @@ class SleepEngine:
         return "9.0.0"
 
     def argv(self, entry: WorkflowEntry, bundle_dir: Path, params_file: Path,
-             workdir: Path, options: JSON) -> list[str]:
+             workdir: Path, options: JSON, *, target: EngineTarget = LOCAL) -> list[str]:
         return ["sleep", "3600"]
 
     def task_logs(self, workdir: Path) -> list[TaskLog]:

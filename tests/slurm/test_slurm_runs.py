@@ -59,13 +59,20 @@ def test_a_workflow_runs_on_slurm_as_the_researcher(slurm_api_server: Server,
         assert "UserId=spe-alice(" in record and f"JobId={job_id} " in record
 
 
-def test_a_researcher_without_a_posix_account_gets_a_clear_system_error(
+def test_a_researcher_without_a_posix_account_is_refused_at_submission(
         slurm_api_server: Server) -> None:
-    api = slurm_api_server.api("carol")  # a member of demo, mapped to no POSIX account
-    run_id = api.run_id(api.submit("sleepy", {"seconds": 1}))
-    assert api.wait(run_id, timeout=60) == "SYSTEM_ERROR"
-    logs = " ".join(api.get(f"{WES}/runs/{run_id}").json()["run_log"]["system_logs"])
-    assert "failed to start" in logs
+    api = slurm_api_server.api("carol")  # a member of demo, with no POSIX account
+    resp = api.submit("sleepy", {"seconds": 1})
+    assert resp.status_code == 403, resp.text
+    assert "no POSIX account 'carol'" in resp.json()["msg"]
+
+
+def test_an_account_outside_the_project_group_is_refused_at_submission(
+        slurm_api_server: Server) -> None:
+    api = slurm_api_server.api("bob")  # spe-bob is in spe-other, the token says demo
+    resp = api.submit("sleepy", {"seconds": 1})
+    assert resp.status_code == 403, resp.text
+    assert "not a member of the project's group 'spe-demo'" in resp.json()["msg"]
 
 
 def test_cancel_stops_the_head_job_and_every_job_it_spawned(
