@@ -4,12 +4,12 @@
    ``handle.json`` the executor writes right after sbatch returns), one run at a time,
    with the in-process worker and with Celery workers on Redis.
 2. Drain rate: N runs queued while no worker runs, then W Celery workers started: queued
-   runs per second turned into SLURM jobs (from the first worker being ready to the last
-   handle written).
+   runs per second turned into SLURM jobs (N-1 over the time from the first handle
+   written to the last).
 3. Resident memory of the API process and of one worker process, idle and after the batch.
 
 Usage: .venv/bin/python benchmarks/bench_slurm.py [--runs 40] [--latency-runs 15]
-       [--workers 1 2]
+       [--workers 1 2]     (--latency-runs 0: the drain and memory figures only)
 Jobs are cancelled after each measurement; nothing is asserted about speed."""
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ PARAMS = {"seconds": 1}
 
 def handle_file(home: Path, run_id: str) -> Path:
     return home / "runs" / run_id / "handle.json"
+
+
+def handle_times(home: Path, run_ids: list[str]) -> list[float]:
+    return sorted(handle_file(home, r).stat().st_mtime for r in run_ids)
 
 
 def wait_handles(home: Path, run_ids: list[str], timeout: float = 300) -> float:
@@ -108,14 +112,14 @@ def celery_figures(cluster: SlurmCluster, root: Path, catalog: Path, args: argpa
                 if i == 0:
                     memory["api idle (after submissions)"] = rss_mb(_pid(c.server))
                 procs = [c.start_worker(concurrency=2) for _ in range(workers)]
-                ready = time.time()
-                last = wait_handles(c.home, run_ids)
-                drain[workers] = args.runs / (last - ready)
+                wait_handles(c.home, run_ids)
+                times = handle_times(c.home, run_ids)  # first to last sbatch accepted
+                drain[workers] = (len(times) - 1) / (times[-1] - times[0])
                 cancel_all()  # 30 head jobs would hold every CPU their rule jobs need
                 states(api, run_ids)
                 if i == 0:
                     memory["worker after the batch"] = rss_mb(procs[0].pid)
-                    lat = latency(api, c.home, args.latency_runs)
+                    lat = latency(api, c.home, args.latency_runs) if args.latency_runs else []
         return lat, drain, memory
     finally:
         redis.stop()
@@ -139,7 +143,8 @@ def main() -> None:
     try:
         catalog = build_catalog(root / "catalog")
         print_machine("SLURM path (single-node Slurm 22.05 on this machine)")
-        inline = inline_latency(cluster, root, catalog, args.latency_runs)
+        inline = inline_latency(cluster, root, catalog, args.latency_runs) \
+            if args.latency_runs else []
         celery, drain, memory = celery_figures(cluster, root, catalog, args)
         rows = [[name, f"{percentile(s, 50) * 1000:.0f}", f"{percentile(s, 90) * 1000:.0f}",
                  str(len(s))] for name, s in (("inline worker", inline),
