@@ -33,9 +33,6 @@ from spe.adapters.db.repository import SqlAuditLog, SqlRunRepository
 from spe.adapters.db.session import make_engine, make_sessions, upgrade
 from spe.adapters.engines.nextflow import NextflowEngine
 from spe.adapters.engines.snakemake import SnakemakeEngine
-from spe.adapters.executors.local import LocalExecutor
-from spe.adapters.executors.slurm import SlurmExecutor
-from spe.adapters.executors.workdir import account_problem
 from spe.adapters.policy import dev_policy, load_policy
 from spe.adapters.queue.inline import InlineDispatcher
 from spe.adapters.storage.factory import S3Settings, StoreFactory
@@ -56,12 +53,11 @@ from spe.api.ui_routes import add_ui_routes
 from spe.api.wes import WesApi
 from spe.config import Settings
 from spe.domain.catalog import Catalog
-from spe.domain.errors import DomainError, Forbidden
-from spe.domain.models import Principal, Run
+from spe.domain.errors import DomainError
 from spe.domain.paging import PageTokens
 from spe.domain.policy import Policy
-from spe.domain.ports import Dispatcher, EngineTarget, JobAccount, TokenVerifier, WorkflowEngine
-from spe.domain.resources import SiteLimits, rule_job_resources
+from spe.domain.ports import Dispatcher, TokenVerifier, WorkflowEngine
+from spe.execution_wiring import execution_preflight, executor_wiring
 from spe.services.access import Gate
 from spe.services.airlock import Airlock
 from spe.services.audit import AuditQuery
@@ -188,49 +184,6 @@ def make_verifier(settings: Settings, policy: Policy) -> tuple[TokenVerifier, De
         http_timeout=settings.oidc_http_timeout_seconds,
         algorithms=settings.oidc_algorithms, leeway_seconds=settings.jwt_leeway_seconds,
         min_refresh_interval=settings.jwks_min_refresh_seconds), None
-
-
-def executor_wiring(settings: Settings, policy: Policy) -> dict[str, Any]:
-    """The executor and, for SLURM, whom jobs run as, where the engines send their jobs,
-    and the site's limits: the Execution arguments that depend on ``settings.executor``."""
-    if settings.executor == "local":
-        return {"executor": LocalExecutor(settings.cancel_grace_seconds)}
-    as_researcher = settings.slurm_submit_as == "researcher"
-    settings.runs_dir.mkdir(parents=True, exist_ok=True)
-    if as_researcher:
-        settings.runs_dir.chmod(0o711)  # researchers reach their run, list nothing
-    executor = SlurmExecutor(bin_dir=settings.slurm_bin_dir, partition=settings.slurm_partition,
-                             as_researcher=as_researcher, accounting=settings.slurm_accounting,
-                             timeout=settings.slurm_command_timeout_seconds,
-                             engine_path=settings.slurm_engine_path)
-
-    def job_account(run: Run) -> JobAccount | None:
-        return policy.job_account(run.owner_sub, run.owner_name, run.project) \
-            if as_researcher else None
-
-    def engine_target(account: JobAccount | None, resources: dict[str, int]) -> EngineTarget:
-        return EngineTarget(executor="slurm", partition=settings.slurm_partition,
-                            slurm_account=account.slurm_account if account else "",
-                            job_resources=rule_job_resources(resources))
-
-    return {"executor": executor, "job_account": job_account, "engine_target": engine_target,
-            "limits": SiteLimits(settings.slurm_max_cpus, settings.slurm_max_memory_mb,
-                                 settings.slurm_max_time_minutes)}
-
-
-def execution_preflight(settings: Settings, policy: Policy) -> Callable[[Principal, str], object]:
-    """Refuses a submission that could never execute: on SLURM as the researcher, an owner
-    without a POSIX account or a project without a POSIX group (403, deny by default)."""
-    def check(who: Principal, project: str) -> None:
-        account = policy.job_account(who.sub, who.username, project)
-        problem = account_problem(account.user, account.group)
-        if problem:
-            raise Forbidden(f"{problem}; runs of this project cannot execute for you "
-                            "(ask the operators)")
-
-    if settings.executor == "slurm" and settings.slurm_submit_as == "researcher":
-        return check
-    return lambda who, project: None
 
 
 def _resolver(*controllers: object) -> Resolver:
