@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import Api, Server, build_catalog
+from tests.slurm_cluster import stop_if_started
 
 _users = itertools.count()
 
@@ -34,3 +35,10 @@ def user() -> str:
 @pytest.fixture
 def api(server: Server, user: str) -> Api:
     return server.api(user)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_slurm_we_started() -> Iterator[None]:
+    """The single-node SLURM cluster some tests start is stopped when the session ends."""
+    yield
+    stop_if_started()

@@ -1,7 +1,8 @@
 """The real single-node SLURM cluster of the tests, started by the project's own scripts.
 
 ``slurm_or_skip()`` runs ``scripts/cluster-side.sh`` (accounts, groups, the engines venv)
-and ``scripts/slurm.sh start`` (munged, slurmctld, slurmd; idempotent, waits on readiness).
+and ``scripts/slurm.sh start`` (munged, slurmctld, slurmd; idempotent, waits on readiness);
+``stop_if_started()`` stops it at the end of the session if the session started it.
 Without Debian's slurm-wlm it skips, unless ``SPE_REQUIRE_SLURM=1`` (set by
 scripts/test.sh), where it fails instead."""
 
@@ -46,5 +47,22 @@ def slurm_or_skip() -> SlurmCluster:
     subprocess.run([str(ROOT / "scripts/cluster-side.sh"), str(ENGINES)], check=True,
                    timeout=900, capture_output=True)
     cluster = SlurmCluster(STATE_DIR, ENGINES, os.uname().nodename.split(".")[0])
+    if not _started and not _running(cluster):
+        _started.append(cluster)  # this session brings it up, so it also stops it
     cluster.script("start")
     return cluster
+
+
+_started: list[SlurmCluster] = []
+
+
+def _running(cluster: SlurmCluster) -> bool:
+    return subprocess.run([str(ROOT / "scripts/slurm.sh"), "status", str(cluster.state_dir)],
+                          check=False, timeout=60, capture_output=True).returncode == 0
+
+
+def stop_if_started() -> None:
+    """At the end of the session: stop the cluster if this session started it (a cluster a
+    developer started by hand keeps running)."""
+    while _started:
+        _started.pop().script("stop")

@@ -89,7 +89,9 @@ class Executor(Protocol):
     """Runs one process tree per run and re-attaches to it from a JSON handle.
 
     - ``submit(spec)`` starts the work and returns a handle (JSON-serialisable dict) that is
-      enough for *any* process to poll or cancel it later, even after a restart.
+      enough for *any* process to poll or cancel it later, even after a restart. A handle
+      may carry ``label``, a short text for users ("SLURM job 1234"), shown in the run's
+      system logs.
       Submitting never blocks until the work ends.
     - ``poll(handle)`` never raises for a missing process: it reports SYSTEM_ERROR.
       Polling a finished handle again gives the same answer.

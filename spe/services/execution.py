@@ -104,6 +104,8 @@ class Execution:
                 spec = self._prepare(run)
                 run.handle = self.executor.submit(spec)
                 run.cmd = spec.argv
+                if isinstance(run.handle.get("label"), str):  # e.g. "SLURM job 1234"
+                    run.system_logs = [*run.system_logs, f"submitted as {run.handle['label']}"]
         except Exception as exc:  # a failure to start is a system error of this run
             log.exception("run %s failed to start", run_id)
             self._finish(run, S.SYSTEM_ERROR, None, f"failed to start: {exc}")

@@ -38,7 +38,9 @@ def test_a_workflow_runs_on_slurm_as_the_researcher(slurm_api_server: Server,
     assert "results/summary.csv" in body["outputs"]
 
     workdir = slurm_api_server.home / "runs" / run_id
-    job = cluster.scontrol("show", "job", "-o", head_job(slurm_api_server, run_id))
+    head = head_job(slurm_api_server, run_id)
+    assert f"submitted as SLURM job {head}" in body["run_log"]["system_logs"]
+    job = cluster.scontrol("show", "job", "-o", head)
     assert "UserId=spe-alice(" in job
     assert "Account=demo" in job
     produced = workdir / "work" / "results" / "summary.csv"

@@ -137,7 +137,9 @@ class SlurmExecutor:
         self._write_job_files(spec, account)
         proc = self._run(self._sbatch_argv(spec, account), account)
         job_id = text.parse_sbatch(proc.stdout)
-        handle = {**self._handle(spec.workdir, job_id, account), "stderr": str(spec.stderr)}
+        handle = {**self._handle(spec.workdir, job_id, account.user if account else "",
+                                 account.group if account else ""),
+                  "stderr": str(spec.stderr)}
         _write_json(spec.workdir / HANDLE_FILE, handle)
         log.info("run %s submitted as SLURM job %s", spec.run_id, job_id)
         return handle
@@ -173,10 +175,10 @@ class SlurmExecutor:
             argv.append(f"--account={account.slurm_account}")
         return [*argv, str(spec.workdir / SCRIPT_FILE)]
 
-    def _handle(self, workdir: Path, job_id: str, account: JobAccount | None) -> JSON:
+    def _handle(self, workdir: Path, job_id: str, user: str = "", group: str = "") -> JSON:
         return {"executor": self.name, "job_id": job_id, "workdir": str(workdir),
-                "user": account.user if account else "",
-                "group": account.group if account else ""}
+                "user": user, "group": group, "stderr": str(workdir / DEFAULT_STDERR),
+                "label": f"SLURM job {job_id}"}
 
     def find(self, run_id: str, workdir: Path) -> JSON | None:
         """The recorded handle; else the job named ``spe-<run_id>`` that the controller
@@ -193,12 +195,10 @@ class SlurmExecutor:
         for line in proc.stdout.splitlines():
             job_id, _, user = line.strip().partition("|")
             if job_id.isdigit():
-                return {"executor": self.name, "job_id": job_id, "workdir": str(workdir),
-                        "user": user, "group": "", "stderr": str(workdir / DEFAULT_STDERR)}
+                return self._handle(workdir, job_id, user)
         recorded = _read(workdir / JOB_ID_FILE)
         if recorded.isdigit():
-            return {"executor": self.name, "job_id": recorded, "workdir": str(workdir),
-                    "user": "", "group": "", "stderr": str(workdir / DEFAULT_STDERR)}
+            return self._handle(workdir, recorded)
         return None
 
     def poll(self, handle: JSON) -> ExecutionStatus:
