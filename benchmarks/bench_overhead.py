@@ -30,7 +30,8 @@ from _common import WES, CpuWatch, build_catalog, print_machine, print_table, sc
 
 from spe.adapters.catalog import load_catalog
 from spe.adapters.engines.snakemake import SnakemakeEngine
-from spe.adapters.executors.local import EXIT_FILE, HANDLE_FILE, _base_env
+from spe.adapters.executors.handles import EXIT_FILE, HANDLE_FILE
+from spe.adapters.executors.local import _base_env
 from spe.config import Settings
 from spe.domain.ports import ExecutionSpec
 from tests.helpers import Server

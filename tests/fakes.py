@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from spe.domain.models import JSON
-from spe.domain.ports import ExecutionSpec, ExecutionStatus
+from spe.domain.catalog import WorkflowEntry
+from spe.domain.models import JSON, TaskLog
+from spe.domain.ports import LOCAL, EngineTarget, ExecutionSpec, ExecutionStatus
 from spe.domain.states import RunState
 
 
@@ -138,3 +139,28 @@ class VanishingExecutor(FakeExecutor):
         handle = super().submit(spec)
         del self.registry[handle["id"]]
         return handle
+
+
+class SleepEngine:
+    """A stand-in engine whose 'workflow' is a long sleep (the fake executor runs it)."""
+
+    name = "snakemake"
+    workflow_type = "SMK"
+    supported_options = frozenset({"cores", "keep_going", "latency_wait"})
+
+    def version(self) -> str:
+        return "9.0.0"
+
+    def argv(self, entry: WorkflowEntry, bundle_dir: Path, params_file: Path,
+             workdir: Path, options: JSON, *, target: EngineTarget = LOCAL) -> list[str]:
+        return ["sleep", "3600"]
+
+    def task_logs(self, workdir: Path) -> list[TaskLog]:
+        return []
+
+    def output_dir(self, workdir: Path) -> Path:
+        return workdir / "work"
+
+    def outputs(self, entry: WorkflowEntry, workdir: Path) -> list[Path]:
+        return []
+

@@ -19,34 +19,11 @@ from spe.domain.models import JSON, Run, RunRequest
 from spe.domain.ports import ExecutionSpec
 from spe.domain.states import RunState
 from spe.services.execution import START_LEASE, Execution
-from tests.fakes import FakeExecutor, FakeProcess
+from tests.fakes import FakeExecutor, FakeProcess, SleepEngine
 from tests.helpers import ROOT
 
 S = RunState
 LEASE = 10.0
-
-
-class SleepEngine:
-    """A stand-in engine whose 'workflow' is a long sleep (the fake executor runs it)."""
-
-    name = "snakemake"
-    workflow_type = "SMK"
-    supported_options = frozenset({"cores", "keep_going", "latency_wait"})
-
-    def version(self) -> str:
-        return "9.0.0"
-
-    def argv(self, *_args: object, **_kw: object) -> list[str]:
-        return ["sleep", "3600"]
-
-    def task_logs(self, workdir: Path) -> list[object]:
-        return []
-
-    def output_dir(self, workdir: Path) -> Path:
-        return workdir / "work"
-
-    def outputs(self, *_args: object) -> list[Path]:
-        return []
 
 
 class Clock:

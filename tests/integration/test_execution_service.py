@@ -12,39 +12,14 @@ import pytest
 from spe.adapters.catalog import load_catalog
 from spe.adapters.db.repository import SqlRunRepository
 from spe.adapters.db.session import make_engine, make_sessions, upgrade
-from spe.domain.catalog import WorkflowEntry
-from spe.domain.models import JSON, Run, RunRequest, TaskLog
-from spe.domain.ports import LOCAL, EngineTarget, ExecutionSpec
+from spe.domain.models import JSON, Run, RunRequest
+from spe.domain.ports import ExecutionSpec
 from spe.domain.states import RunState
 from spe.services.execution import Execution
-from tests.fakes import FakeExecutor, FakeProcess
+from tests.fakes import FakeExecutor, FakeProcess, SleepEngine
 from tests.helpers import ROOT
 
 S = RunState
-
-
-class SleepEngine:
-    """A stand-in engine whose 'workflow' is a sleep of the run's ``seconds`` param."""
-
-    name = "snakemake"
-    workflow_type = "SMK"
-    supported_options = frozenset({"cores", "keep_going", "latency_wait"})
-
-    def version(self) -> str:
-        return "9.0.0"
-
-    def argv(self, entry: WorkflowEntry, bundle_dir: Path, params_file: Path,
-             workdir: Path, options: JSON, *, target: EngineTarget = LOCAL) -> list[str]:
-        return ["sleep", "3600"]
-
-    def task_logs(self, workdir: Path) -> list[TaskLog]:
-        return []
-
-    def output_dir(self, workdir: Path) -> Path:
-        return workdir / "work"
-
-    def outputs(self, entry: WorkflowEntry, workdir: Path) -> list[Path]:
-        return []
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ mistaken for ours) and the files it writes; any process can poll or cancel from 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -15,13 +14,16 @@ import sys
 import time
 from pathlib import Path
 
+from spe.adapters.executors.handles import (
+    CANCEL_FILE,
+    EXIT_FILE,
+    read_exit_code,
+    read_handle,
+    write_handle,
+)
 from spe.domain.models import JSON
 from spe.domain.ports import ExecutionSpec, ExecutionStatus
 from spe.domain.states import RunState
-
-EXIT_FILE = "exit_status"
-CANCEL_FILE = "cancel_requested"
-HANDLE_FILE = "handle.json"
 
 
 def _proc_stat(pid: int) -> tuple[str, int] | None:
@@ -79,20 +81,15 @@ class LocalExecutor:
         stat = _proc_stat(proc.pid)
         handle: JSON = {"executor": self.name, "pid": proc.pid, "pgid": proc.pid,
                         "started": stat[1] if stat else 0, "workdir": str(spec.workdir)}
-        tmp = spec.workdir / (HANDLE_FILE + ".tmp")
-        tmp.write_text(json.dumps(handle))
-        tmp.replace(spec.workdir / HANDLE_FILE)  # atomic: a reader sees all of it or nothing
+        write_handle(spec.workdir, handle)
         return handle
 
     def find(self, run_id: str, workdir: Path) -> JSON | None:
         """The recorded handle, else a live runner whose argv names this run's exit file,
         else (when the run already ended) a handle that only reads its exit status."""
-        try:
-            handle = json.loads((workdir / HANDLE_FILE).read_text())
-            if isinstance(handle, dict):
-                return handle
-        except (OSError, ValueError):
-            pass
+        handle = read_handle(workdir)
+        if handle is not None:
+            return handle
         marker = f"spe.adapters.executors.runner\0{workdir / EXIT_FILE}\0".encode()
         for proc in Path("/proc").iterdir():
             if not proc.name.isdigit():
@@ -115,7 +112,7 @@ class LocalExecutor:
         exit_file = workdir / EXIT_FILE
         if not exit_file.exists() and _alive(pid, int(handle["started"])):
             return ExecutionStatus(RunState.RUNNING)
-        code = _read_code(exit_file)
+        code = read_exit_code(workdir)
         if canceled:
             return ExecutionStatus(RunState.CANCELED, code, "canceled on request")
         if code is None:
@@ -149,10 +146,3 @@ class LocalExecutor:
 def _killpg(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-
-
-def _read_code(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None

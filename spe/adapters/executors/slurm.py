@@ -15,7 +15,6 @@ controller keeps finished jobs (BiBiGrid: 300 s)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -27,6 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spe.adapters.executors import slurm_text as text
+from spe.adapters.executors.handles import (
+    CANCEL_FILE,
+    EXIT_FILE,
+    read_exit_code,
+    read_handle,
+    write_handle,
+)
 from spe.adapters.executors.workdir import share_with_group
 from spe.domain.models import JSON
 from spe.domain.ports import ExecutionSpec, ExecutionStatus, JobAccount
@@ -35,9 +41,6 @@ from spe.domain.states import RunState
 log = logging.getLogger(__name__)
 S = RunState
 
-EXIT_FILE = "exit_status"
-CANCEL_FILE = "cancel_requested"
-HANDLE_FILE = "handle.json"
 JOB_ID_FILE = "slurm_job_id"
 SCRIPT_FILE = "job.sh"
 ARGV_FILE = "job.argv"
@@ -140,7 +143,7 @@ class SlurmExecutor:
         handle = {**self._handle(spec.workdir, job_id, account.user if account else "",
                                  account.group if account else ""),
                   "stderr": str(spec.stderr)}
-        _write_json(spec.workdir / HANDLE_FILE, handle)
+        write_handle(spec.workdir, handle)
         log.info("run %s submitted as SLURM job %s", spec.run_id, job_id)
         return handle
 
@@ -184,12 +187,9 @@ class SlurmExecutor:
         """The recorded handle; else the job named ``spe-<run_id>`` that the controller
         still knows (a submission whose handle was never written); else, when the job
         already ran, a handle built from the job id the job script recorded."""
-        try:
-            handle = json.loads((workdir / HANDLE_FILE).read_text())
-            if isinstance(handle, dict):
-                return handle
-        except (OSError, ValueError):
-            pass
+        handle = read_handle(workdir)
+        if handle is not None:
+            return handle
         proc = self._run([self._bin("squeue"), "-h", "-a", f"--name=spe-{run_id}",
                           "-o", "%i|%u"], check=True)
         for line in proc.stdout.splitlines():
@@ -204,7 +204,7 @@ class SlurmExecutor:
     def poll(self, handle: JSON) -> ExecutionStatus:
         workdir, job_id = Path(handle["workdir"]), str(handle["job_id"])
         canceled = (workdir / CANCEL_FILE).exists()
-        code = _read_code(workdir / EXIT_FILE)
+        code = read_exit_code(workdir)
         if code == 0 and not canceled:
             return ExecutionStatus(S.COMPLETE, 0)
         live = self._queue.get(job_id)
@@ -315,16 +315,3 @@ def _read(path: Path) -> str:
         return path.read_text().strip()
     except OSError:
         return ""
-
-
-def _read_code(path: Path) -> int | None:
-    try:
-        return int(_read(path))
-    except ValueError:
-        return None
-
-
-def _write_json(path: Path, data: JSON) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)  # atomic: a reader sees all of it or nothing
