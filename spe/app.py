@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -267,6 +267,7 @@ def make_execution(settings: Settings, policy: Policy, *, repo: SqlRunRepository
     return Execution(repo=repo, catalog=catalog, bundles=bundles, engines=engines,
                      runs_dir=settings.runs_dir, max_active=settings.max_active_runs,
                      data=data, start_lease_seconds=settings.start_lease_seconds,
+                     finish_claim_seconds=settings.finish_claim_seconds,
                      **executor_wiring(settings, policy))
 
 
@@ -355,7 +356,8 @@ def create_app(settings: Settings, *, migrate: bool = True,
                       tokens=PageTokens(settings.page_secret()), runs_dir=settings.runs_dir,
                       engine_versions=engine_versions, gate=gate, data=data,
                       limits=Limits(settings.max_attachment_bytes, settings.max_attachments),
-                      queue_ready=queue_ready, can_execute=execution_preflight(settings, policy))
+                      queue_ready=queue_ready, can_execute=execution_preflight(settings, policy),
+                      key_window=timedelta(hours=settings.idempotency_window_hours))
     worker.schedule_sweep(runs.sweep_retention, settings.retention_sweep_seconds)
     airlock = Airlock(releases=SqlReleaseRepository(sessions), runs=repo, gate=gate,
                       catalog=catalog, stores=stores, quarantine_location=quarantine,

@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     retention_sweep_seconds: float = Field(3600.0, gt=0, description="How often finished "
                                            "runs past their project's retention are purged.")
     cancel_grace_seconds: float = Field(10.0, ge=0, description="SIGTERM to SIGKILL delay.")
+    idempotency_window_hours: float = Field(
+        24.0, gt=0, le=24 * 30, description="How long an Idempotency-Key of POST /runs "
+        "names the run it made (a retry within it returns that run).")
+    finish_claim_seconds: float = Field(
+        900.0, gt=0, description="How long one worker may take to copy a finished run's "
+        "outputs into quarantine before another worker takes the finish over.")
 
     quarantine_dir: Path | None = Field(None, description="Default quarantine root "
                                         "(one folder per project); empty: SPE_HOME/quarantine.")

@@ -46,7 +46,8 @@ def _submission() -> Submission:
     if unexpected:
         raise InvalidRequest("unexpected file fields", [(f"/{k}", "not accepted")
                                                         for k in unexpected[:10]])
-    return Submission(fields=fields, attachments=files)
+    key = flask.request.headers.get("Idempotency-Key", "").strip()
+    return Submission(fields=fields, attachments=files, idempotency_key=key)
 
 
 @dataclass

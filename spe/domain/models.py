@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from spe.domain.identity import Entitlement, Visa
@@ -120,6 +120,36 @@ class Run:
     outputs: list[OutputFile] = field(default_factory=list)
     purged_at: datetime | None = None
     seq: int = 0
+
+
+@dataclass(frozen=True)
+class RunEnding:
+    """How a run ended: its final state, when, its exit code, its quarantined outputs and
+    the service's own message (a system-log line, or "")."""
+
+    state: RunState
+    at: datetime
+    exit_code: int | None
+    outputs: list[OutputFile]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class SubmissionKey:
+    """A client's ``Idempotency-Key`` for one submission: the same key from the same caller
+    within the retention window names the same run. ``request_digest`` fingerprints the
+    request, so a key reused for another request is told apart."""
+
+    owner_sub: str
+    key: str
+    request_digest: str
+    at: datetime
+    window: timedelta = timedelta(hours=24)
+
+    @property
+    def since(self) -> datetime:
+        """The oldest use of the key that still counts."""
+        return self.at - self.window
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ from spe.domain.models import (
     AuditEvent,
     Principal,
     Run,
+    RunEnding,
     RunFilter,
+    SubmissionKey,
     TaskLog,
     Visibility,
 )
@@ -142,20 +144,54 @@ class WorkflowEngine(Protocol):
     def outputs(self, entry: WorkflowEntry, workdir: Path) -> list[Path]: ...
 
 
+class SubmissionKeyTaken(Exception):
+    """Raised by ``RunRepository.add`` when the submission key is already in use within its
+    window (a concurrent or earlier submission): carries that run's id and request digest."""
+
+    def __init__(self, run_id: str, request_digest: str) -> None:
+        super().__init__(run_id)
+        self.run_id, self.request_digest = run_id, request_digest
+
+
 class RunRepository(Protocol):
     """Stores runs and their task logs.
 
-    The state is written only by ``add`` (the initial state) and ``transition``, an atomic
-    compare-and-set; ``save`` writes everything else, so it never undoes a transition that
-    another process made meanwhile."""
+    The state is written only by ``add`` (the initial state), ``transition`` and ``finish``,
+    each an atomic compare-and-set on the state. Every other write is narrow and guarded:
+    ``record_handle`` writes the handle of a run that has not ended; ``finish`` writes the
+    end time, exit code and outputs in the same UPDATE as the move to a final state, and
+    only for the holder of the run's finish claim (``claim_finish``, one holder at a time
+    until its time runs out), so two reconcilers never both finish a run, and a stale
+    writer never erases what the state machine wrote. System-log lines are appended,
+    never overwritten.
 
-    def add(self, run: Run, event: AuditEvent | None = None) -> Run:
-        """Insert ``run`` and, in the same transaction, the audit ``event``."""
+    ``add`` with a ``SubmissionKey`` records the key in the run's transaction; a key the
+    same caller used within its window raises ``SubmissionKeyTaken`` and stores nothing."""
+
+    def add(self, run: Run, event: AuditEvent | None = None,
+            key: SubmissionKey | None = None) -> Run:
+        """Insert ``run`` and, in the same transaction, the audit ``event`` and ``key``."""
         ...
 
     def get(self, run_id: str) -> Run | None: ...
 
-    def save(self, run: Run) -> None: ...
+    def submission_key(self, owner_sub: str, key: str,
+                       since: datetime) -> tuple[str, str] | None: ...
+
+    def prune_submission_keys(self, before: datetime) -> int: ...
+
+    def record_handle(self, run_id: str, handle: JSON, cmd: tuple[str, ...] | None = None,
+                      note: str = "") -> bool: ...
+
+    def claim_finish(self, run_id: str, from_state: RunState, token: str, now: datetime,
+                     until: datetime) -> bool: ...
+
+    def release_finish(self, run_id: str, token: str) -> None: ...
+
+    def finish(self, run_id: str, token: str, from_state: RunState,
+               ending: RunEnding) -> bool: ...
+
+    def mark_purged(self, run_id: str, at: datetime, note: str) -> bool: ...
 
     def transition(self, run_id: str, from_states: frozenset[RunState], to: RunState,
                    at: datetime | None = None) -> bool: ...

@@ -32,14 +32,15 @@ import json
 import logging
 import os
 import shutil
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from spe.domain.catalog import Catalog
 from spe.domain.digests import sha256_file
-from spe.domain.models import OutputFile, Run
+from spe.domain.models import OutputFile, Run, RunEnding
 from spe.domain.ports import (
     Dispatcher,
     EngineTarget,
@@ -80,6 +81,7 @@ class Execution:
     data: DataService | None = None
     clock: Callable[[], datetime] = _now
     start_lease_seconds: float = 60.0
+    finish_claim_seconds: float = 900.0  # a finish not done by then is taken over
 
     def workdir(self, run: Run) -> Path:
         return self.runs_dir / run.id
@@ -100,17 +102,18 @@ class Execution:
             if existing is not None:  # a previous attempt started it: adopt, never resubmit
                 log.warning("run %s was already submitted; adopting it", run_id)
                 run.handle = existing
+                self.repo.record_handle(run.id, existing)
             else:
                 spec = self._prepare(run)
                 run.handle = self.executor.submit(spec)
-                run.cmd = spec.argv
-                if isinstance(run.handle.get("label"), str):  # e.g. "SLURM job 1234"
-                    run.system_logs = [*run.system_logs, f"submitted as {run.handle['label']}"]
+                label = run.handle.get("label")  # e.g. "SLURM job 1234"
+                self.repo.record_handle(run.id, run.handle, spec.argv,
+                                        f"submitted as {label}" if isinstance(label, str)
+                                        else "")
         except Exception as exc:  # a failure to start is a system error of this run
             log.exception("run %s failed to start", run_id)
             self._finish(run, S.SYSTEM_ERROR, None, f"failed to start: {exc}")
             return
-        self.repo.save(run)
         if self.executor.poll(run.handle).state in (S.QUEUED, S.UNKNOWN):
             fresh = self.repo.get(run_id)  # waits for its scheduler: stays INITIALIZING
             if fresh is not None and fresh.state != S.INITIALIZING:
@@ -190,7 +193,7 @@ class Execution:
         handle = self.executor.find(run.id, self.workdir(run))
         if handle is not None:
             run.handle = handle
-            self.repo.save(run)
+            self.repo.record_handle(run.id, handle)
             self.reconcile(run)
         elif self.repo.transition(run.id, frozenset({S.INITIALIZING}), S.QUEUED):
             dispatcher.enqueue(run.id)
@@ -261,6 +264,9 @@ class Execution:
             self.repo.transition(run.id, frozenset({S.RUNNING}), S.PAUSED)
 
     def _finish(self, run: Run, target: RunState, exit_code: int | None, message: str) -> None:
+        """Move the run to a final state with its outputs, exit code and end time in one
+        guarded write. Only the reconciler that claims the finish copies the outputs into
+        quarantine; another one that arrives meanwhile leaves the run to it."""
         fresh = self.repo.get(run.id)
         if fresh is None or is_final(fresh.state):
             return
@@ -269,17 +275,22 @@ class Execution:
                       run.id, fresh.state, target)
             message, target = f"{message} (unexpected {target.value} after "\
                 f"{fresh.state.value})", S.SYSTEM_ERROR
+        token, now = uuid.uuid4().hex, self.clock()
+        until = now + timedelta(seconds=self.finish_claim_seconds)
+        if not self.repo.claim_finish(run.id, fresh.state, token, now, until):
+            return  # another reconciler is finishing it, or it moved meanwhile
         try:
-            fresh.outputs = self._hash_outputs(fresh)
+            outputs = self._hash_outputs(fresh)
         except Exception as exc:  # a quarantine that cannot be written ends the run
             log.exception("run %s: outputs could not be quarantined", run.id)
             message = f"{message}; outputs could not be quarantined: {exc}".lstrip("; ")
-            target = S.SYSTEM_ERROR
-        fresh.exit_code = exit_code
-        if message:
-            fresh.system_logs = [*fresh.system_logs, message[:2000]]
-        self.repo.save(fresh)
-        self.repo.transition(fresh.id, frozenset({fresh.state}), target, self.clock())
+            target, outputs = S.SYSTEM_ERROR, []
+        ending = RunEnding(target, self.clock(), exit_code, outputs, message[:2000])
+        if self.repo.finish(run.id, token, fresh.state, ending):
+            return
+        if self.repo.finish(run.id, token, S.CANCELING, replace(ending, state=S.CANCELED)):
+            return  # canceled while its outputs were copied
+        self.repo.release_finish(run.id, token)
 
     def _hash_outputs(self, run: Run) -> list[OutputFile]:
         """The declared outputs, copied into the project's quarantine (hashed while they

@@ -21,15 +21,17 @@ from spe.domain.models import (
     Principal,
     Run,
     RunFilter,
+    SubmissionKey,
     TaskLog,
     Visibility,
 )
 from spe.domain.paging import PageTokens
 from spe.domain.permissions import permission
-from spe.domain.ports import AuditLog, Dispatcher, RunRepository
+from spe.domain.ports import AuditLog, Dispatcher, RunRepository, SubmissionKeyTaken
 from spe.domain.states import RunState, is_final
 from spe.services.access import Gate
 from spe.services.data import DataService
+from spe.services.idempotency import same_request, submission_key
 from spe.services.submission import Limits, Submission, plan
 
 LOG_STREAMS = {"stdout": "logs/stdout.log", "stderr": "logs/stderr.log"}
@@ -65,9 +67,16 @@ class RunService:
     # raises Forbidden when the executor cannot run work for this caller in this project
     # (on SLURM: no POSIX account or project group); checked before a run is accepted
     can_execute: Callable[[Principal, str], object] = lambda who, project: None
+    key_window: timedelta = timedelta(hours=24)  # how long an idempotency key holds
 
     def submit(self, who: Principal, sub: Submission) -> str:
+        """Accept a run and return its id. A submission with a key that this caller used
+        within ``key_window`` returns that key's run instead (``services.idempotency``)."""
         try:
+            key = submission_key(who.sub, sub, self.clock(), self.key_window)
+            if key is not None and (used := self.repo.submission_key(who.sub, key.key,
+                                                                      key.since)):
+                return self._replay(who, key, *used)
             p = plan(self.catalog, sub, self.limits, self.engine_versions())
             project = self.gate.submission_project(who, p.request.tags)
             if self.data is not None:
@@ -88,13 +97,23 @@ class RunService:
             project=project,
         )
         run.request.workflow_params = p.params
-        self.repo.add(run, AuditEvent(
-            action="run.submit", actor=who.sub, outcome="accepted", target=run.id,
-            details={"workflow": p.entry.ref, "bundle_digest": p.entry.bundle_digest,
-                     "project": project},
-            at=self.clock()))
+        event = AuditEvent(action="run.submit", actor=who.sub, outcome="accepted",
+                           target=run.id, at=self.clock(),
+                           details={"workflow": p.entry.ref, "project": project,
+                                    "bundle_digest": p.entry.bundle_digest})
+        try:
+            self.repo.add(run, event, key)
+        except SubmissionKeyTaken as taken:  # the same key, submitted concurrently
+            if key is None:
+                raise
+            return self._replay(who, key, taken.run_id, taken.request_digest)
         self.dispatcher.enqueue(run.id)
         return run.id
+
+    def _replay(self, who: Principal, key: SubmissionKey, run_id: str, digest: str) -> str:
+        same_request(key, run_id, digest)
+        self._audit("run.submit", who, "replayed", run_id, {"idempotency_key": key.key})
+        return run_id
 
     def get(self, who: Principal, run_id: str, perm: str = RUN_READ) -> Run:
         return self.gate.check_run(who, self.repo.get(run_id), perm, run_id)
@@ -144,6 +163,7 @@ class RunService:
     def sweep_retention(self) -> tuple[str, ...]:
         """Purge every finished run older than its project's ``retention_days``."""
         now = self.clock()
+        self.repo.prune_submission_keys(now - self.key_window)
         purged: tuple[str, ...] = ()
         before = None
         final = RunFilter(states=tuple(s for s in RunState if is_final(s)))
@@ -165,10 +185,8 @@ class RunService:
             shutil.rmtree(workdir)
         removed = self.data.purge_quarantine(run.project, run.id) if self.data else 0
         if run.purged_at is None:
-            run.purged_at = self.clock()
-            run.system_logs = [*run.system_logs,
-                               f"purged by {by} at {run.purged_at.isoformat()}"]
-            self.repo.save(run)
+            at = self.clock()
+            self.repo.mark_purged(run.id, at, f"purged by {by} at {at.isoformat()}")
         self.audit.append(AuditEvent(action="run.purge", actor=actor, outcome="purged",
                                      target=run.id, at=self.clock(),
                                      details={"work_dir": removed_work,

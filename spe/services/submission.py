@@ -23,6 +23,7 @@ class Submission:
 
     fields: dict[str, str]
     attachments: list[tuple[str, bytes]] = field(default_factory=list)
+    idempotency_key: str = ""  # the Idempotency-Key header, if any
 
 
 @dataclass(frozen=True)

@@ -25,18 +25,21 @@ from spe.domain.models import (
     AuditEvent,
     OutputFile,
     Run,
+    RunEnding,
     RunFilter,
     RunRequest,
+    SubmissionKey,
     TaskLog,
     Visibility,
 )
+from spe.domain.ports import SubmissionKeyTaken
 from spe.domain.states import FINAL_STATES, RunState
 from tests.postgres import PostgresServer
 
 S = RunState
 CEST = timezone(timedelta(hours=2))  # a non-UTC offset: must come back as the same instant
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
-TABLES = {"runs", "run_tags", "task_logs", "audit_events"}
+TABLES = {"runs", "run_tags", "task_logs", "audit_events", "submission_keys"}
 
 
 @pytest.fixture(params=[pytest.param("sqlite", id="sqlite"),
@@ -82,7 +85,7 @@ def assert_utc(value: datetime | None) -> None:
     assert value.utcoffset() == timedelta(0)
 
 
-# --- add / get / save ---------------------------------------------------------------------
+# --- add / get / guarded writes ---------------------------------------------------------------------
 
 
 def test_add_then_get_round_trips_every_field(repo: SqlRunRepository) -> None:
@@ -145,32 +148,193 @@ def test_seq_grows_with_each_add(repo: SqlRunRepository) -> None:
     assert len(set(seqs)) == 4
 
 
-def test_save_updates_times_exit_code_handle_cmd_logs_and_outputs(
+def test_record_handle_writes_handle_cmd_and_appends_a_log_line(
+        repo: SqlRunRepository) -> None:
+    run = repo.add(make_run(state=S.INITIALIZING, system_logs=["queued"]))
+    assert repo.record_handle(run.id, {"pid": 99}, ("snakemake", "-j", "1"), "submitted")
+    got = repo.get(run.id)
+    assert got is not None
+    assert (got.handle, got.cmd, got.system_logs) == (
+        {"pid": 99}, ("snakemake", "-j", "1"), ["queued", "submitted"])
+    assert repo.record_handle(run.id, {"pid": 100})  # cmd and logs stay as they were
+    got = repo.get(run.id)
+    assert got is not None
+    assert (got.handle, got.cmd, got.system_logs) == (
+        {"pid": 100}, ("snakemake", "-j", "1"), ["queued", "submitted"])
+
+
+def test_record_handle_of_a_run_that_ended_meanwhile_writes_nothing(
+        repo: SqlRunRepository) -> None:
+    run = repo.add(make_run(state=S.INITIALIZING))
+    assert repo.transition(run.id, frozenset({S.INITIALIZING}), S.CANCELED, T0)
+    assert not repo.record_handle(run.id, {"pid": 7}, ("x",), "late")
+    got = repo.get(run.id)
+    assert got is not None
+    assert (got.state, got.end_time, got.handle, got.system_logs) == (
+        S.CANCELED, T0, None, [])
+
+
+def _ending(state: RunState = S.COMPLETE, note: str = "done") -> RunEnding:
+    return RunEnding(state, T0 + timedelta(minutes=5), 0,
+                     [OutputFile("out.txt", 1, "e" * 64)], note)
+
+
+def test_finish_with_the_claim_writes_state_end_time_exit_code_outputs_and_log(
+        repo: SqlRunRepository) -> None:
+    run = repo.add(make_run(state=S.RUNNING, start_time=T0, system_logs=["started"]))
+    assert repo.claim_finish(run.id, S.RUNNING, "tok", T0, T0 + timedelta(minutes=1))
+    assert repo.finish(run.id, "tok", S.RUNNING, _ending())
+    got = repo.get(run.id)
+    assert got is not None
+    assert (got.state, got.start_time, got.end_time, got.exit_code) == (
+        S.COMPLETE, T0, T0 + timedelta(minutes=5), 0)
+    assert got.outputs == [OutputFile("out.txt", 1, "e" * 64)]
+    assert got.system_logs == ["started", "done"]
+    assert_utc(got.end_time)
+
+
+def test_finish_without_the_claim_or_from_another_state_writes_nothing(
         repo: SqlRunRepository) -> None:
     run = repo.add(make_run(state=S.RUNNING))
-    run.start_time = datetime(2026, 3, 1, 14, 0, tzinfo=CEST)
-    run.end_time = T0 + timedelta(minutes=5)
-    run.exit_code = 3
-    run.handle = {"pid": 99, "argv": ["snakemake"]}
-    run.cmd = ("snakemake", "--cores", "1")
-    run.system_logs = ["boom"]
-    run.outputs = [OutputFile("out.txt", 1, "e" * 64)]
-
-    repo.save(run)
-
+    assert not repo.finish(run.id, "nobody", S.RUNNING, _ending())  # no claim at all
+    assert repo.claim_finish(run.id, S.RUNNING, "tok", T0, T0 + timedelta(minutes=1))
+    assert not repo.finish(run.id, "other", S.RUNNING, _ending())  # not the holder
+    assert not repo.finish(run.id, "tok", S.CANCELING, _ending(S.CANCELED))  # wrong state
     got = repo.get(run.id)
-    assert got == run
-    assert_utc(got.start_time)
-
-
-def test_save_does_not_undo_a_transition_made_meanwhile(repo: SqlRunRepository) -> None:
-    stale = repo.add(make_run(state=S.RUNNING))
-    assert repo.transition(stale.id, frozenset({S.RUNNING}), S.CANCELING)
-    stale.handle = {"pid": 7}
-    repo.save(stale)  # still says RUNNING: only ``transition`` moves the state
-    got = repo.get(stale.id)
     assert got is not None
-    assert (got.state, got.handle) == (S.CANCELING, {"pid": 7})
+    assert (got.state, got.end_time, got.outputs, got.system_logs) == (
+        S.RUNNING, None, [], [])
+
+
+def test_a_finish_claim_has_one_holder_until_it_expires(repo: SqlRunRepository) -> None:
+    run = repo.add(make_run(state=S.RUNNING))
+    until = T0 + timedelta(minutes=1)
+    assert not repo.claim_finish(run.id, S.CANCELING, "a", T0, until)  # not in that state
+    assert repo.claim_finish(run.id, S.RUNNING, "a", T0, until)
+    assert not repo.claim_finish(run.id, S.RUNNING, "b", T0 + timedelta(seconds=59), until)
+    late = T0 + timedelta(minutes=2)  # the holder died: its claim is taken over
+    assert repo.claim_finish(run.id, S.RUNNING, "b", late, late + timedelta(minutes=1))
+    assert not repo.finish(run.id, "a", S.RUNNING, _ending())
+    assert repo.finish(run.id, "b", S.RUNNING, _ending())
+
+
+def test_a_released_claim_can_be_taken_again(repo: SqlRunRepository) -> None:
+    run = repo.add(make_run(state=S.RUNNING))
+    until = T0 + timedelta(minutes=1)
+    assert repo.claim_finish(run.id, S.RUNNING, "a", T0, until)
+    repo.release_finish(run.id, "b")  # only the holder releases
+    assert not repo.claim_finish(run.id, S.RUNNING, "b", T0, until)
+    repo.release_finish(run.id, "a")
+    assert repo.claim_finish(run.id, S.RUNNING, "b", T0, until)
+
+
+def test_concurrent_claims_from_many_threads_have_exactly_one_winner(
+        repo: SqlRunRepository) -> None:
+    threads = 8
+    run = repo.add(make_run(state=S.RUNNING))
+    barrier = threading.Barrier(threads)
+
+    def attempt(i: int) -> bool:
+        barrier.wait(timeout=30)
+        return repo.claim_finish(run.id, S.RUNNING, f"t{i}", T0, T0 + timedelta(minutes=1))
+
+    with ThreadPoolExecutor(threads) as pool:
+        assert list(pool.map(attempt, range(threads))).count(True) == 1
+
+
+def test_a_transition_does_not_erase_what_finish_wrote(repo: SqlRunRepository) -> None:
+    run = repo.add(make_run(state=S.RUNNING))
+    assert repo.claim_finish(run.id, S.RUNNING, "tok", T0, T0 + timedelta(minutes=1))
+    assert repo.finish(run.id, "tok", S.RUNNING, _ending())
+    assert not repo.transition(run.id, frozenset({S.RUNNING}), S.CANCELED, T0)
+    assert not repo.record_handle(run.id, {"pid": 5})
+    got = repo.get(run.id)
+    assert got is not None
+    assert (got.state, got.end_time, got.handle) == (S.COMPLETE, T0 + timedelta(minutes=5),
+                                                     None)
+
+
+def test_concurrent_log_lines_are_all_kept(repo: SqlRunRepository) -> None:
+    threads = 8
+    run = repo.add(make_run(state=S.RUNNING))
+    barrier = threading.Barrier(threads)
+
+    def note(i: int) -> bool:
+        barrier.wait(timeout=30)
+        return repo.record_handle(run.id, {"pid": 2 + i}, note=f"line {i}")
+
+    with ThreadPoolExecutor(threads) as pool:
+        assert all(pool.map(note, range(threads)))
+    got = repo.get(run.id)
+    assert got is not None
+    assert sorted(got.system_logs) == sorted(f"line {i}" for i in range(threads))
+
+
+def test_mark_purged_records_the_purge_once(repo: SqlRunRepository) -> None:
+    run = repo.add(make_run(state=S.COMPLETE))
+    assert repo.mark_purged(run.id, T0, "purged by alice")
+    assert not repo.mark_purged(run.id, T0 + timedelta(hours=1), "purged again")
+    got = repo.get(run.id)
+    assert got is not None
+    assert (got.purged_at, got.system_logs) == (T0, ["purged by alice"])
+
+
+# --- submission keys ----------------------------------------------------------------------
+
+
+def _key(key: str = "k-1", digest: str = "sha256:aa", at: datetime = T0) -> SubmissionKey:
+    return SubmissionKey("dev|alice", key, digest, at, timedelta(hours=1))
+
+
+def test_a_key_is_stored_with_its_run_and_found_within_its_window(
+        repo: SqlRunRepository) -> None:
+    run = repo.add(make_run(), key=_key())
+    assert repo.submission_key("dev|alice", "k-1", T0) == (run.id, "sha256:aa")
+    assert repo.submission_key("dev|alice", "k-1", T0 + timedelta(seconds=1)) is None
+    assert repo.submission_key("dev|bob", "k-1", T0 - timedelta(days=1)) is None
+
+
+def test_a_key_in_use_stores_no_second_run(repo: SqlRunRepository) -> None:
+    first = repo.add(make_run(), key=_key())
+    second = make_run()
+    with pytest.raises(SubmissionKeyTaken) as taken:
+        repo.add(second, key=_key(digest="sha256:bb", at=T0 + timedelta(minutes=5)))
+    assert (taken.value.run_id, taken.value.request_digest) == (first.id, "sha256:aa")
+    assert repo.get(second.id) is None
+
+
+def test_an_expired_key_names_the_new_run(repo: SqlRunRepository) -> None:
+    repo.add(make_run(), key=_key())
+    later = T0 + timedelta(hours=2)
+    run = repo.add(make_run(), key=_key(digest="sha256:bb", at=later))
+    assert repo.submission_key("dev|alice", "k-1", later - timedelta(hours=1)) == (
+        run.id, "sha256:bb")
+
+
+def test_concurrent_adds_with_one_key_store_one_run(repo: SqlRunRepository) -> None:
+    threads = 6
+    barrier = threading.Barrier(threads)
+    runs = [make_run() for _ in range(threads)]
+
+    def attempt(run: Run) -> str:
+        barrier.wait(timeout=30)
+        try:
+            return repo.add(run, key=_key()).id
+        except SubmissionKeyTaken as taken:
+            return taken.run_id
+
+    with ThreadPoolExecutor(threads) as pool:
+        ids = set(pool.map(attempt, runs))
+    assert len(ids) == 1
+    assert sum(repo.get(r.id) is not None for r in runs) == 1
+
+
+def test_prune_removes_keys_older_than_the_window_only(repo: SqlRunRepository) -> None:
+    repo.add(make_run(), key=_key("old", at=T0))
+    repo.add(make_run(), key=_key("new", at=T0 + timedelta(hours=2)))
+    assert repo.prune_submission_keys(T0 + timedelta(hours=1)) == 1
+    assert repo.submission_key("dev|alice", "old", T0 - timedelta(days=1)) is None
+    assert repo.submission_key("dev|alice", "new", T0) is not None
 
 
 # --- transition: compare-and-set ----------------------------------------------------------

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, func, or_, select, true, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from spe.adapters.db import audit_chain
 from spe.adapters.db.audit_chain import ChainedEvent
-from spe.adapters.db.tables import AuditRow, RunRow, RunTagRow, TaskRow
+from spe.adapters.db.tables import AuditRow, RunRow, RunTagRow, SubmissionKeyRow, TaskRow
 from spe.domain.models import (
+    JSON,
     AuditEvent,
     OutputFile,
     Run,
+    RunEnding,
     RunFilter,
     RunRequest,
+    SubmissionKey,
     TaskLog,
     Visibility,
 )
+from spe.domain.ports import SubmissionKeyTaken
 from spe.domain.states import FINAL_STATES, RunState
 
 
@@ -45,14 +51,33 @@ def _to_run(row: RunRow) -> Run:
 
 
 def _fill(row: RunRow, run: Run) -> None:
-    """Everything but the state, which only ``add`` and ``transition`` write."""
+    """The fields a new run is stored with, besides its identity and request."""
     row.start_time, row.end_time = utc(run.start_time), utc(run.end_time)
     row.exit_code = run.exit_code
     row.handle = run.handle
     row.cmd = list(run.cmd)
     row.system_logs = list(run.system_logs)
-    row.outputs = [{"path": o.path, "size": o.size, "sha256": o.sha256} for o in run.outputs]
+    row.outputs = _outputs(run.outputs)
     row.purged_at = utc(run.purged_at)
+
+
+def _outputs(outputs: list[OutputFile]) -> list[dict[str, Any]]:
+    return [{"path": o.path, "size": o.size, "sha256": o.sha256} for o in outputs]
+
+
+def _guarded(s: Session, run_id: str, where: list[ColumnElement[bool]],
+             values: dict[str, Any], note: str = "") -> bool:
+    """One UPDATE of ``run_id`` if ``where`` holds, and ``note`` appended to its system
+    logs in the same transaction. The UPDATE comes first: it takes the row's write lock, so
+    the logs read after it are the latest and no other writer's line is lost."""
+    result = s.execute(update(RunRow).where(RunRow.id == run_id, *where).values(**values))
+    if not getattr(result, "rowcount", 0):
+        return False
+    if note:
+        logs = s.scalar(select(RunRow.system_logs).where(RunRow.id == run_id)) or []
+        s.execute(update(RunRow).where(RunRow.id == run_id)
+                  .values(system_logs=[*logs, note]))
+    return True
 
 
 def _visible(visible: Visibility) -> ColumnElement[bool]:
@@ -72,37 +97,103 @@ class SqlRunRepository:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
-    def add(self, run: Run, event: AuditEvent | None = None) -> Run:
-        with self._sessions.begin() as s:
-            row = RunRow(
-                id=run.id, owner_sub=run.owner_sub, owner_name=run.owner_name,
-                project=run.project, workflow_id=run.workflow_id,
-                workflow_version=run.workflow_version, bundle_digest=run.bundle_digest,
-                engine=run.engine, request=run.request.to_wes(),
-                engine_options=run.engine_options, created_at=utc(run.created_at),
-                state=run.state.value,
-            )
-            _fill(row, run)
-            s.add(row)
-            s.flush()
-            for key, value in run.request.tags.items():
-                s.add(RunTagRow(run_seq=row.seq, key=key, value=value))
-            if event is not None:  # chained last: the chain's lock is held only to commit
-                append_audit(s, event)
-            run.seq = row.seq
+    def add(self, run: Run, event: AuditEvent | None = None,
+            key: SubmissionKey | None = None) -> Run:
+        try:
+            with self._sessions.begin() as s:
+                if key is not None:
+                    _take_key(s, key, run.id)
+                self._insert(s, run)
+                if event is not None:  # chained last: the chain's lock is held only to commit
+                    append_audit(s, event)
+        except IntegrityError:
+            taken = self.submission_key(key.owner_sub, key.key, key.since) if key else None
+            if taken is None:
+                raise
+            raise SubmissionKeyTaken(*taken) from None
         return run
+
+    @staticmethod
+    def _insert(s: Session, run: Run) -> None:
+        row = RunRow(
+            id=run.id, owner_sub=run.owner_sub, owner_name=run.owner_name,
+            project=run.project, workflow_id=run.workflow_id,
+            workflow_version=run.workflow_version, bundle_digest=run.bundle_digest,
+            engine=run.engine, request=run.request.to_wes(),
+            engine_options=run.engine_options, created_at=utc(run.created_at),
+            state=run.state.value,
+        )
+        _fill(row, run)
+        s.add(row)
+        s.flush()
+        for tag, value in run.request.tags.items():
+            s.add(RunTagRow(run_seq=row.seq, key=tag, value=value))
+        run.seq = row.seq
+
+    def submission_key(self, owner_sub: str, key: str,
+                       since: datetime) -> tuple[str, str] | None:
+        """(run id, request digest) of ``key`` if ``owner_sub`` used it at ``since`` or
+        later, else None."""
+        query = select(SubmissionKeyRow).where(
+            SubmissionKeyRow.owner_sub == owner_sub, SubmissionKeyRow.key == key,
+            SubmissionKeyRow.created_at >= utc(since))
+        with self._sessions() as s:
+            row = s.scalar(query)
+            return (row.run_id, row.request_digest) if row else None
+
+    def prune_submission_keys(self, before: datetime) -> int:
+        with self._sessions.begin() as s:
+            result = s.execute(delete(SubmissionKeyRow)
+                               .where(SubmissionKeyRow.created_at < utc(before)))
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def get(self, run_id: str) -> Run | None:
         with self._sessions() as s:
             row = s.scalar(select(RunRow).where(RunRow.id == run_id))
             return _to_run(row) if row else None
 
-    def save(self, run: Run) -> None:
+    def record_handle(self, run_id: str, handle: JSON, cmd: tuple[str, ...] | None = None,
+                      note: str = "") -> bool:
+        """Store the executor's handle (and the command, and a system-log line) of a run
+        that has not ended. False when it has ended meanwhile."""
+        values: dict[str, Any] = {"handle": handle}
+        if cmd is not None:
+            values["cmd"] = list(cmd)
         with self._sessions.begin() as s:
-            row = s.scalar(select(RunRow).where(RunRow.id == run.id))
-            if row is None:
-                raise KeyError(run.id)
-            _fill(row, run)
+            return _guarded(s, run_id, [RunRow.state.not_in([f.value for f in FINAL_STATES])],
+                            values, note)
+
+    def claim_finish(self, run_id: str, from_state: RunState, token: str, now: datetime,
+                     until: datetime) -> bool:
+        """Claim the right to finish ``run_id`` while it is ``from_state``, unless another
+        live claim (one whose ``until`` has not passed) holds it. Compare-and-set."""
+        free = or_(RunRow.finish_claim.is_(None), RunRow.finish_claim_until < utc(now))
+        with self._sessions.begin() as s:
+            return _guarded(s, run_id, [RunRow.state == from_state.value, free],
+                            {"finish_claim": token, "finish_claim_until": utc(until)})
+
+    def release_finish(self, run_id: str, token: str) -> None:
+        with self._sessions.begin() as s:
+            _guarded(s, run_id, [RunRow.finish_claim == token],
+                     {"finish_claim": None, "finish_claim_until": None})
+
+    def finish(self, run_id: str, token: str, from_state: RunState,
+               ending: RunEnding) -> bool:
+        """Move the run from ``from_state`` to ``ending.state`` with its end time, exit code,
+        outputs and a system-log line, all in one UPDATE, if ``token`` still holds the
+        finish claim. False (and nothing written) otherwise."""
+        values = {"state": ending.state.value, "end_time": utc(ending.at),
+                  "exit_code": ending.exit_code, "outputs": _outputs(ending.outputs),
+                  "finish_claim": None, "finish_claim_until": None}
+        with self._sessions.begin() as s:
+            return _guarded(s, run_id, [RunRow.state == from_state.value,
+                                        RunRow.finish_claim == token], values, ending.note)
+
+    def mark_purged(self, run_id: str, at: datetime, note: str) -> bool:
+        """Record the purge of a run (once: False when it was already purged)."""
+        with self._sessions.begin() as s:
+            return _guarded(s, run_id, [RunRow.purged_at.is_(None)],
+                            {"purged_at": utc(at)}, note)
 
     def transition(self, run_id: str, from_states: frozenset[RunState], to: RunState,
                    at: datetime | None = None) -> bool:
@@ -113,12 +204,8 @@ class SqlRunRepository:
         if to in FINAL_STATES and at is not None:
             values["end_time"] = utc(at)
         with self._sessions.begin() as s:
-            result = s.execute(
-                update(RunRow)
-                .where(RunRow.id == run_id, RunRow.state.in_([f.value for f in from_states]))
-                .values(**values)
-            )
-            return bool(getattr(result, "rowcount", 0))
+            return _guarded(s, run_id, [RunRow.state.in_([f.value for f in from_states])],
+                            values)
 
     def page(self, visible: Visibility, flt: RunFilter, before_seq: int | None,
              limit: int) -> list[Run]:
@@ -176,6 +263,18 @@ class SqlRunRepository:
         with self._sessions() as s:
             row = s.scalar(query)
             return _to_task(row) if row else None
+
+
+def _take_key(s: Session, key: SubmissionKey, run_id: str) -> None:
+    """Record ``key`` for ``run_id``, replacing an expired record of it. A live record of
+    the same key fails the transaction (IntegrityError on the primary key)."""
+    s.execute(delete(SubmissionKeyRow).where(
+        SubmissionKeyRow.owner_sub == key.owner_sub, SubmissionKeyRow.key == key.key,
+        SubmissionKeyRow.created_at < utc(key.since)))
+    s.add(SubmissionKeyRow(owner_sub=key.owner_sub, key=key.key,
+                           request_digest=key.request_digest, run_id=run_id,
+                           created_at=utc(key.at)))
+    s.flush()
 
 
 class SqlAuditLog:

@@ -37,12 +37,30 @@ class RunRow(Base):
     system_logs: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
     outputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False, default=list)
     purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # who is finishing the run (copying its outputs), and until when that claim holds
+    finish_claim: Mapped[str | None] = mapped_column(String(64))
+    finish_claim_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index("ix_runs_owner_seq", "owner_sub", "seq"),
         Index("ix_runs_state", "state"),
         Index("ix_runs_project_seq", "project", "seq"),
     )
+
+
+class SubmissionKeyRow(Base):
+    """An ``Idempotency-Key`` of a submission: the run it made and a digest of the request,
+    per caller; written in the run's own transaction."""
+
+    __tablename__ = "submission_keys"
+
+    owner_sub: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_digest: Mapped[str] = mapped_column(String(80), nullable=False)
+    run_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    __table_args__ = (Index("ix_submission_keys_created_at", "created_at"),)
 
 
 class RunTagRow(Base):

@@ -2,7 +2,12 @@
 
 The engine runs under ``runner`` in its own session (so it outlives a restart of the
 server). The handle names the wrapper's pid, its start time (so a reused pid is not
-mistaken for ours) and the files it writes; any process can poll or cancel from it."""
+mistaken for ours) and the files it writes; any process can poll or cancel from it.
+
+A handle is read into a ``LocalHandle``; its ``process`` is a ``ProcessRef``, which cannot
+name a pid or process group of 1 or less (``killpg(0)`` would signal the caller's own
+group, ``kill(-1)`` every process it may signal), or None when the engine has already ended
+and only its exit-status file is left."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from spe.adapters.executors.handles import (
@@ -24,6 +30,46 @@ from spe.adapters.executors.handles import (
 from spe.domain.models import JSON
 from spe.domain.ports import ExecutionSpec, ExecutionStatus
 from spe.domain.states import RunState
+
+
+@dataclass(frozen=True)
+class ProcessRef:
+    """A live (or once live) process group leader: its pid, its group and its start time in
+    clock ticks. Never a pid or pgid of 1 or less: constructing one raises ``ValueError``."""
+
+    pid: int
+    pgid: int
+    started: int
+
+    def __post_init__(self) -> None:
+        if self.pid <= 1 or self.pgid <= 1:
+            raise ValueError(f"not a process group of ours: pid {self.pid}, pgid {self.pgid}")
+
+
+@dataclass(frozen=True)
+class LocalHandle:
+    """What the local executor keeps of one run: its work dir, and the process that runs
+    its engine, or None when the engine has ended (its state is in the exit-status file)."""
+
+    workdir: Path
+    process: ProcessRef | None
+
+    @classmethod
+    def from_json(cls, handle: JSON) -> LocalHandle:
+        """Reads a stored handle. One that names no usable process (older handles said
+        pid 0 for "ended") has ``process`` None, so nothing is ever signalled from it."""
+        try:
+            process: ProcessRef | None = ProcessRef(int(handle["pid"]), int(handle["pgid"]),
+                                                    int(handle["started"]))
+        except (KeyError, TypeError, ValueError):
+            process = None
+        return cls(Path(handle["workdir"]), process)
+
+    def to_json(self, executor: str) -> JSON:
+        ref = self.process
+        where: JSON = {"executor": executor, "workdir": str(self.workdir)}
+        return where if ref is None else {**where, "pid": ref.pid, "pgid": ref.pgid,
+                                          "started": ref.started}
 
 
 def _proc_stat(pid: int) -> tuple[str, int] | None:
@@ -79,8 +125,8 @@ class LocalExecutor:
                                     stderr=err, stdin=subprocess.DEVNULL,
                                     start_new_session=True, close_fds=True)
         stat = _proc_stat(proc.pid)
-        handle: JSON = {"executor": self.name, "pid": proc.pid, "pgid": proc.pid,
-                        "started": stat[1] if stat else 0, "workdir": str(spec.workdir)}
+        ref = ProcessRef(proc.pid, proc.pid, stat[1] if stat else 0)
+        handle = LocalHandle(spec.workdir, ref).to_json(self.name)
         write_handle(spec.workdir, handle)
         return handle
 
@@ -94,23 +140,24 @@ class LocalExecutor:
         for proc in Path("/proc").iterdir():
             if not proc.name.isdigit():
                 continue
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError):
                 if marker in (proc / "cmdline").read_bytes():
-                    stat = _proc_stat(int(proc.name))
-                    return {"executor": self.name, "pid": int(proc.name),
-                            "pgid": os.getpgid(int(proc.name)),
-                            "started": stat[1] if stat else 0, "workdir": str(workdir)}
-        if (workdir / EXIT_FILE).exists():
-            return {"executor": self.name, "pid": 0, "pgid": 0, "started": -1,
-                    "workdir": str(workdir)}
+                    pid = int(proc.name)
+                    stat = _proc_stat(pid)
+                    ref = ProcessRef(pid, os.getpgid(pid), stat[1] if stat else 0)
+                    return LocalHandle(workdir, ref).to_json(self.name)
+        if (workdir / EXIT_FILE).exists():  # ended: no process to name
+            return LocalHandle(workdir, None).to_json(self.name)
         return None
 
     def poll(self, handle: JSON) -> ExecutionStatus:
-        workdir, pid = Path(handle["workdir"]), int(handle["pid"])
-        _reap(pid)
+        h = LocalHandle.from_json(handle)
+        workdir, ref = h.workdir, h.process
+        if ref is not None:
+            _reap(ref.pid)
         canceled = (workdir / CANCEL_FILE).exists()
         exit_file = workdir / EXIT_FILE
-        if not exit_file.exists() and _alive(pid, int(handle["started"])):
+        if not exit_file.exists() and ref is not None and _alive(ref.pid, ref.started):
             return ExecutionStatus(RunState.RUNNING)
         code = read_exit_code(workdir)
         if canceled:
@@ -125,24 +172,31 @@ class LocalExecutor:
     def cancel(self, handle: JSON) -> None:
         """SIGTERM to the whole process group; SIGKILL what is left after the grace time.
 
-        A run that already ended keeps its final state; a pid now held by another process
-        (reused) means our group is gone, so nothing is signalled."""
-        workdir, pid, pgid = Path(handle["workdir"]), int(handle["pid"]), int(handle["pgid"])
-        if not (workdir / EXIT_FILE).exists():
-            (workdir / CANCEL_FILE).touch()
-        if not _alive(pid, int(handle["started"])):
-            if not _reused(pid, int(handle["started"])):
-                _killpg(pgid, signal.SIGKILL)  # what the dead leader left in its group
+        A run that already ended keeps its final state; a handle that names no process (the
+        engine ended before it was recorded) and a pid now held by another process (reused)
+        mean our group is gone, so nothing is signalled."""
+        h = LocalHandle.from_json(handle)
+        if not (h.workdir / EXIT_FILE).exists():
+            (h.workdir / CANCEL_FILE).touch()
+        ref = h.process
+        if ref is None:
             return
-        _killpg(pgid, signal.SIGTERM)
+        if not _alive(ref.pid, ref.started):
+            if not _reused(ref.pid, ref.started):
+                _killpg(ref, signal.SIGKILL)  # what the dead leader left in its group
+            return
+        _killpg(ref, signal.SIGTERM)
         deadline = time.monotonic() + self._grace
-        while time.monotonic() < deadline and _alive(pid, int(handle["started"])):
-            _reap(pid)
+        while time.monotonic() < deadline and _alive(ref.pid, ref.started):
+            _reap(ref.pid)
             time.sleep(0.1)
-        _killpg(pgid, signal.SIGKILL)
-        _reap(pid)
+        _killpg(ref, signal.SIGKILL)
+        _reap(ref.pid)
 
 
-def _killpg(pgid: int, sig: signal.Signals) -> None:
+def _killpg(ref: ProcessRef, sig: signal.Signals) -> None:
+    """Signal ``ref``'s group; a ``ProcessRef`` never names group 0, 1 or our own."""
+    if ref.pgid == os.getpgrp():
+        raise ValueError(f"refusing to signal this service's own process group {ref.pgid}")
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+        os.killpg(ref.pgid, sig)

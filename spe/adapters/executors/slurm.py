@@ -269,14 +269,29 @@ class SlurmExecutor:
             (workdir / CANCEL_FILE).touch()
         account = JobAccount(handle.get("user") or "", handle.get("group") or "")
         as_user = account if account.user else None
-        jobs = [str(handle["job_id"]), *self._spawned(workdir, str(handle["job_id"]))]
+        head = job_id_of(handle)
+        jobs = [head, *self._spawned(workdir, head)]
         self._run([self._bin("scancel"), *jobs], as_user, check=False)
 
     def _spawned(self, workdir: Path, head: str) -> list[str]:
         proc = self._run([self._bin("squeue"), "-h", "-a", "-o", "%i|%Z"], check=False)
         inside = str(workdir)
         return [job for job, cwd in text.parse_squeue_workdirs(proc.stdout)
-                if job != head and (cwd == inside or cwd.startswith(inside + os.sep))]
+                if job != head and _positive_id(job)
+                and (cwd == inside or cwd.startswith(inside + os.sep))]
+
+
+def _positive_id(job_id: str) -> bool:
+    return job_id.isascii() and job_id.isdigit() and int(job_id) > 0
+
+
+def job_id_of(handle: JSON) -> str:
+    """The head job's id: digits naming a job above 0, so that nothing else (an option, a
+    whole range of jobs) ever reaches ``scancel``. ``ValueError`` otherwise."""
+    job_id = str(handle.get("job_id", ""))
+    if not _positive_id(job_id):
+        raise ValueError(f"not a SLURM job id: {job_id[:32]!r}")
+    return job_id
 
 
 # What slurmstepd writes into a job's stderr when it stops the job, and what we tell users.
