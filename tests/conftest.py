@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import Api, Server, build_catalog
+from tests.postgres import PostgresServer, postgres_or_skip
 from tests.slurm_cluster import stop_if_started
 
 _users = itertools.count()
@@ -42,3 +43,12 @@ def _stop_slurm_we_started() -> Iterator[None]:
     """The single-node SLURM cluster some tests start is stopped when the session ends."""
     yield
     stop_if_started()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole test session, started when a test first asks
+    for it (see ``tests/postgres.py``); tests take a fresh database or schema of it."""
+    server = postgres_or_skip(tmp_path_factory.mktemp("postgres"))
+    yield server
+    server.stop()

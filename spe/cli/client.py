@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import requests
 
 TIMEOUT = 30.0
+RETRY_STATUSES = frozenset({502, 503, 504})
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 8.0
 
 
 class ApiError(Exception):
@@ -46,10 +49,28 @@ class WesClient:
     def workflows(self) -> list[dict[str, Any]]:
         return list(self._json("GET", "/spe/v1/workflows")["workflows"])
 
-    def submit(self, fields: dict[str, Any]) -> str:
+    def submit(self, fields: dict[str, Any], idempotency_key: str = "",
+               retries: int = 0) -> str:
+        """POST /runs. With a key, the submission is safe to repeat, so a connection that
+        failed (the server may or may not have made the run) or a 502/503/504 is retried
+        up to ``retries`` times, with backoff; the server answers a repeat with the run
+        the key already made."""
         form = {k: json.dumps(v) if isinstance(v, dict) else str(v) for k, v in fields.items()}
         files = [(k, (None, v)) for k, v in form.items()]
-        return str(self._json("POST", "/ga4gh/wes/v1/runs", files=files)["run_id"])
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        for attempt in range(retries + 1 if idempotency_key else 1):
+            last = attempt == retries or not idempotency_key
+            try:
+                body = self._json("POST", "/ga4gh/wes/v1/runs", files=files, headers=headers)
+                return str(body["run_id"])
+            except requests.ConnectionError:
+                if last:
+                    raise
+            except ApiError as exc:
+                if last or exc.status not in RETRY_STATUSES:
+                    raise
+            time.sleep(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def runs(self, page_size: int = 50, page_token: str = "") -> dict[str, Any]:
         params: dict[str, Any] = {"page_size": page_size}

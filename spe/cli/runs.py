@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import click
+import requests
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -67,11 +69,18 @@ def run(ctx: click.Context, url: str, token: str) -> None:
 @click.option("--engine-param", "-e", multiple=True, help="KEY=VALUE engine option.")
 @click.option("--tag", "-t", multiple=True, help="KEY=VALUE tag.")
 @click.option("--wait/--no-wait", default=False, help="Follow the run until it ends.")
+@click.option("--idempotency-key", default="", metavar="KEY",
+              help="Names this submission: a repeat with the same KEY returns the same run "
+              "(default: a new random key).")
+@click.option("--retries", default=5, show_default=True, type=click.IntRange(0, 20),
+              help="How often to retry the submission when the connection fails.")
 @click.pass_context
 def submit(ctx: click.Context, workflow: str, param: tuple[str, ...], params_file: Path | None,
            example: str, engine_param: tuple[str, ...], tag: tuple[str, ...],
-           wait: bool) -> None:
-    """Submit WORKFLOW (id, id@version or sha256:digest) from the catalog."""
+           wait: bool, idempotency_key: str, retries: int) -> None:
+    """Submit WORKFLOW (id, id@version or sha256:digest) from the catalog. The submission
+    carries an Idempotency-Key, so retrying it after a lost connection never makes a second
+    run."""
     client = _client(ctx)
     entry = _find_entry(client, workflow)
     params = _example_params(entry, example)
@@ -82,10 +91,16 @@ def submit(ctx: click.Context, workflow: str, param: tuple[str, ...], params_fil
               "workflow_type_version": entry["workflow_type_version"],
               "workflow_params": params, "tags": _pairs(tag, "--tag"),
               "workflow_engine_parameters": _pairs(engine_param, "--engine-param")}
+    key = idempotency_key or uuid.uuid4().hex
     try:
-        run_id = client.submit(fields)
+        run_id = client.submit(fields, key, retries)
     except ApiError as exc:
         raise click.ClickException(str(exc)) from exc
+    except requests.ConnectionError as exc:
+        raise click.ClickException(
+            f"cannot reach {client.base}; the run may or may not have been made: repeat "
+            f"the same command with --idempotency-key {key} to find out without making a "
+            "second one") from exc
     console.print(f"submitted [bold]{entry['ref']}[/bold] as run [cyan]{run_id}[/cyan]")
     if not wait:
         out.print(run_id)

@@ -11,35 +11,33 @@ from sqlalchemy import create_engine, select
 
 from spe.adapters.db.tables import RunRow, TaskRow
 from tests.helpers import Server
-from tests.postgres import PostgresServer, postgres_or_skip
+from tests.postgres import PostgresServer
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    server = postgres_or_skip(tmp_path_factory.mktemp("postgres"))
-    yield server
-    server.stop()
+def pg_url(postgres_server: PostgresServer) -> str:
+    return postgres_server.create_database()
 
 
 @pytest.fixture(scope="module")
 def pg_server(tmp_path_factory: pytest.TempPathFactory, catalog_dir: Path,
-              postgres: PostgresServer) -> Iterator[Server]:
+              pg_url: str) -> Iterator[Server]:
     srv = Server(home=tmp_path_factory.mktemp("home-pg"), catalog=catalog_dir,
-                 env_extra={"SPE_DATABASE_URL": postgres.url}).start()
+                 env_extra={"SPE_DATABASE_URL": pg_url}).start()
     yield srv
     srv.stop()
 
 
 def test_run_on_postgres_completes_and_is_stored_in_postgres(
-        pg_server: Server, postgres: PostgresServer) -> None:
+        pg_server: Server, pg_url: str) -> None:
     api = pg_server.api("pguser")
     run_id = api.run_id(api.submit("sleepy", {"seconds": 0}))
 
     assert api.wait(run_id) == "COMPLETE", pg_server.log_tail()
 
-    engine = create_engine(postgres.url)
+    engine = create_engine(pg_url)
     try:
         with engine.connect() as conn:
             row = conn.execute(select(RunRow.state, RunRow.owner_sub, RunRow.owner_name,

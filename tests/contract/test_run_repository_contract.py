@@ -85,7 +85,7 @@ def assert_utc(value: datetime | None) -> None:
     assert value.utcoffset() == timedelta(0)
 
 
-# --- add / get / guarded writes ---------------------------------------------------------------------
+# --- add / get / guarded writes ---------------------------------------------------------
 
 
 def test_add_then_get_round_trips_every_field(repo: SqlRunRepository) -> None:

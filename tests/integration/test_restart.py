@@ -4,6 +4,8 @@ the handle stored on the run and reports the run's true final state."""
 from __future__ import annotations
 
 import signal
+import sqlite3
+import time
 from pathlib import Path
 
 from tests.helpers import WES, Server
@@ -64,11 +66,41 @@ def test_queued_runs_survive_a_restart(tmp_path: Path, catalog_dir: Path) -> Non
 
 
 def _wait_for_file(path: Path, timeout: float = 60) -> None:
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if path.exists():
             return
         time.sleep(0.1)
     raise AssertionError(f"{path} did not appear")
+
+
+def test_a_handle_less_canceling_run_whose_engine_ended_does_not_kill_the_server(
+        tmp_path: Path, catalog_dir: Path) -> None:
+    """The state a kill -9 between starting the engine and recording its handle leaves, when
+    a cancel is then accepted and the engine ends before the next recovery. The recovery
+    must neither signal process group 0 (the server's own) nor leave the run CANCELING."""
+    server = _server(tmp_path, catalog_dir)
+    api = server.api("restart-handle-less")
+    run_id = api.run_id(api.submit("sleepy", {"seconds": 0}))
+    assert api.wait(run_id) == "COMPLETE"
+    server.stop()
+    workdir = server.home / "runs" / run_id
+    (workdir / "handle.json").unlink()
+    assert (workdir / "exit_status").read_text().strip() == "0"
+    db = sqlite3.connect(server.home / "spe.db")
+    with db:
+        db.execute("UPDATE runs SET state = 'CANCELING', handle = NULL, end_time = NULL, "
+                   "outputs = '[]' WHERE id = ?", (run_id,))
+    db.close()
+
+    restarted = Server(home=server.home, catalog=catalog_dir, port=server.port).start()
+    try:
+        api = restarted.api("restart-handle-less")
+        assert api.wait(run_id, timeout=60) == "CANCELED"
+        body = api.get(f"{WES}/runs/{run_id}").json()
+        assert body["run_log"]["end_time"]
+        time.sleep(1.5)  # several reconcile rounds later the server is still serving
+        assert restarted.proc is not None and restarted.proc.poll() is None
+        assert api.get(f"{WES}/runs/{run_id}/status").status_code == 200
+    finally:
+        restarted.stop()
