@@ -57,7 +57,7 @@ class Api:
 
     def submit(self, workflow_url: str, params: dict[str, Any] | None = None, *,
                files: list[tuple[str, tuple[str | None, Any]]] | None = None,
-               **fields: Any) -> requests.Response:
+               headers: dict[str, str] | None = None, **fields: Any) -> requests.Response:
         form: dict[str, Any] = {"workflow_url": workflow_url, "workflow_type": "SMK",
                                 "workflow_type_version": "9"}
         if params is not None:
@@ -65,7 +65,7 @@ class Api:
         for key, value in fields.items():
             form[key] = json.dumps(value) if isinstance(value, dict) else value
         parts = [(k, (None, str(v))) for k, v in form.items() if v is not None]
-        return self.post(f"{WES}/runs", files=parts + (files or []))
+        return self.post(f"{WES}/runs", files=parts + (files or []), headers=headers)
 
     def run_id(self, resp: requests.Response) -> str:
         assert resp.status_code == 200, resp.text

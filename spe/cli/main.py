@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+import requests
 
 from spe.cli import login as login_commands
 from spe.cli import release as release_commands
@@ -29,7 +30,20 @@ def _settings() -> Settings:
         raise click.ClickException(f"invalid settings: {exc}") from exc
 
 
-@click.group()
+class _Cli(click.Group):
+    """The root group: a service that cannot be reached is a one-line error, not a trace."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except requests.ConnectionError as exc:
+            url = getattr(exc.request, "url", "") or "the service"
+            raise click.ClickException(
+                f"cannot reach {str(url).split('?')[0]}: is the service running, and is "
+                "SPE_URL (or --url) right?") from exc
+
+
+@click.group(cls=_Cli)
 def main() -> None:
     """Secure Processing Environment: GA4GH WES service, catalog and client."""
 

@@ -7,7 +7,8 @@ import re
 import subprocess
 import sys
 
-from tests.helpers import Server
+from tests.cutting_proxy import CuttingProxy
+from tests.helpers import Server, free_port
 
 
 def spe(server: Server, user: str, *args: str,
@@ -69,3 +70,29 @@ def test_dev_token_refuses_bad_user_names(server: Server) -> None:
                              "Robert'); DROP TABLE"], env=env, capture_output=True,
                             text=True, timeout=60, check=False)
     assert result.returncode != 0
+
+
+def test_submit_retries_a_lost_answer_with_its_key_and_makes_one_run(
+        server: Server, user: str) -> None:
+    proxy = CuttingProxy(server.port, b"POST /ga4gh/wes/v1/runs ", cuts=2).start()
+    try:
+        env = {**os.environ, "SPE_URL": proxy.url, "SPE_TOKEN": server.token(user)}
+        result = subprocess.run([sys.executable, "-m", "spe.cli.main", "run", "submit",
+                                 "sleepy", "-p", "seconds=0"], env=env, capture_output=True,
+                                text=True, timeout=120, check=False)
+    finally:
+        proxy.stop()
+    assert result.returncode == 0, result.stderr
+    assert proxy.cut_done == 2  # two answers were lost, each after the server made the run
+    runs = server.api(user).get("/ga4gh/wes/v1/runs").json()["runs"]
+    assert [r["run_id"] for r in runs] == [result.stdout.strip()]
+
+
+def test_submit_that_cannot_reach_the_server_says_how_to_repeat_it_safely(
+        user: str) -> None:
+    env = {**os.environ, "SPE_URL": f"http://127.0.0.1:{free_port()}", "SPE_TOKEN": "x"}
+    result = subprocess.run([sys.executable, "-m", "spe.cli.main", "run", "submit", "sleepy",
+                             "--retries", "0"], env=env, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr

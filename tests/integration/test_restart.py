@@ -3,12 +3,16 @@ the handle stored on the run and reports the run's true final state."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
-from tests.helpers import WES, Server
+import requests
+
+from tests.helpers import WES, Api, Server
 
 
 def _server(tmp_path: Path, catalog_dir: Path) -> Server:
@@ -104,3 +108,33 @@ def test_a_handle_less_canceling_run_whose_engine_ended_does_not_kill_the_server
         assert api.get(f"{WES}/runs/{run_id}/status").status_code == 200
     finally:
         restarted.stop()
+
+
+def test_a_keyed_post_cut_off_by_a_kill_makes_one_run_when_retried(
+        tmp_path: Path, catalog_dir: Path) -> None:
+    """The server is killed (SIGKILL) at a different moment of a keyed POST each round;
+    whether or not that POST made the run, retrying it with its key leaves exactly one."""
+    server = _server(tmp_path, catalog_dir)
+    user = "restart-keyed"
+    try:
+        for round_, delay in enumerate((0.0, 0.004, 0.008, 0.015, 0.03)):
+            key = f"round-{round_}"
+            api = server.api(user)
+            post = threading.Thread(target=_post_quietly, args=(api, key))
+            post.start()
+            time.sleep(delay)
+            server.stop(signal.SIGKILL)
+            post.join(timeout=30)
+            server = Server(home=server.home, catalog=catalog_dir, port=server.port).start()
+            api = server.api(user)
+            run_id = api.run_id(api.submit("sleepy", {"seconds": 0},
+                                           headers={"Idempotency-Key": key}))
+            runs = api.get(f"{WES}/runs", params={"page_size": 50}).json()["runs"]
+            assert len(runs) == round_ + 1 and runs[0]["run_id"] == run_id, (round_, runs)
+    finally:
+        server.stop()
+
+
+def _post_quietly(api: Api, key: str) -> None:
+    with contextlib.suppress(requests.RequestException):
+        api.submit("sleepy", {"seconds": 0}, headers={"Idempotency-Key": key})
