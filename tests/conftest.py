@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from tests.helpers import Api, Server, build_catalog
 from tests.postgres import PostgresServer, postgres_or_skip
+from tests.redis_server import RedisServer, redis_or_skip
 from tests.slurm_cluster import stop_if_started
 
 _users = itertools.count()
@@ -50,5 +52,24 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
     """One real PostgreSQL server for the whole test session, started when a test first asks
     for it (see ``tests/postgres.py``); tests take a fresh database or schema of it."""
     server = postgres_or_skip(tmp_path_factory.mktemp("postgres"))
+    yield server
+    server.stop()
+
+
+def _celery_or_skip() -> None:
+    try:
+        import celery  # noqa: F401
+    except ImportError as exc:
+        if os.environ.get("SPE_REQUIRE_REDIS") == "1":
+            pytest.fail(f"SPE_REQUIRE_REDIS=1 but celery is not installed: {exc}")
+        pytest.skip("celery is not installed (pip install -e '.[celery]')")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real Redis for the whole test session (``tests/redis_server.py``); each Celery
+    deployment of the tests takes a database (queue namespace) of its own."""
+    _celery_or_skip()
+    server = redis_or_skip(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()

@@ -10,6 +10,7 @@ fails instead. ``scripts/install-test-deps.sh`` installs the package.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -22,6 +23,9 @@ from tests.helpers import ROOT, free_port
 
 SCRIPT = ROOT / "scripts" / "redis.sh"
 COMMAND_TIMEOUT = 60.0
+# one Redis database (queue namespace) per Celery deployment of a test session; 0 is left
+# to servers of a test's own, and Redis has 16 by default
+databases = itertools.cycle(range(1, 16))
 
 
 class RedisUnavailable(RuntimeError):

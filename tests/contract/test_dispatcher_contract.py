@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import pytest
 
 from spe.adapters.queue.inline import InlineDispatcher, NullDispatcher
 from spe.domain.ports import Dispatcher
-from tests.redis_server import RedisServer, redis_or_skip
+from tests.redis_server import RedisServer, databases, redis_or_skip
 
 KINDS = {"spe.run.start": "start", "spe.run.cancel": "cancel"}
 
@@ -33,13 +32,16 @@ class Harness:
 
 
 @pytest.fixture(scope="module")
-def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    try:
-        import celery  # noqa: F401
-    except ImportError:
-        if os.environ.get("SPE_REQUIRE_REDIS") == "1":
-            pytest.fail("SPE_REQUIRE_REDIS=1 but celery is not installed")
-        pytest.skip("celery is not installed (pip install -e '.[celery]')")
+def queue_url(redis_server: RedisServer) -> str:
+    """A database of the session's Redis for this module's queues."""
+    return redis_server.url(next(databases))
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory: pytest.TempPathFactory,
+              redis_server: RedisServer) -> Iterator[RedisServer]:
+    """A Redis of this module's own, since a test stops it (``redis_server`` first: it
+    skips when Redis or celery are missing)."""
     server = redis_or_skip(tmp_path_factory.mktemp("redis-contract"))
     yield server
     server.stop()
@@ -96,8 +98,7 @@ def harness(request: pytest.FixtureRequest) -> Harness:
         return _inline()
     if request.param == "null":
         return _null()
-    server: RedisServer = request.getfixturevalue("redis")
-    url = server.url(1)
+    url: str = request.getfixturevalue("queue_url")
     import redis as redis_client
 
     with redis_client.Redis.from_url(url) as client:
@@ -128,9 +129,10 @@ def test_enqueue_returns_at_once(harness: Harness) -> None:
 
 
 def test_celery_dispatcher_without_redis_neither_raises_nor_hangs_and_recovers(
-        redis: RedisServer) -> None:
+        own_redis: RedisServer) -> None:
     from spe.adapters.queue.celery import BrokerOptions, CeleryDispatcher, make_celery
 
+    redis = own_redis
     url = redis.url(2)
     dispatcher = CeleryDispatcher(make_celery(BrokerOptions(url, 5.0, 1.0)), 1.0)
     assert dispatcher.ready()

@@ -7,14 +7,13 @@ from __future__ import annotations
 import random
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.celery.cluster import Cluster
 from tests.helpers import FINAL, WES, Api
-from tests.redis_server import RedisServer, redis_or_skip
+from tests.redis_server import RedisServer, databases
 from tests.slurm.conftest import slurm_server
 from tests.slurm_cluster import SlurmCluster
 
@@ -22,10 +21,8 @@ RUNS = 8
 
 
 @pytest.fixture(scope="module")
-def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = redis_or_skip(tmp_path_factory.mktemp("redis-kill9"))
-    yield server
-    server.stop()
+def redis(redis_server: RedisServer) -> RedisServer:
+    return redis_server
 
 
 def slurm_jobs_named(cluster: SlurmCluster, run_id: str) -> int:
@@ -73,7 +70,7 @@ def test_kill9_of_api_and_workers_leaves_every_run_in_its_true_final_state(
     env = dict(slurm_server(slurm_home / f"kill9-{seed}", catalog_dir, cluster).env_extra)
     # four head jobs at most, so that their rule jobs always find a free CPU of the 8
     env.update(SPE_MAX_ACTIVE_RUNS="4", SPE_SLURM_MAX_TIME_MINUTES="10")
-    with Cluster(slurm_home / f"kill9-{seed}", catalog_dir, redis, db=seed % 16,
+    with Cluster(slurm_home / f"kill9-{seed}", catalog_dir, redis, db=next(databases),
                  env=env) as c:
         c.start_worker(concurrency=2)
         c.start_worker(concurrency=2)
