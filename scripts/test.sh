@@ -11,6 +11,8 @@ export SPE_REQUIRE_S3="${SPE_REQUIRE_S3:-1}"
 export SPE_REQUIRE_BROWSER="${SPE_REQUIRE_BROWSER:-1}"
 export SPE_REQUIRE_SLURM="${SPE_REQUIRE_SLURM:-1}"
 export SPE_REQUIRE_REDIS="${SPE_REQUIRE_REDIS:-1}"
+export SPE_CHAOS="${SPE_CHAOS:-1}"            # tests/chaos at the CI size:
+export SPE_CHAOS_RUNS="${SPE_CHAOS_RUNS:-40}"  # runs per scenario (full size: 280)
 
 echo "== ruff";   .venv/bin/ruff check spe tests benchmarks
 echo "== mypy";   .venv/bin/mypy

@@ -24,7 +24,12 @@ Reconciler decision table (``Execution.reconcile``), per non-final run:
 | CANCELING    | yes    | any final state    | hash outputs, -> CANCELED                |
 | CANCELING    | none   | -                  | cancel an unrecorded submission if the   |
 |              |        |                    | executor finds one, -> CANCELED          |
-"""
+
+"hash outputs, -> S" (``_finish``): only the reconciler that takes the run's finish claim
+copies the outputs into quarantine; it then writes S, the end time, the exit code and the
+outputs in one UPDATE guarded by the state and the claim. A run canceled while its outputs
+were copied ends CANCELED with them. Every other write is guarded too (the repository's
+contract), so a reconciler holding a stale read never undoes another's."""
 
 from __future__ import annotations
 

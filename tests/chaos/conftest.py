@@ -13,7 +13,7 @@ from tests.chaos.monkey import REPORT
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("SPE_CHAOS") == "1" or "chaos" in (config.option.markexpr or ""):
-        return
+        return  # the suite was asked for
     skip = pytest.mark.skip(reason="the chaos suite is opt-in: SPE_CHAOS=1 or -m chaos")
     for item in items:
         if item.get_closest_marker("chaos"):
