@@ -1,6 +1,7 @@
-"""The local executor's handles: a handle can never name process group 0 or 1 (``killpg(0)``
+"""The executors' handles: a local handle can never name process group 0 or 1 (``killpg(0)``
 signals the caller's own group), and a handle that names no process reads its state from
-the exit-status file and signals nothing."""
+the exit-status file and signals nothing; a SLURM handle hands ``scancel`` only a positive
+job id."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from spe.adapters.executors.local import LocalExecutor, LocalHandle, ProcessRef, _killpg
+from spe.adapters.executors.slurm import job_id_of
 from spe.domain.states import RunState
 
 
@@ -66,3 +68,13 @@ def test_signalling_our_own_process_group_is_refused() -> None:
         pytest.skip("this test process runs in process group 1")
     with pytest.raises(ValueError, match="own process group"):
         _killpg(ProcessRef(os.getpid(), os.getpgrp(), 0), signal.SIGTERM)
+
+
+@pytest.mark.parametrize("job_id", ["0", "-1", "", "--user=alice", "12 13", "1_2", "١٢"])
+def test_a_slurm_handle_whose_job_id_is_not_a_positive_number_is_refused(job_id: str) -> None:
+    with pytest.raises(ValueError, match="not a SLURM job id"):
+        job_id_of({"job_id": job_id})
+
+
+def test_a_slurm_handle_job_id_is_digits() -> None:
+    assert job_id_of({"job_id": 1234}) == "1234"
