@@ -56,6 +56,7 @@ from typing import Any, BinaryIO, cast
 import boto3
 from botocore.config import Config
 
+from spe.adapters.jobfiles import LocalJobFiles
 from spe.adapters.storage.filesystem import CHUNK, FilesystemStore
 from spe.adapters.storage.s3 import S3Store
 from spe.services.data import DataService, _stage_one
@@ -163,9 +164,10 @@ def _fs_store(p: dict[str, Any]) -> FilesystemStore:
 
 def _op_spe_quarantine(p: dict[str, Any]) -> Callable[[], str]:
     store = _fs_store(p)
-    # only `stores` and `quarantine_location` take part in quarantine()
+    # only `stores`, `quarantine_location` and `files` take part in quarantine()
     service = DataService(gate=cast(Any, None), stores=lambda _location: store,
-                          audit=cast(Any, None), quarantine_location=lambda _p: p["qroot"])
+                          audit=cast(Any, None), quarantine_location=lambda _p: p["qroot"],
+                          files=LocalJobFiles())
     src = Path(p["src"])
 
     def run() -> str:

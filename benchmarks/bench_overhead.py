@@ -30,9 +30,9 @@ from _common import WES, CpuWatch, build_catalog, print_machine, print_table, sc
 
 from spe.adapters.catalog import load_catalog
 from spe.adapters.engines.snakemake import SnakemakeEngine
-from spe.adapters.executors.handles import EXIT_FILE, HANDLE_FILE
 from spe.adapters.executors.local import _base_env
 from spe.config import Settings
+from spe.domain.jobdir import JobDir
 from spe.domain.ports import ExecutionSpec
 from tests.helpers import Server
 
@@ -115,8 +115,8 @@ class ThroughWes:
                 raise SystemExit(f"run {run_id} still {state} after 120 s")
             time.sleep(self.poll)
         workdir = self.home / "runs" / run_id
-        spawned = (workdir / HANDLE_FILE).stat().st_mtime
-        exited = (workdir / EXIT_FILE).stat().st_mtime
+        spawned = JobDir(workdir).handle.stat().st_mtime
+        exited = JobDir(workdir).exit_status.stat().st_mtime
         return {"total": now - t0, "post": t_post - t0, "start": spawned - wall0,
                 "engine": exited - spawned, "detect": wall - exited}
 

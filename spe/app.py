@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,15 +27,7 @@ from spe.adapters.auth.lslogin import LsLoginVerifier
 from spe.adapters.auth.mapped import MappedVerifier
 from spe.adapters.auth.oidc import OidcVerifier
 from spe.adapters.auth.passports import PassportVerifier
-from spe.adapters.catalog import load_catalog
-from spe.adapters.db.releases import SqlReleaseRepository
-from spe.adapters.db.repository import SqlAuditLog, SqlRunRepository
-from spe.adapters.db.session import make_engine, make_sessions, upgrade
-from spe.adapters.engines.nextflow import NextflowEngine
-from spe.adapters.engines.snakemake import SnakemakeEngine
-from spe.adapters.policy import dev_policy, load_policy
 from spe.adapters.queue.inline import InlineDispatcher
-from spe.adapters.storage.factory import S3Settings, StoreFactory
 from spe.api import context
 from spe.api.airlock import AirlockApi
 from spe.api.errors import (
@@ -52,25 +44,19 @@ from spe.api.spe_ext import SpeApi
 from spe.api.ui_routes import add_ui_routes
 from spe.api.wes import WesApi
 from spe.config import Settings
+from spe.core import build_core
 from spe.domain.catalog import Catalog
 from spe.domain.errors import DomainError
-from spe.domain.paging import PageTokens
 from spe.domain.policy import Policy
-from spe.domain.ports import Dispatcher, TokenVerifier, WorkflowEngine
-from spe.execution_wiring import execution_preflight, executor_wiring
-from spe.services.access import Gate
-from spe.services.airlock import Airlock
+from spe.domain.ports import Dispatcher, TokenVerifier
 from spe.services.audit import AuditQuery
-from spe.services.data import DataService
 from spe.services.execution import Execution
 from spe.services.runs import RunService
 from spe.services.service_info import ServiceInfo
-from spe.services.submission import Limits
-from spe.workers.inline import Worker
+from spe.workers.worker import Worker
 
 if TYPE_CHECKING:
     from spe.adapters.queue.celery import CeleryDispatcher
-    from spe.workers.celery_worker import CeleryWorker
 
 log = logging.getLogger("spe")
 OPENAPI = Path(__file__).resolve().parent.parent / "openapi"
@@ -102,18 +88,6 @@ def default_engine_parameters(catalog: Catalog) -> list[dict[str, str]]:
     return [seen[k] for k in sorted(seen)]
 
 
-def check_engine_options(catalog: Catalog, engines: dict[str, WorkflowEngine]) -> None:
-    """Every catalog entry names an engine we have and only options that engine reads."""
-    for entry in catalog.entries():
-        engine = engines.get(entry.engine)
-        if engine is None:
-            raise ValueError(f"{entry.ref}: unknown engine {entry.engine!r}")
-        unknown = {o.name for o in entry.engine_options} - engine.supported_options
-        if unknown:
-            raise ValueError(f"{entry.ref}: engine options {sorted(unknown)} are not read "
-                             f"by the {entry.engine} adapter")
-
-
 def auth_instructions(settings: Settings, dev_issuer: DevIssuer | None) -> str:
     if dev_issuer is not None:
         return ("This is the embedded default with a DEVELOPMENT issuer "
@@ -123,37 +97,6 @@ def auth_instructions(settings: Settings, dev_issuer: DevIssuer | None) -> str:
                 "and send it as 'Authorization: Bearer $SPE_TOKEN'.\n")
     return (f"Tokens are issued by {settings.oidc_issuer} for the audience (client id) "
             f"'{settings.oidc_audience}'.\nSend them as 'Authorization: Bearer <token>'.\n")
-
-
-def make_stores(settings: Settings) -> StoreFactory:
-    s3 = None
-    if settings.s3_access_key and settings.s3_secret_key is not None:
-        s3 = S3Settings(settings.s3_endpoint_url, settings.s3_access_key,
-                        settings.s3_secret_key.get_secret_value(), settings.s3_region,
-                        settings.s3_sse, settings.s3_sse_kms_key_id)
-    return StoreFactory(secret=settings.page_secret(), s3=s3)
-
-
-def zone_locations(root: Path, zone: str, policy: Policy) -> Callable[[str], str]:
-    """Where a project's ``zone`` (quarantine, outbox) is: its ``storage.<zone>``, else a
-    folder of the default root (created on first use)."""
-
-    def location(project: str) -> str:
-        configured = policy.projects[project].storage.get(zone) \
-            if project in policy.projects else None
-        if configured:
-            return configured
-        path = root / (project or "_unassigned")
-        path.mkdir(parents=True, exist_ok=True)
-        return str(path)
-
-    return location
-
-
-def make_policy(settings: Settings) -> Policy:
-    if settings.policy_file is not None:
-        return load_policy(settings.policy_file)
-    return dev_policy()
 
 
 def make_verifier(settings: Settings, policy: Policy) -> tuple[TokenVerifier, DevIssuer | None]:
@@ -247,30 +190,6 @@ def make_service_info(settings: Settings, catalog: Catalog,
                        default_engine_parameters=default_engine_parameters(catalog))
 
 
-def make_engines(settings: Settings) -> dict[str, WorkflowEngine]:
-    return {"snakemake": SnakemakeEngine(settings.snakemake_bin),
-            "nextflow": NextflowEngine(settings.nextflow_bin)}
-
-
-def make_data(settings: Settings, policy: Policy, gate: Gate, stores: StoreFactory,
-              audit: SqlAuditLog) -> DataService:
-    quarantine = zone_locations(settings.quarantine_dir or settings.home / "quarantine",
-                                "quarantine", policy)
-    return DataService(gate=gate, stores=stores, audit=audit, quarantine_location=quarantine)
-
-
-def make_execution(settings: Settings, policy: Policy, *, repo: SqlRunRepository,
-                   catalog: Catalog, bundles: dict[str, Path],
-                   engines: dict[str, WorkflowEngine], data: DataService) -> Execution:
-    """The one place an Execution is built: by the API (inline dispatcher) and by every
-    `spe worker` (Celery), with the executor ``executor_wiring`` chooses."""
-    return Execution(repo=repo, catalog=catalog, bundles=bundles, engines=engines,
-                     runs_dir=settings.runs_dir, max_active=settings.max_active_runs,
-                     data=data, start_lease_seconds=settings.start_lease_seconds,
-                     finish_claim_seconds=settings.finish_claim_seconds,
-                     **executor_wiring(settings, policy))
-
-
 def make_celery_dispatcher(settings: Settings) -> CeleryDispatcher:
     # imported here: celery is an optional extra the embedded default does without
     from spe.adapters.queue.celery import (  # noqa: PLC0415
@@ -294,85 +213,62 @@ def make_dispatcher(settings: Settings,
     return inline, lambda: True
 
 
-def create_worker(settings: Settings) -> CeleryWorker:
-    """The `spe worker` process: the API's Execution (``make_execution``), fed by Celery
-    messages and by its own reconciler. The database must already be migrated."""
+@dataclass
+class WorkerProcess:
+    """A `spe worker` process: the worker, fed by Celery messages."""
+
+    worker: Worker
+    consume: Callable[[int, str], int]
+
+    def run(self, concurrency: int, loglevel: str = "INFO") -> int:
+        self.worker.start()
+        try:
+            return self.consume(concurrency, loglevel)
+        finally:
+            self.worker.stop()
+
+
+def create_worker(settings: Settings) -> WorkerProcess:
+    """The `spe worker` process: the core (``build_core``), fed by Celery messages and by
+    its own reconciler. The database must already be migrated."""
     if settings.dispatcher != "celery":
         raise ValueError("`spe worker` needs SPE_DISPATCHER=celery (with the inline "
                          "dispatcher the workers run inside `spe serve`)")
-    from spe.workers.celery_worker import CeleryWorker  # noqa: PLC0415 - optional extra
+    from spe.adapters.queue.celery import consume  # noqa: PLC0415 - optional extra
 
-    sessions = make_sessions(make_engine(settings.db_url))
-    repo, audit = SqlRunRepository(sessions), SqlAuditLog(sessions)
-    catalog, bundles = load_catalog(settings.catalog_dir)
-    engines = make_engines(settings)
-    check_engine_options(catalog, engines)
-    policy = make_policy(settings)
-    gate = Gate(policy)
-    data = make_data(settings, policy, gate, make_stores(settings), audit)
-    execution = make_execution(settings, policy, repo=repo, catalog=catalog,
-                               bundles=bundles, engines=engines, data=data)
+    core = build_core(settings)
     dispatcher = make_celery_dispatcher(settings)
-    worker = CeleryWorker.build(dispatcher.app, execution, dispatcher,
-                                settings.reconcile_seconds)
-    runs = RunService(repo=repo, catalog=catalog, dispatcher=dispatcher, audit=audit,
-                      tokens=PageTokens(settings.page_secret()), runs_dir=settings.runs_dir,
-                      engine_versions=dict, gate=gate, data=data)
-    worker.reconciler.schedule_sweep(runs.sweep_retention, settings.retention_sweep_seconds)
-    return worker
+    worker = Worker(core.execution, dispatcher, settings.reconcile_seconds)
+    runs = core.run_service(dispatcher, dispatcher.ready)
+    worker.reconciler.schedule(runs.sweep_retention, settings.retention_sweep_seconds)
+    return WorkerProcess(worker, lambda threads, level: consume(
+        dispatcher.app, worker.handle, threads, level))
 
 
 def create_app(settings: Settings, *, migrate: bool = True,
                dispatcher_factory: Any = None) -> Service:
     settings.check_for_serving()
-    settings.home.mkdir(parents=True, exist_ok=True)
-    if migrate:
-        upgrade(settings.db_url)
-    db = make_engine(settings.db_url)
-    sessions = make_sessions(db)
-    repo, audit = SqlRunRepository(sessions), SqlAuditLog(sessions)
-    catalog, bundles = load_catalog(settings.catalog_dir)
-    engines = make_engines(settings)
-
-    check_engine_options(catalog, engines)
-
-    def engine_versions() -> dict[str, str]:
-        return {name: engine.version() for name, engine in engines.items()}
-
-    policy = make_policy(settings)
-    gate = Gate(policy)
-    stores = make_stores(settings)
-    data = make_data(settings, policy, gate, stores, audit)
-    quarantine = data.quarantine_location
-    execution = make_execution(settings, policy, repo=repo, catalog=catalog,
-                               bundles=bundles, engines=engines, data=data)
-    worker = Worker(execution, settings.reconcile_seconds)
-    inline = InlineDispatcher(worker.handle, settings.workers)
+    core = build_core(settings, migrate=migrate)
+    worker: Worker
+    inline = InlineDispatcher(lambda kind, run_id: worker.handle(kind, run_id),  # noqa: PLW0108 - worker is built next
+                              settings.workers)
     dispatcher, queue_ready = (dispatcher_factory(), lambda: True) if dispatcher_factory \
         else make_dispatcher(settings, inline)
-    verifier, dev_issuer = make_verifier(settings, policy)
-    authenticate = Authenticator(verifier, audit)
-    runs = RunService(repo=repo, catalog=catalog, dispatcher=dispatcher, audit=audit,
-                      tokens=PageTokens(settings.page_secret()), runs_dir=settings.runs_dir,
-                      engine_versions=engine_versions, gate=gate, data=data,
-                      limits=Limits(settings.max_attachment_bytes, settings.max_attachments),
-                      queue_ready=queue_ready, can_execute=execution_preflight(settings, policy),
-                      key_window=timedelta(hours=settings.idempotency_window_hours))
-    worker.schedule_sweep(runs.sweep_retention, settings.retention_sweep_seconds)
-    airlock = Airlock(releases=SqlReleaseRepository(sessions), runs=repo, gate=gate,
-                      catalog=catalog, stores=stores, quarantine_location=quarantine,
-                      outbox_location=zone_locations(
-                          settings.outbox_dir or settings.home / "outbox", "outbox", policy),
-                      audit=audit)
-    info = make_service_info(settings, catalog, engine_versions)
+    worker = Worker(core.execution, dispatcher, settings.reconcile_seconds)
+    verifier, dev_issuer = make_verifier(settings, core.policy)
+    authenticate = Authenticator(verifier, core.audit)
+    runs = core.run_service(dispatcher, queue_ready)
+    worker.reconciler.schedule(runs.sweep_retention, settings.retention_sweep_seconds)
+    airlock = core.airlock()
+    info = make_service_info(settings, core.catalog, core.engine_versions)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         if dev_issuer is not None:
             dev_issuer.start()
         if dispatcher is inline:
-            execution.recover(inline)
-            worker.start_reconciler()
+            core.execution.recover(inline)
+            worker.start()
         yield
         worker.stop()
         inline.shutdown(wait=False)
@@ -381,16 +277,17 @@ def create_app(settings: Settings, *, migrate: bool = True,
 
     app = FlaskApp(__name__, specification_dir=str(OPENAPI), lifespan=lifespan,
                    security_map=security_map(authenticate))
-    audit_query = AuditQuery(store=audit, gate=gate, tokens=runs.tokens, log=audit)
+    audit_query = AuditQuery(store=core.audit, gate=core.gate, tokens=runs.tokens,
+                             log=core.audit)
     app.add_api("wes.yaml", resolver=_resolver(WesApi(runs, info, authenticate,
                                                       settings.public_url)))
-    spe_api = SpeApi(runs, catalog, settings.log_max_bytes,
+    spe_api = SpeApi(runs, core.catalog, settings.log_max_bytes,
                      auth_instructions(settings, dev_issuer), audit_query=audit_query)
     app.add_api("spe.yaml", resolver=_resolver(AirlockApi(airlock), spe_api))
     add_error_handling(app, settings.max_request_bytes)
-    add_plain_routes(app, db)
+    add_plain_routes(app, core.db)
     add_ui_routes(app, issuer=dev_issuer.issuer_url if dev_issuer else settings.oidc_issuer,
                   client_id=settings.oidc_audience,
                   scope="openid profile email eduperson_entitlement")
-    return Service(app=app, settings=settings, runs=runs, execution=execution, worker=worker,
-                   dispatcher=inline, dev_issuer=dev_issuer)
+    return Service(app=app, settings=settings, runs=runs, execution=core.execution,
+                   worker=worker, dispatcher=inline, dev_issuer=dev_issuer)

@@ -109,9 +109,11 @@ class Settings(BaseSettings):
     s3_sse_kms_key_id: str = Field("", description="KMS key id for s3_sse=aws:kms.")
     secret_key: SecretStr | None = Field(None, description="Signs page tokens; generated in "
                                          "SPE_HOME when absent.")
-    executor: Literal["local", "slurm"] = Field(
-        "local", description="Where runs execute: 'local' (this machine, the embedded "
-        "default) or 'slurm' (a SLURM cluster; see docs/operators.md).")
+    executor: str = Field(
+        "local", pattern=r"^[a-z][a-z0-9_-]{0,63}$",
+        description="Where runs execute: 'local' (this machine, the embedded default), "
+        "'slurm' (a SLURM cluster; see docs/operators.md), or the name of an executor a "
+        "site installed (entry point group spe.executors).")
     slurm_bin_dir: Path = Field(Path("/usr/bin"), description="Folder of sbatch, squeue, "
                                 "scontrol, scancel and sacct.")
     slurm_partition: str = Field("", description="Partition for head jobs; empty: the "

@@ -1,12 +1,14 @@
-"""Composition of the execution side: which executor runs the runs and, on SLURM, whom the
-jobs run as, where the engines send their jobs, the site's limits, and the check that
-refuses a submission that could never execute. Used by ``spe.app`` only."""
+"""The built-in executors and engines, as the registry (``spe.registry``) builds them:
+executor factories ``(settings, policy) -> ExecutorChoice`` (group ``spe.executors``),
+engine factories ``(settings) -> WorkflowEngine`` (group ``spe.engines``); and the check
+that refuses a submission that could never execute."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+from spe.adapters.engines.nextflow import NextflowEngine
+from spe.adapters.engines.snakemake import SnakemakeEngine
 from spe.adapters.executors.local import LocalExecutor
 from spe.adapters.executors.slurm import SlurmExecutor
 from spe.adapters.executors.workdir import account_problem
@@ -14,15 +16,18 @@ from spe.config import Settings
 from spe.domain.errors import Forbidden
 from spe.domain.models import Principal, Run
 from spe.domain.policy import Policy
-from spe.domain.ports import EngineTarget, JobAccount
+from spe.domain.ports import EngineTarget, ExecutorChoice, JobAccount, WorkflowEngine
 from spe.domain.resources import SiteLimits, rule_job_resources
 
 
-def executor_wiring(settings: Settings, policy: Policy) -> dict[str, Any]:
-    """The executor and, for SLURM, whom jobs run as, where the engines send their jobs,
-    and the site's limits: the Execution arguments that depend on ``settings.executor``."""
-    if settings.executor == "local":
-        return {"executor": LocalExecutor(settings.cancel_grace_seconds)}
+def local_executor(settings: Settings, policy: Policy) -> ExecutorChoice:
+    """Runs on this machine, as the service's own account (the embedded default)."""
+    return ExecutorChoice(LocalExecutor(settings.cancel_grace_seconds))
+
+
+def slurm_executor(settings: Settings, policy: Policy) -> ExecutorChoice:
+    """A SLURM cluster: whom jobs run as, where the engines send their jobs, and the
+    site's limits come from the settings and the policy."""
     as_researcher = settings.slurm_submit_as == "researcher"
     settings.runs_dir.mkdir(parents=True, exist_ok=True)
     if as_researcher:
@@ -41,9 +46,17 @@ def executor_wiring(settings: Settings, policy: Policy) -> dict[str, Any]:
                             slurm_account=account.slurm_account if account else "",
                             job_resources=rule_job_resources(resources))
 
-    return {"executor": executor, "job_account": job_account, "engine_target": engine_target,
-            "limits": SiteLimits(settings.slurm_max_cpus, settings.slurm_max_memory_mb,
-                                 settings.slurm_max_time_minutes)}
+    return ExecutorChoice(executor, job_account, engine_target,
+                          SiteLimits(settings.slurm_max_cpus, settings.slurm_max_memory_mb,
+                                     settings.slurm_max_time_minutes))
+
+
+def snakemake_engine(settings: Settings) -> WorkflowEngine:
+    return SnakemakeEngine(settings.snakemake_bin)
+
+
+def nextflow_engine(settings: Settings) -> WorkflowEngine:
+    return NextflowEngine(settings.nextflow_bin)
 
 
 def execution_preflight(settings: Settings, policy: Policy) -> Callable[[Principal, str], object]:

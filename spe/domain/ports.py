@@ -3,7 +3,8 @@ matching suite in ``tests/contract/`` checks against every adapter and every fak
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from spe.domain.airlock import ReleaseRequest, ReleaseState, Vote
 from spe.domain.catalog import WorkflowEntry
+from spe.domain.jobdir import JobDir
 from spe.domain.models import (
     JSON,
     AuditEvent,
@@ -22,6 +24,7 @@ from spe.domain.models import (
     TaskLog,
     Visibility,
 )
+from spe.domain.resources import SiteLimits
 from spe.domain.states import RunState
 
 
@@ -113,6 +116,27 @@ class Executor(Protocol):
     def cancel(self, handle: JSON) -> None: ...
 
     def find(self, run_id: str, workdir: Path) -> JSON | None: ...
+
+
+def _no_account(run: Run) -> JobAccount | None:
+    return None
+
+
+def _local_target(account: JobAccount | None, resources: dict[str, int]) -> EngineTarget:
+    return LOCAL
+
+
+@dataclass(frozen=True)
+class ExecutorChoice:
+    """What a site's executor choice gives the execution service: the ``executor``, whom
+    a run's jobs run as (``job_account``, None: the service's own account), where its
+    engine sends its rule jobs (``engine_target``), and the site's resource ``limits``."""
+
+    executor: Executor
+    job_account: Callable[[Run], JobAccount | None] = _no_account
+    engine_target: Callable[[JobAccount | None, dict[str, int]], EngineTarget] = \
+        _local_target
+    limits: SiteLimits = field(default_factory=SiteLimits)
 
 
 class WorkflowEngine(Protocol):
@@ -282,6 +306,43 @@ class ReleaseRepository(Protocol):
     def add_vote(self, request_id: str, vote: Vote) -> None: ...
 
     def votes(self, request_id: str, round_: int) -> list[Vote]: ...
+
+
+class JobFiles(Protocol):
+    """The file work services do on a job's directory (``JobDir`` names its paths), so that
+    no service opens, copies or removes a file itself.
+
+    - ``copy_bundle`` replaces ``workflow/`` with a copy of ``bundle`` (no caches, no
+      symlinks followed out) and creates ``logs/``.
+    - ``write_params`` writes ``params.json``.
+    - ``stage`` puts the object ``key`` of ``store`` at ``dest`` (creating its folder),
+      read-only: linked when the store is a ``LocalStore``, else downloaded with its size
+      verified. ``OSError`` when it cannot.
+    - ``read`` opens a file of the job for reading (a context manager of a binary stream).
+    - ``tail`` returns the last ``max_bytes`` of a file, or None when it is not a file.
+    - ``exists`` says whether the job's directory exists.
+    - ``touch_lease`` sets the start lease's time to ``at`` (seconds since the epoch);
+      ``lease_time`` reads it back (None without a lease).
+    - ``remove`` deletes the job's directory; False when there was none.
+    """
+
+    def copy_bundle(self, job: JobDir, bundle: Path) -> None: ...
+
+    def write_params(self, job: JobDir, params: JSON) -> None: ...
+
+    def stage(self, store: ObjectStore, key: str, dest: Path) -> None: ...
+
+    def read(self, path: Path) -> AbstractContextManager[BinaryIO]: ...
+
+    def tail(self, path: Path, max_bytes: int) -> bytes | None: ...
+
+    def exists(self, job: JobDir) -> bool: ...
+
+    def touch_lease(self, job: JobDir, at: float) -> None: ...
+
+    def lease_time(self, job: JobDir) -> float | None: ...
+
+    def remove(self, job: JobDir) -> bool: ...
 
 
 class TokenVerifier(Protocol):

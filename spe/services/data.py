@@ -19,12 +19,12 @@ from typing import Any, BinaryIO
 from spe.domain.catalog import WorkflowEntry
 from spe.domain.data_refs import DataRef, parse_refs, set_pointer
 from spe.domain.errors import Forbidden, InvalidRequest
+from spe.domain.jobdir import JobDir
 from spe.domain.models import AuditEvent, OutputFile, Principal
-from spe.domain.ports import AuditLog, LocalStore, ObjectStore
+from spe.domain.ports import AuditLog, JobFiles, ObjectStore
 from spe.services.access import Gate
 
 StoreFactory = Callable[[str], ObjectStore]
-INPUTS = "inputs"
 
 
 class HashingReader:
@@ -48,6 +48,7 @@ class DataService:
     stores: StoreFactory
     audit: AuditLog
     quarantine_location: Callable[[str], str]
+    files: JobFiles
     parallel_downloads: int = 4
 
     def authorize(self, who: Principal, entry: WorkflowEntry, params: dict[str, Any],
@@ -81,24 +82,23 @@ class DataService:
         return refs
 
     def stage(self, entry: WorkflowEntry, params: dict[str, Any],
-              run_dir: Path) -> dict[str, Any]:
-        """Stage every input under ``run_dir/inputs`` and return the params the engine gets
-        (references replaced by local paths)."""
+              job: JobDir) -> dict[str, Any]:
+        """Stage every input under the job's ``inputs/`` and return the params the engine
+        gets (references replaced by local paths)."""
         datasets = self.gate.policy.datasets
         refs = parse_refs(entry.params_schema, params, datasets)
         staged = dict(params)
         jobs = []
         seen: set[Path] = set()
         for ref in refs:
-            local = run_dir / INPUTS / ref.dataset / ref.path
+            local = job.inputs / ref.dataset / ref.path
             set_pointer(staged, ref.pointer, str(local))
             if local in seen:
                 continue  # the same file named twice is staged once
             seen.add(local)
-            local.parent.mkdir(parents=True, exist_ok=True)
             jobs.append((self.stores(datasets[ref.dataset].location), ref.path, local))
         with ThreadPoolExecutor(max_workers=self.parallel_downloads) as pool:
-            list(pool.map(lambda job: _stage_one(*job), jobs))
+            list(pool.map(lambda job: self.files.stage(*job), jobs))
         return staged
 
     def quarantine(self, project: str, run_id: str, outdir: Path,
@@ -108,7 +108,7 @@ class DataService:
         store = self.stores(self.quarantine_location(project))
         recorded = []
         for rel in files:
-            with (outdir / rel).open("rb") as fh:
+            with self.files.read(outdir / rel) as fh:
                 reader = HashingReader(fh)
                 store.put(f"{run_id}/{rel.as_posix()}", reader)  # type: ignore[arg-type]
             recorded.append(OutputFile(path=rel.as_posix(), size=reader.size,
@@ -121,17 +121,3 @@ class DataService:
         for key in keys:
             store.delete(key)
         return len(keys)
-
-
-def _stage_one(store: ObjectStore, key: str, local: Path) -> None:
-    if isinstance(store, LocalStore):
-        local.symlink_to(store.local_path(key))  # the dataset's permissions apply
-        return
-    tmp = local.with_name(local.name + ".part")
-    info = store.get_file(key, tmp)
-    expected = store.stat(key)
-    if expected is None or tmp.stat().st_size != expected.size or info.size != expected.size:
-        tmp.unlink(missing_ok=True)
-        raise OSError(f"staging {key} failed: size mismatch")
-    tmp.chmod(0o444)
-    tmp.replace(local)

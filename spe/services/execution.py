@@ -33,41 +33,44 @@ contract), so a reconciler holding a stale read never undoes another's."""
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from spe.domain.catalog import Catalog
-from spe.domain.digests import sha256_file
+from spe.domain.clock import utc_now
+from spe.domain.jobdir import JobDir
 from spe.domain.models import OutputFile, Run, RunEnding
 from spe.domain.ports import (
     Dispatcher,
-    EngineTarget,
     ExecutionSpec,
     ExecutionStatus,
     Executor,
-    JobAccount,
+    ExecutorChoice,
+    JobFiles,
     RunRepository,
     WorkflowEngine,
 )
-from spe.domain.resources import SiteLimits, job_resources
+from spe.domain.resources import job_resources
 from spe.domain.states import RunState, can_move, is_final
 from spe.services.data import DataService
 
 log = logging.getLogger(__name__)
 S = RunState
-START_LEASE = ".start-lease"  # in the work dir; its mtime: a worker was starting the run
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+@dataclass(frozen=True)
+class Tuning:
+    """How hard the execution service works: at most ``max_active`` runs execute at once;
+    a start step whose lease was not refreshed for ``start_lease_seconds`` is taken over;
+    a finish claim holds for ``finish_claim_seconds``."""
 
+    max_active: int = 4
+    start_lease_seconds: float = 60.0
+    finish_claim_seconds: float = 900.0
 
 
 @dataclass
@@ -76,26 +79,28 @@ class Execution:
     catalog: Catalog
     bundles: dict[str, Path]
     engines: dict[str, WorkflowEngine]
-    executor: Executor
+    choice: ExecutorChoice
     runs_dir: Path
-    limits: SiteLimits = field(default_factory=SiteLimits)
-    job_account: Callable[[Run], JobAccount | None] = lambda run: None
-    engine_target: Callable[[JobAccount | None, dict[str, int]], EngineTarget] = \
-        lambda account, resources: EngineTarget()
-    max_active: int = 4
-    data: DataService | None = None
-    clock: Callable[[], datetime] = _now
-    start_lease_seconds: float = 60.0
-    finish_claim_seconds: float = 900.0  # a finish not done by then is taken over
+    data: DataService
+    files: JobFiles
+    tuning: Tuning = field(default_factory=Tuning)
+    clock: Callable[[], datetime] = utc_now
+
+    @property
+    def executor(self) -> Executor:
+        return self.choice.executor
+
+    def job(self, run_id: str) -> JobDir:
+        return JobDir.of(self.runs_dir, run_id)
 
     def workdir(self, run: Run) -> Path:
-        return self.runs_dir / run.id
+        return self.job(run.id).root
 
     def start(self, run_id: str) -> None:
         """QUEUED -> INITIALIZING -> RUNNING. Idempotent: only the caller that wins the
         QUEUED -> INITIALIZING compare-and-set starts the engine. A run stays QUEUED while
         ``max_active`` runs are active; the reconciler starts it when there is room."""
-        if self._active_count() >= self.max_active:
+        if self._active_count() >= self.tuning.max_active:
             return
         if not self.repo.transition(run_id, frozenset({S.QUEUED}), S.INITIALIZING):
             return
@@ -143,7 +148,7 @@ class Execution:
         ``start`` replaces ``self.start`` (a Celery worker holds a start lease around it)."""
         for run in self.repo.active():
             if run.state == S.QUEUED:
-                if self._active_count() >= self.max_active:
+                if self._active_count() >= self.tuning.max_active:
                     return
                 (start or self.start)(run.id)
 
@@ -151,26 +156,17 @@ class Execution:
         entry = self.catalog.resolve(f"{run.workflow_id}@{run.workflow_version}")
         if entry.bundle_digest != run.bundle_digest:
             raise RuntimeError("catalog entry changed since submission")
-        workdir = self.workdir(run)
-        bundle_dir = workdir / "workflow"
-        if bundle_dir.exists():
-            shutil.rmtree(bundle_dir)
-        shutil.copytree(self.bundles[entry.ref], bundle_dir, symlinks=False,
-                        ignore=shutil.ignore_patterns("__pycache__", ".snakemake"))
-        (workdir / "logs").mkdir(parents=True, exist_ok=True)
-        params_file = workdir / "params.json"
-        params = run.request.workflow_params
-        if self.data is not None:
-            params = self.data.stage(entry, params, workdir)
-        params_file.write_text(json.dumps(params, indent=2))
+        job = self.job(run.id)
+        self.files.copy_bundle(job, self.bundles[entry.ref])
+        params = self.data.stage(entry, run.request.workflow_params, job)
+        self.files.write_params(job, params)
         engine = self.engines[entry.engine]
-        resources = job_resources(entry.resources, run.engine_options, self.limits)
-        account = self.job_account(run)
-        argv = engine.argv(entry, bundle_dir, params_file, workdir, run.engine_options,
-                           target=self.engine_target(account, resources))
-        return ExecutionSpec(run_id=run.id, argv=tuple(argv), workdir=workdir,
-                             stdout=workdir / "logs/stdout.log",
-                             stderr=workdir / "logs/stderr.log",
+        resources = job_resources(entry.resources, run.engine_options, self.choice.limits)
+        account = self.choice.job_account(run)
+        argv = engine.argv(entry, job.workflow, job.params, job.root, run.engine_options,
+                           target=self.choice.engine_target(account, resources))
+        return ExecutionSpec(run_id=run.id, argv=tuple(argv), workdir=job.root,
+                             stdout=job.stdout, stderr=job.stderr,
                              resources=resources, account=account)
 
     def cancel(self, run_id: str) -> None:
@@ -204,13 +200,9 @@ class Execution:
             dispatcher.enqueue(run.id)
 
     def touch_start_lease(self, run_id: str) -> None:
-        """Record durably (the mtime of a file in the run's work dir, from this clock) that
-        a live worker is starting ``run_id``; that worker refreshes it while the step runs."""
-        path = self.runs_dir / run_id / START_LEASE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
-        now = self.clock().timestamp()
-        os.utime(path, (now, now))
+        """Record durably (the time of the job's start lease, from this clock) that a live
+        worker is starting ``run_id``; that worker refreshes it while the step runs."""
+        self.files.touch_lease(self.job(run_id), self.clock().timestamp())
 
     def recover_stale_starts(self, dispatcher: Dispatcher) -> None:
         """With several workers: a run INITIALIZING without a handle whose start lease was
@@ -225,11 +217,10 @@ class Execution:
                     log.exception("recovering run %s failed", run.id)
 
     def _start_stale(self, run: Run) -> bool:
-        try:
-            since = (self.runs_dir / run.id / START_LEASE).stat().st_mtime
-        except FileNotFoundError:  # started by a process that holds no leases
+        since = self.files.lease_time(self.job(run.id))
+        if since is None:  # started by a process that holds no leases
             since = run.created_at.timestamp()
-        return self.clock().timestamp() - since > self.start_lease_seconds
+        return self.clock().timestamp() - since > self.tuning.start_lease_seconds
 
     def reconcile_all(self) -> None:
         for run in self.repo.active():
@@ -281,7 +272,7 @@ class Execution:
             message, target = f"{message} (unexpected {target.value} after "\
                 f"{fresh.state.value})", S.SYSTEM_ERROR
         token, now = uuid.uuid4().hex, self.clock()
-        until = now + timedelta(seconds=self.finish_claim_seconds)
+        until = now + timedelta(seconds=self.tuning.finish_claim_seconds)
         if not self.repo.claim_finish(run.id, fresh.state, token, now, until):
             return  # another reconciler is finishing it, or it moved meanwhile
         try:
@@ -299,15 +290,12 @@ class Execution:
 
     def _hash_outputs(self, run: Run) -> list[OutputFile]:
         """The declared outputs, copied into the project's quarantine (hashed while they
-        stream) when a data service is configured, else hashed in place."""
+        stream)."""
         engine = self.engines.get(run.engine)
         entry = next((e for e in self.catalog.entries()
                       if (e.id, e.version) == (run.workflow_id, run.workflow_version)), None)
-        if engine is None or entry is None or not self.workdir(run).is_dir():
+        job = self.job(run.id)
+        if engine is None or entry is None or not self.files.exists(job):
             return []  # an entry removed from the catalog lists no outputs; the run ends
-        base = engine.output_dir(self.workdir(run))
-        found = engine.outputs(entry, self.workdir(run))
-        if self.data is not None:
-            return self.data.quarantine(run.project, run.id, base, found)
-        return [OutputFile(rel.as_posix(), *sha256_file(base / rel)) for rel in found]
-
+        found = engine.outputs(entry, job.root)
+        return self.data.quarantine(run.project, run.id, engine.output_dir(job.root), found)

@@ -6,7 +6,6 @@ them (404), so run ids do not leak."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from spe.domain.catalog import Catalog
 from spe.domain.errors import Conflict, DomainError, NotFound, ServiceUnavailable
+from spe.domain.jobdir import JobDir
 from spe.domain.models import (
     AuditEvent,
     Page,
@@ -27,14 +27,19 @@ from spe.domain.models import (
 )
 from spe.domain.paging import PageTokens
 from spe.domain.permissions import permission
-from spe.domain.ports import AuditLog, Dispatcher, RunRepository, SubmissionKeyTaken
+from spe.domain.ports import (
+    AuditLog,
+    Dispatcher,
+    JobFiles,
+    RunRepository,
+    SubmissionKeyTaken,
+)
 from spe.domain.states import RunState, is_final
 from spe.services.access import Gate
 from spe.services.data import DataService
 from spe.services.idempotency import same_request, submission_key
 from spe.services.submission import Limits, Submission, plan
 
-LOG_STREAMS = {"stdout": "logs/stdout.log", "stderr": "logs/stderr.log"}
 RUN_READ = permission("run.read")
 RUN_READ_LOGS = permission("run.read_logs")
 RUN_CANCEL = permission("run.cancel")
@@ -59,7 +64,8 @@ class RunService:
     runs_dir: Path
     engine_versions: Callable[[], dict[str, str]]
     gate: Gate
-    data: DataService | None = None
+    data: DataService
+    files: JobFiles
     limits: Limits = field(default_factory=Limits)
     clock: Callable[[], datetime] = _now
     new_id: Callable[[], str] = _new_id
@@ -79,8 +85,7 @@ class RunService:
                 return self._replay(who, key, *used)
             p = plan(self.catalog, sub, self.limits, self.engine_versions())
             project = self.gate.submission_project(who, p.request.tags)
-            if self.data is not None:
-                self.data.authorize(who, p.entry, p.params, project)
+            self.data.authorize(who, p.entry, p.params, project)
             self.can_execute(who, project)
             if not self.queue_ready():
                 raise ServiceUnavailable("the run queue is unavailable, so the run was not "
@@ -179,11 +184,8 @@ class RunService:
         return purged
 
     def _purge(self, run: Run, actor: str, by: str) -> dict[str, int]:
-        workdir = self.runs_dir / run.id
-        removed_work = workdir.is_dir() and workdir.parent == self.runs_dir
-        if removed_work:
-            shutil.rmtree(workdir)
-        removed = self.data.purge_quarantine(run.project, run.id) if self.data else 0
+        removed_work = self.files.remove(JobDir.of(self.runs_dir, run.id))
+        removed = self.data.purge_quarantine(run.project, run.id)
         if run.purged_at is None:
             at = self.clock()
             self.repo.mark_purged(run.id, at, f"purged by {by} at {at.isoformat()}")
@@ -213,14 +215,14 @@ class RunService:
     def log_tail(self, who: Principal, run_id: str, stream: str, max_bytes: int) -> bytes:
         """The last ``max_bytes`` of the engine's own stdout/stderr."""
         run = self.get(who, run_id, RUN_READ_LOGS)
-        rel = LOG_STREAMS.get(stream)
-        path = self.runs_dir / run.id / rel if rel else None
-        if path is None or not path.is_file():
+        try:
+            path = JobDir.of(self.runs_dir, run.id).stream(stream)
+        except KeyError:
+            raise NotFound(f"no {stream[:20]} log for run {run.id}") from None
+        tail = self.files.tail(path, max_bytes)
+        if tail is None:
             raise NotFound(f"no {stream[:20]} log for run {run.id}")
-        with path.open("rb") as fh:
-            size = fh.seek(0, 2)
-            fh.seek(max(0, size - max_bytes))
-            return fh.read(max_bytes)
+        return tail
 
     def _audit(self, action: str, who: Principal, outcome: str, target: str,
                details: dict[str, object]) -> None:

@@ -5,7 +5,6 @@ shipped catalog, on the fake executor (no Redis needed)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,11 +14,14 @@ from spe.adapters.catalog import load_catalog
 from spe.adapters.db.repository import SqlRunRepository
 from spe.adapters.db.session import make_engine, make_sessions, upgrade
 from spe.adapters.queue.inline import NullDispatcher
+from spe.domain.jobdir import JobDir
 from spe.domain.models import JSON, Run, RunRequest
 from spe.domain.ports import ExecutionSpec
 from spe.domain.states import RunState
-from spe.services.execution import START_LEASE, Execution
-from tests.fakes import FakeExecutor, FakeProcess, SleepEngine
+from spe.services.execution import Execution, Tuning
+from spe.workers import reconciler
+from tests import services_kit as kit
+from tests.fakes import FakeExecutor, FakeProcess
 from tests.helpers import ROOT
 
 S = RunState
@@ -46,11 +48,8 @@ def repo(tmp_path: Path) -> SqlRunRepository:
 
 def _execution(repo: SqlRunRepository, tmp_path: Path, executor: FakeExecutor,
                clock: Clock | None = None, lease: float = LEASE) -> Execution:
-    catalog, bundles = load_catalog(ROOT / "workflows")
-    return Execution(repo=repo, catalog=catalog, bundles=bundles,
-                     engines={"snakemake": SleepEngine()}, executor=executor,
-                     runs_dir=tmp_path / "runs", start_lease_seconds=lease,
-                     **({"clock": clock} if clock else {}))
+    return kit.execution(repo, tmp_path, executor, tuning=Tuning(start_lease_seconds=lease),
+                         **({"clock": clock} if clock else {}))  # type: ignore[arg-type]
 
 
 def _run(repo: SqlRunRepository, run_id: str, state: RunState, created: datetime) -> Run:
@@ -140,8 +139,8 @@ class BlockingExecutor(FakeExecutor):
 
 
 @pytest.fixture
-def leases_module() -> Iterator[object]:
-    yield pytest.importorskip("spe.workers.celery_worker")
+def leases_module() -> object:
+    return reconciler
 
 
 def test_a_live_step_keeps_its_lease_fresh(repo: SqlRunRepository, tmp_path: Path,
@@ -178,5 +177,5 @@ def test_no_lease_is_taken_for_a_run_that_is_not_queued(repo: SqlRunRepository,
     _run(repo, "done", S.COMPLETE, datetime.now(UTC))
     leases.start("done")
     leases.start("../../not-a-run")
-    assert not (tmp_path / "runs" / "done" / START_LEASE).exists()
+    assert not JobDir(tmp_path / "runs" / "done").start_lease.exists()
     assert not (tmp_path / "not-a-run").exists()

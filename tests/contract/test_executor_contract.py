@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from spe.adapters.executors.local import EXIT_FILE, LocalExecutor
+from spe.adapters.executors.local import LocalExecutor
 from spe.adapters.executors.slurm import SlurmExecutor
+from spe.domain.jobdir import JobDir
 from spe.domain.models import JSON
 from spe.domain.ports import ExecutionSpec, ExecutionStatus, Executor
 from spe.domain.states import RunState, is_final
@@ -280,7 +281,7 @@ def test_local_runner_writes_the_exit_status_atomically(local: Rig) -> None:
     handle = executor.submit(spec)
     local.handles.append(handle)
     assert wait_final(executor, handle).exit_code == 5
-    assert (spec.workdir / EXIT_FILE).read_text() == "5\n"
+    assert JobDir(spec.workdir).exit_status.read_text() == "5\n"
     assert not list(spec.workdir.glob("*.tmp"))
 
 

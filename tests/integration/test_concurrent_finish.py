@@ -13,22 +13,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-import yaml
 
-from spe.adapters.catalog import load_catalog
-from spe.adapters.db.repository import SqlAuditLog, SqlRunRepository
+from spe.adapters.db.repository import SqlRunRepository
 from spe.adapters.db.session import make_engine, make_sessions, upgrade
 from spe.adapters.storage.filesystem import FilesystemStore
 from spe.domain.catalog import WorkflowEntry
 from spe.domain.models import Run, RunRequest
-from spe.domain.policy_file import parse_policy
 from spe.domain.ports import ObjectInfo
 from spe.domain.states import RunState
-from spe.services.access import Gate
-from spe.services.data import DataService
 from spe.services.execution import Execution
+from tests import services_kit as kit
 from tests.fakes import FakeExecutor, FakeProcess, SleepEngine
-from tests.helpers import ROOT
 from tests.postgres import PostgresServer
 
 S = RunState
@@ -76,15 +71,9 @@ class CountingStore:
 
 def _execution(repo: SqlRunRepository, tmp_path: Path, registry: dict[str, FakeProcess],
                store: CountingStore) -> Execution:
-    catalog, bundles = load_catalog(ROOT / "workflows")
-    policy = parse_policy(yaml.safe_load(
-        (ROOT / "tests/fixtures/policy/two-projects.yaml").read_text()))
-    data = DataService(gate=Gate(policy), stores=lambda location: store,  # type: ignore[arg-type,return-value]
-                       audit=SqlAuditLog(repo._sessions),
-                       quarantine_location=lambda project: project)
-    return Execution(repo=repo, catalog=catalog, bundles=bundles,
-                     engines={"snakemake": OneOutputEngine()},
-                     executor=FakeExecutor(registry), runs_dir=tmp_path / "runs", data=data)
+    data = kit.data_service(repo, tmp_path / "quarantine", stores=lambda location: store)
+    return kit.execution(repo, tmp_path, FakeExecutor(registry), engine=OneOutputEngine(),
+                         data=data)
 
 
 def _ended_run(repo: SqlRunRepository, first: Execution,

@@ -15,8 +15,9 @@ from spe.adapters.db.session import make_engine, make_sessions, upgrade
 from spe.domain.models import JSON, Run, RunRequest
 from spe.domain.ports import ExecutionSpec
 from spe.domain.states import RunState
-from spe.services.execution import Execution
-from tests.fakes import FakeExecutor, FakeProcess, SleepEngine
+from spe.services.execution import Execution, Tuning
+from tests import services_kit as kit
+from tests.fakes import FakeExecutor, FakeProcess
 from tests.helpers import ROOT
 
 S = RunState
@@ -31,10 +32,7 @@ def repo(tmp_path: Path) -> SqlRunRepository:
 
 def _execution(repo: SqlRunRepository, tmp_path: Path, executor: FakeExecutor,
                max_active: int = 4) -> Execution:
-    catalog, bundles = load_catalog(ROOT / "workflows")
-    return Execution(repo=repo, catalog=catalog, bundles=bundles,
-                     engines={"snakemake": SleepEngine()}, executor=executor,
-                     runs_dir=tmp_path / "runs", max_active=max_active)
+    return kit.execution(repo, tmp_path, executor, tuning=Tuning(max_active=max_active))
 
 
 def _queued(repo: SqlRunRepository, run_id: str) -> Run:

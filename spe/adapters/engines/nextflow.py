@@ -9,11 +9,12 @@ from pathlib import Path
 
 from spe.adapters.engines.common import declared_outputs, probe_version, resolve_binary
 from spe.domain.catalog import WorkflowEntry
+from spe.domain.jobdir import JobDir
 from spe.domain.models import JSON, TaskLog
 from spe.domain.ports import LOCAL, EngineTarget
 
 OUTPUT_DIR = "."  # Nextflow publishes relative to its launch directory, the run dir
-TRACE_FILE = "logs/trace.tsv"
+TRACE_FILE = "trace.tsv"  # in the job's logs/
 TRACE_FIELDS = "task_id,hash,native_id,name,status,exit,submit,complete"
 
 
@@ -40,12 +41,12 @@ class NextflowEngine:
             text += slurm_config(target)
         config.write_text(text, encoding="utf-8")
         argv = [
-            self._binary, "-log", str(workdir / "logs" / "nextflow.log"), "run",
+            self._binary, "-log", str(JobDir(workdir).log("nextflow.log")), "run",
             str(bundle_dir / entry.entrypoint),
             "-c", str(config),
             "-params-file", str(params_file),
             "-work-dir", str(workdir / "nextflow-work"),
-            "-with-trace", str(workdir / TRACE_FILE),
+            "-with-trace", str(JobDir(workdir).log(TRACE_FILE)),
             "-ansi-log", "false",
         ]
         if options.get("resume"):
@@ -54,7 +55,7 @@ class NextflowEngine:
 
     def task_logs(self, workdir: Path) -> list[TaskLog]:
         try:
-            text = (workdir / TRACE_FILE).read_text(encoding="utf-8", errors="replace")
+            text = JobDir(workdir).log(TRACE_FILE).read_text(encoding="utf-8", errors="replace")
         except OSError:
             return []
         return parse_trace(text)

@@ -8,11 +8,9 @@ from pathlib import Path
 
 from spe.adapters.engines.common import declared_outputs, probe_version, resolve_binary
 from spe.domain.catalog import WorkflowEntry
+from spe.domain.jobdir import JobDir
 from spe.domain.models import JSON, TaskLog
 from spe.domain.ports import LOCAL, EngineTarget
-
-OUTPUT_DIR = "work"
-LOG_FILE = "logs/stderr.log"
 
 
 class SnakemakeEngine:
@@ -35,7 +33,7 @@ class SnakemakeEngine:
         argv = [
             self._binary,
             "--snakefile", str(bundle_dir / entry.entrypoint),
-            "--directory", str(workdir / OUTPUT_DIR),
+            "--directory", str(JobDir(workdir).work),
             "--configfile", str(params_file),
             "--cores", str(int(options.get("cores") or 1)),
             "--latency-wait", str(int(options.get("latency_wait") or 5)),
@@ -49,13 +47,13 @@ class SnakemakeEngine:
 
     def task_logs(self, workdir: Path) -> list[TaskLog]:
         try:
-            text = (workdir / LOG_FILE).read_text(encoding="utf-8", errors="replace")
+            text = JobDir(workdir).stderr.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return []
         return parse_log(text)
 
     def output_dir(self, workdir: Path) -> Path:
-        return workdir / OUTPUT_DIR
+        return JobDir(workdir).work
 
     def outputs(self, entry: WorkflowEntry, workdir: Path) -> list[Path]:
         return declared_outputs(entry, self.output_dir(workdir))

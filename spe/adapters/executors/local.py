@@ -20,13 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from spe.adapters.executors.handles import (
-    CANCEL_FILE,
-    EXIT_FILE,
-    read_exit_code,
-    read_handle,
-    write_handle,
-)
+from spe.adapters.executors.handles import read_exit_code, read_handle, write_handle
+from spe.domain.jobdir import JobDir
 from spe.domain.models import JSON
 from spe.domain.ports import ExecutionSpec, ExecutionStatus
 from spe.domain.states import RunState
@@ -100,7 +95,7 @@ def _reap(pid: int) -> None:
 
 
 def _base_env(spec: ExecutionSpec) -> dict[str, str]:
-    tmp = spec.workdir / "tmp"
+    tmp = JobDir(spec.workdir).tmp
     tmp.mkdir(parents=True, exist_ok=True)
     path = os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin",
                             "/bin"])
@@ -117,7 +112,7 @@ class LocalExecutor:
 
     def submit(self, spec: ExecutionSpec) -> JSON:
         spec.workdir.mkdir(parents=True, exist_ok=True)
-        exit_file = spec.workdir / EXIT_FILE
+        exit_file = JobDir(spec.workdir).exit_status
         argv = [sys.executable, "-m", "spe.adapters.executors.runner", str(exit_file), "--",
                 *spec.argv]
         with spec.stdout.open("ab") as out, spec.stderr.open("ab") as err:
@@ -136,7 +131,8 @@ class LocalExecutor:
         handle = read_handle(workdir)
         if handle is not None:
             return handle
-        marker = f"spe.adapters.executors.runner\0{workdir / EXIT_FILE}\0".encode()
+        exit_file = JobDir(workdir).exit_status
+        marker = f"spe.adapters.executors.runner\0{exit_file}\0".encode()
         for proc in Path("/proc").iterdir():
             if not proc.name.isdigit():
                 continue
@@ -146,7 +142,7 @@ class LocalExecutor:
                     stat = _proc_stat(pid)
                     ref = ProcessRef(pid, os.getpgid(pid), stat[1] if stat else 0)
                     return LocalHandle(workdir, ref).to_json(self.name)
-        if (workdir / EXIT_FILE).exists():  # ended: no process to name
+        if JobDir(workdir).exit_status.exists():  # ended: no process to name
             return LocalHandle(workdir, None).to_json(self.name)
         return None
 
@@ -155,9 +151,9 @@ class LocalExecutor:
         workdir, ref = h.workdir, h.process
         if ref is not None:
             _reap(ref.pid)
-        canceled = (workdir / CANCEL_FILE).exists()
-        exit_file = workdir / EXIT_FILE
-        if not exit_file.exists() and ref is not None and _alive(ref.pid, ref.started):
+        job = JobDir(workdir)
+        canceled = job.cancel_requested.exists()
+        if not job.exit_status.exists() and ref is not None and _alive(ref.pid, ref.started):
             return ExecutionStatus(RunState.RUNNING)
         code = read_exit_code(workdir)
         if canceled:
@@ -176,8 +172,9 @@ class LocalExecutor:
         engine ended before it was recorded) and a pid now held by another process (reused)
         mean our group is gone, so nothing is signalled."""
         h = LocalHandle.from_json(handle)
-        if not (h.workdir / EXIT_FILE).exists():
-            (h.workdir / CANCEL_FILE).touch()
+        job = JobDir(h.workdir)
+        if not job.exit_status.exists():
+            job.cancel_requested.touch()
         ref = h.process
         if ref is None:
             return

@@ -26,14 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spe.adapters.executors import slurm_text as text
-from spe.adapters.executors.handles import (
-    CANCEL_FILE,
-    EXIT_FILE,
-    read_exit_code,
-    read_handle,
-    write_handle,
-)
+from spe.adapters.executors.handles import read_exit_code, read_handle, write_handle
 from spe.adapters.executors.workdir import share_with_group
+from spe.domain.jobdir import RELATIVE, JobDir
 from spe.domain.models import JSON
 from spe.domain.ports import ExecutionSpec, ExecutionStatus, JobAccount
 from spe.domain.states import RunState
@@ -41,22 +36,17 @@ from spe.domain.states import RunState
 log = logging.getLogger(__name__)
 S = RunState
 
-JOB_ID_FILE = "slurm_job_id"
-SCRIPT_FILE = "job.sh"
-ARGV_FILE = "job.argv"
-ENV_FILE = "job.env"
-DEFAULT_STDERR = "logs/stderr.log"  # where Execution puts it; used by handles found later
-
-JOB_SCRIPT = """#!/bin/bash
+_ID, _EXIT = RELATIVE.slurm_job_id, RELATIVE.exit_status  # the job dir is its --chdir
+JOB_SCRIPT = f"""#!/bin/bash
 # Written by the SPE SLURM executor. It holds no value of the run: the engine's argv and
 # environment are read from NUL-separated files, never parsed by a shell.
 umask 0007
-printf '%s\\n' "$SLURM_JOB_ID" > slurm_job_id.tmp && mv -f slurm_job_id.tmp slurm_job_id
-while IFS= read -r -d '' kv; do export "$kv"; done < job.env
-mapfile -d '' -t argv < job.argv
-"${argv[@]}"
+printf '%s\\n' "$SLURM_JOB_ID" > {_ID}.tmp && mv -f {_ID}.tmp {_ID}
+while IFS= read -r -d '' kv; do export "$kv"; done < {RELATIVE.job_env}
+mapfile -d '' -t argv < {RELATIVE.job_argv}
+"${{argv[@]}}"
 code=$?
-printf '%s\\n' "$code" > exit_status.tmp && mv -f exit_status.tmp exit_status
+printf '%s\\n' "$code" > {_EXIT}.tmp && mv -f {_EXIT}.tmp {_EXIT}
 exit "$code"
 """
 
@@ -149,16 +139,16 @@ class SlurmExecutor:
 
     def _write_job_files(self, spec: ExecutionSpec, account: JobAccount | None) -> None:
         spec.workdir.mkdir(parents=True, exist_ok=True)
-        tmp = spec.workdir / "tmp"
+        job = JobDir(spec.workdir)
+        tmp = job.tmp
         tmp.mkdir(exist_ok=True)
         path = ":".join(p for p in (self.engine_path, "/usr/local/bin:/usr/bin:/bin") if p)
         env = {"PATH": path, "HOME": str(tmp), "TMPDIR": str(tmp), "LANG": "C.UTF-8",
                "LC_ALL": "C.UTF-8", "TZ": "UTC", "PYTHONNOUSERSITE": "1",
                "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(tmp), **spec.env}
-        (spec.workdir / ENV_FILE).write_bytes(
-            b"".join(f"{k}={v}".encode() + b"\0" for k, v in env.items()))
-        (spec.workdir / ARGV_FILE).write_bytes(b"".join(a.encode() + b"\0" for a in spec.argv))
-        (spec.workdir / SCRIPT_FILE).write_text(JOB_SCRIPT, encoding="utf-8")
+        job.job_env.write_bytes(b"".join(f"{k}={v}".encode() + b"\0" for k, v in env.items()))
+        job.job_argv.write_bytes(b"".join(a.encode() + b"\0" for a in spec.argv))
+        job.job_script.write_text(JOB_SCRIPT, encoding="utf-8")
         for stream in (spec.stdout, spec.stderr):
             stream.parent.mkdir(parents=True, exist_ok=True)
         if account is not None and self.as_researcher:
@@ -176,11 +166,11 @@ class SlurmExecutor:
             argv.append(f"--partition={self.partition}")
         if account is not None and account.slurm_account:
             argv.append(f"--account={account.slurm_account}")
-        return [*argv, str(spec.workdir / SCRIPT_FILE)]
+        return [*argv, str(JobDir(spec.workdir).job_script)]
 
     def _handle(self, workdir: Path, job_id: str, user: str = "", group: str = "") -> JSON:
         return {"executor": self.name, "job_id": job_id, "workdir": str(workdir),
-                "user": user, "group": group, "stderr": str(workdir / DEFAULT_STDERR),
+                "user": user, "group": group, "stderr": str(JobDir(workdir).stderr),
                 "label": f"SLURM job {job_id}"}
 
     def find(self, run_id: str, workdir: Path) -> JSON | None:
@@ -196,14 +186,14 @@ class SlurmExecutor:
             job_id, _, user = line.strip().partition("|")
             if job_id.isdigit():
                 return self._handle(workdir, job_id, user)
-        recorded = _read(workdir / JOB_ID_FILE)
+        recorded = _read(JobDir(workdir).slurm_job_id)
         if recorded.isdigit():
             return self._handle(workdir, recorded)
         return None
 
     def poll(self, handle: JSON) -> ExecutionStatus:
         workdir, job_id = Path(handle["workdir"]), str(handle["job_id"])
-        canceled = (workdir / CANCEL_FILE).exists()
+        canceled = JobDir(workdir).cancel_requested.exists()
         code = read_exit_code(workdir)
         if code == 0 and not canceled:
             return ExecutionStatus(S.COMPLETE, 0)
@@ -265,8 +255,9 @@ class SlurmExecutor:
         """``scancel`` the head job, then every job still queued or running whose working
         directory lies inside the run's (the jobs the engine submitted). Idempotent."""
         workdir = Path(handle["workdir"])
-        if not (workdir / EXIT_FILE).exists():
-            (workdir / CANCEL_FILE).touch()
+        job = JobDir(workdir)
+        if not job.exit_status.exists():
+            job.cancel_requested.touch()
         account = JobAccount(handle.get("user") or "", handle.get("group") or "")
         as_user = account if account.user else None
         head = job_id_of(handle)

@@ -21,18 +21,18 @@ import os
 import pwd
 from pathlib import Path
 
-WRITABLE = ("logs", "tmp", "work")
+from spe.domain.jobdir import JOB_WRITABLE
 
 
 def share_with_group(workdir: Path, group: str) -> None:
     """chgrp -R ``group`` and the modes above. ``KeyError`` for an unknown group."""
     gid = grp.getgrnam(group).gr_gid
-    for name in WRITABLE:
+    for name in JOB_WRITABLE:
         (workdir / name).mkdir(exist_ok=True)
     os.chown(workdir, -1, gid)
     workdir.chmod(0o3770)
     for entry in workdir.iterdir():
-        writable = entry.name in WRITABLE
+        writable = entry.name in JOB_WRITABLE
         _apply(entry, gid, writable)
         if entry.is_dir() and not entry.is_symlink():
             for root, dirs, files in os.walk(entry):

@@ -1,5 +1,6 @@
 """The Celery dispatcher: publishes start/cancel messages by task name to a Redis broker;
-``spe worker`` processes consume them (the task functions live in ``spe.workers``).
+``spe worker`` processes consume them (``consume``), handing each to the worker's
+``handle(kind, run_id)`` (``spe.workers.worker``).
 
 Messages carry a run id only; a worker re-reads the run. The database is the queue of
 record: every worker's reconciler starts QUEUED runs and finishes CANCELING ones, so a
@@ -18,6 +19,9 @@ repeated message, or a long step redelivered while it still runs, changes nothin
 from __future__ import annotations
 
 import logging
+import os
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -131,3 +135,25 @@ class CeleryDispatcher:
 
     def close(self) -> None:
         self._ping.close()
+
+
+def consume(app: Celery, handle: Callable[[str, str], None], concurrency: int,
+            loglevel: str = "INFO") -> int:
+    """Register the start and cancel tasks, each handing ``(kind, run_id)`` to ``handle``,
+    and consume on ``concurrency`` threads until a signal stops the worker (SIGTERM:
+    finish the running steps). Returns the worker's exit code."""
+
+    def start(run_id: str) -> None:
+        handle("start", run_id)
+
+    def cancel(run_id: str) -> None:
+        handle("cancel", run_id)
+
+    app.task(name=START_TASK)(start)
+    app.task(name=CANCEL_TASK)(cancel)
+    worker = app.Worker(
+        pool="threads", concurrency=concurrency, loglevel=loglevel.upper(), queues=[QUEUE],
+        hostname=f"spe-{os.getpid()}@{socket.gethostname()}", quiet=True,
+        without_gossip=True, without_mingle=True, without_heartbeat=True)
+    worker.start()
+    return int(worker.exitcode or 0)

@@ -4,6 +4,7 @@ or ``s3://bucket/prefix`` (MinIO or any S3 service, with the service's credentia
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,8 @@ class StoreFactory:
 
     secret: bytes
     s3: S3Settings | None = None
+    # more schemes (``<scheme>://...``): openers registered as ``spe.stores`` entry points
+    plugins: dict[str, Callable[[str], ObjectStore]] = field(default_factory=dict)
     _cache: dict[str, ObjectStore] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -39,6 +42,9 @@ class StoreFactory:
             return self._cache[location]
 
     def _open(self, location: str) -> ObjectStore:
+        scheme, sep, _ = location.partition("://")
+        if sep and scheme in self.plugins:
+            return self.plugins[scheme](location)
         if location.startswith("s3://"):
             if self.s3 is None:
                 raise ServiceUnavailable(f"{location}: no S3 endpoint and credentials are "

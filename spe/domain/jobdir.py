@@ -1,0 +1,116 @@
+"""The one place that names the paths of a job's directory (a WES run today; a TES task
+beside it). Services, engines and executors ask a ``JobDir`` for a path; none spells one.
+
+| path                | written by                  | what                                    |
+|---------------------|-----------------------------|-----------------------------------------|
+| ``workflow/``       | the service (from catalog)  | the approved bundle, copied             |
+| ``inputs/``         | the service (staging)       | a run's inputs, linked or downloaded    |
+| ``params.json``     | the service                 | the engine's parameters                 |
+| ``work/``           | the engine                  | the engine's working dir: the outputs   |
+| ``logs/``           | the engine, the executor    | stdout, stderr, the engine's own logs   |
+| ``tmp/``            | the engine                  | HOME and TMPDIR of the job              |
+| ``handle.json``     | the executor                | how to re-attach after a restart        |
+| ``exit_status``     | the executor's wrapper      | the engine's exit code, atomically      |
+| ``cancel_requested``| the executor                | a cancel was asked for                  |
+| ``slurm_job_id``    | the SLURM batch script      | the head job's id                       |
+| ``job.sh``, ``job.argv``, ``job.env`` | the SLURM executor | the batch script, the engine's   |
+|                     |                             | argv and environment (NUL-separated)    |
+| ``.start-lease``    | the worker starting the job | mtime: a live worker is starting it     |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# the folders the job itself writes into (shared with the project's group on a cluster)
+JOB_WRITABLE = ("logs", "tmp", "work")
+LOG_STREAMS = ("stdout", "stderr")
+
+
+@dataclass(frozen=True)
+class JobDir:
+    """A job's directory: ``root`` is ``<runs dir>/<job id>``."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, jobs_dir: Path, job_id: str) -> JobDir:
+        return cls(jobs_dir / job_id)
+
+    @property
+    def workflow(self) -> Path:
+        return self.root / "workflow"
+
+    @property
+    def inputs(self) -> Path:
+        return self.root / "inputs"
+
+    @property
+    def params(self) -> Path:
+        return self.root / "params.json"
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    def log(self, name: str) -> Path:
+        """A file in ``logs/`` (``stdout.log``, ``stderr.log``, ``trace.tsv``...)."""
+        return self.logs / name
+
+    def stream(self, stream: str) -> Path:
+        """The engine's own ``stdout`` or ``stderr``; ``KeyError`` for another name."""
+        if stream not in LOG_STREAMS:
+            raise KeyError(stream)
+        return self.log(f"{stream}.log")
+
+    @property
+    def stdout(self) -> Path:
+        return self.stream("stdout")
+
+    @property
+    def stderr(self) -> Path:
+        return self.stream("stderr")
+
+    @property
+    def handle(self) -> Path:
+        return self.root / "handle.json"
+
+    @property
+    def exit_status(self) -> Path:
+        return self.root / "exit_status"
+
+    @property
+    def cancel_requested(self) -> Path:
+        return self.root / "cancel_requested"
+
+    @property
+    def slurm_job_id(self) -> Path:
+        return self.root / "slurm_job_id"
+
+    @property
+    def job_script(self) -> Path:
+        return self.root / "job.sh"
+
+    @property
+    def job_argv(self) -> Path:
+        return self.root / "job.argv"
+
+    @property
+    def job_env(self) -> Path:
+        return self.root / "job.env"
+
+    @property
+    def start_lease(self) -> Path:
+        return self.root / ".start-lease"
+
+
+RELATIVE = JobDir(Path())  # the same names, relative to the job's directory
