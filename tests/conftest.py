@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Api, Server, build_catalog
+from tests.helpers import ROOT, Api, Server, build_catalog
 from tests.postgres import PostgresServer, postgres_or_skip
 from tests.redis_server import RedisServer, redis_or_skip
 from tests.slurm_cluster import stop_if_started
@@ -73,3 +74,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = redis_or_skip(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def toy_plugin(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """The toy site executor of ``tests/plugins`` installed (its distribution on sys.path,
+    so its ``spe.executors`` entry point is found); returns its simulated machine."""
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "plugins"))
+    importlib.invalidate_caches()
+    from spe_toy_executor import MACHINE  # noqa: PLC0415 - importable only once installed
+
+    return MACHINE  # type: ignore[return-value]

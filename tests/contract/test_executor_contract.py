@@ -20,6 +20,9 @@ import pytest
 
 from spe.adapters.executors.local import LocalExecutor
 from spe.adapters.executors.slurm import SlurmExecutor
+from spe.adapters.policy import dev_policy
+from spe.config import Settings
+from spe.core import make_executor
 from spe.domain.jobdir import JobDir
 from spe.domain.models import JSON
 from spe.domain.ports import ExecutionSpec, ExecutionStatus, Executor
@@ -79,7 +82,14 @@ class Rig:
         return executor, handle
 
 
-@pytest.fixture(params=["local", "fake", "slurm"])
+def site_executor(name: str) -> Callable[[], Executor]:
+    """An executor a site installed (an entry point of ``spe.executors``), built the way
+    the service builds it (``spe.core.make_executor``)."""
+    settings = Settings(executor=name)
+    return lambda: make_executor(settings, dev_policy()).executor
+
+
+@pytest.fixture(params=["local", "fake", "slurm", "toy"])
 def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
     make: Callable[[], Executor]
     if request.param == "local":
@@ -87,6 +97,9 @@ def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
     elif request.param == "slurm":
         slurm_or_skip()
         make = partial(SlurmExecutor, as_researcher=False)
+    elif request.param == "toy":  # installed like a site's package, found by entry point
+        request.getfixturevalue("toy_plugin").clear()
+        make = site_executor("toy")
     else:
         registry: dict[str, FakeProcess] = {}
         make = partial(FakeExecutor, registry)
