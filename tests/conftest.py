@@ -82,6 +82,6 @@ def toy_plugin(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     so its ``spe.executors`` entry point is found); returns its simulated machine."""
     monkeypatch.syspath_prepend(str(ROOT / "tests" / "plugins"))
     importlib.invalidate_caches()
-    from spe_toy_executor import MACHINE  # noqa: PLC0415 - importable only once installed
+    from spe_toy_executor import MACHINE
 
     return MACHINE  # type: ignore[return-value]

@@ -27,7 +27,7 @@ def test_a_site_executor_is_found_by_its_entry_point(toy_plugin: dict[str, objec
 
 def test_without_the_site_package_its_executor_is_unknown() -> None:
     assert "toy" not in registry.names(registry.EXECUTORS)
-    with pytest.raises(registry.UnknownAdapter, match="no executor named 'toy'.*local"):
+    with pytest.raises(registry.UnknownAdapter, match=r"no executor named 'toy'.*local"):
         make_executor(Settings(executor="toy"), dev_policy())
 
 
