@@ -33,7 +33,7 @@ from spe.services.access import Gate
 from spe.services.airlock import Airlock
 from spe.services.data import DataService
 from spe.services.execution import Execution, Tuning
-from spe.services.runs import RunService
+from spe.services.runs import Admission, RunService
 from spe.services.submission import Limits
 
 log = logging.getLogger("spe")
@@ -68,9 +68,9 @@ class Core:
             tokens=PageTokens(s.page_secret()), runs_dir=s.runs_dir,
             engine_versions=self.engine_versions, gate=self.gate, data=self.data,
             files=self.execution.files,
-            limits=Limits(s.max_attachment_bytes, s.max_attachments),
-            queue_ready=queue_ready, can_execute=execution_preflight(s, self.policy),
-            key_window=timedelta(hours=s.idempotency_window_hours))
+            admission=Admission(Limits(s.max_attachment_bytes, s.max_attachments),
+                                execution_preflight(s, self.policy), queue_ready,
+                                timedelta(hours=s.idempotency_window_hours)))
 
     def airlock(self) -> Airlock:
         outbox = zone_locations(self.settings.outbox_dir or self.settings.home / "outbox",

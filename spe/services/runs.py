@@ -9,10 +9,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from spe.domain.catalog import Catalog
+from spe.domain.clock import utc_now
 from spe.domain.errors import Conflict, DomainError, NotFound, ServiceUnavailable
 from spe.domain.jobdir import JobDir
 from spe.domain.models import (
@@ -46,12 +47,30 @@ RUN_CANCEL = permission("run.cancel")
 RUN_PURGE = permission("run.purge")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _new_id() -> str:
     return uuid.uuid4().hex
+
+
+def _always_ready() -> bool:
+    return True
+
+
+def _anyone_may_execute(who: Principal, project: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What a submission must pass before its run is stored, besides the request's own
+    rules: the size ``limits``; ``can_execute`` raises Forbidden when the executor cannot
+    run work for this caller in this project (on SLURM: no POSIX account or project
+    group); ``queue_ready`` says whether the dispatcher's broker is reachable; and an
+    idempotency key names its run for ``key_window``."""
+
+    limits: Limits = field(default_factory=Limits)
+    can_execute: Callable[[Principal, str], object] = _anyone_may_execute
+    queue_ready: Callable[[], bool] = _always_ready
+    key_window: timedelta = timedelta(hours=24)
 
 
 @dataclass
@@ -66,28 +85,23 @@ class RunService:
     gate: Gate
     data: DataService
     files: JobFiles
-    limits: Limits = field(default_factory=Limits)
-    clock: Callable[[], datetime] = _now
+    admission: Admission = field(default_factory=Admission)
+    clock: Callable[[], datetime] = utc_now
     new_id: Callable[[], str] = _new_id
-    queue_ready: Callable[[], bool] = lambda: True  # is the dispatcher's broker reachable?
-    # raises Forbidden when the executor cannot run work for this caller in this project
-    # (on SLURM: no POSIX account or project group); checked before a run is accepted
-    can_execute: Callable[[Principal, str], object] = lambda who, project: None
-    key_window: timedelta = timedelta(hours=24)  # how long an idempotency key holds
 
     def submit(self, who: Principal, sub: Submission) -> str:
         """Accept a run and return its id. A submission with a key that this caller used
         within ``key_window`` returns that key's run instead (``services.idempotency``)."""
         try:
-            key = submission_key(who.sub, sub, self.clock(), self.key_window)
+            key = submission_key(who.sub, sub, self.clock(), self.admission.key_window)
             if key is not None and (used := self.repo.submission_key(who.sub, key.key,
                                                                       key.since)):
                 return self._replay(who, key, *used)
-            p = plan(self.catalog, sub, self.limits, self.engine_versions())
+            p = plan(self.catalog, sub, self.admission.limits, self.engine_versions())
             project = self.gate.submission_project(who, p.request.tags)
             self.data.authorize(who, p.entry, p.params, project)
-            self.can_execute(who, project)
-            if not self.queue_ready():
+            self.admission.can_execute(who, project)
+            if not self.admission.queue_ready():
                 raise ServiceUnavailable("the run queue is unavailable, so the run was not "
                                          "accepted; please submit it again later")
         except DomainError as exc:
@@ -168,7 +182,7 @@ class RunService:
     def sweep_retention(self) -> tuple[str, ...]:
         """Purge every finished run older than its project's ``retention_days``."""
         now = self.clock()
-        self.repo.prune_submission_keys(now - self.key_window)
+        self.repo.prune_submission_keys(now - self.admission.key_window)
         purged: tuple[str, ...] = ()
         before = None
         final = RunFilter(states=tuple(s for s in RunState if is_final(s)))
