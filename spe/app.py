@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,7 +88,6 @@ class Service:
     worker: Worker
     dispatcher: InlineDispatcher
     dev_issuer: DevIssuer | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def default_engine_parameters(catalog: Catalog) -> list[dict[str, str]]:

@@ -40,10 +40,11 @@ import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from spe.domain.catalog import Catalog
+from spe.domain.clock import utc_now
 from spe.domain.digests import sha256_file
 from spe.domain.models import OutputFile, Run, RunEnding
 from spe.domain.ports import (
@@ -65,11 +66,6 @@ S = RunState
 START_LEASE = ".start-lease"  # in the work dir; its mtime: a worker was starting the run
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-
 @dataclass
 class Execution:
     repo: RunRepository
@@ -84,7 +80,7 @@ class Execution:
         lambda account, resources: EngineTarget()
     max_active: int = 4
     data: DataService | None = None
-    clock: Callable[[], datetime] = _now
+    clock: Callable[[], datetime] = utc_now
     start_lease_seconds: float = 60.0
     finish_claim_seconds: float = 900.0  # a finish not done by then is taken over
 

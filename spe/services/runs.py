@@ -10,10 +10,11 @@ import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from spe.domain.catalog import Catalog
+from spe.domain.clock import utc_now
 from spe.domain.errors import Conflict, DomainError, NotFound, ServiceUnavailable
 from spe.domain.models import (
     AuditEvent,
@@ -41,10 +42,6 @@ RUN_CANCEL = permission("run.cancel")
 RUN_PURGE = permission("run.purge")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _new_id() -> str:
     return uuid.uuid4().hex
 
@@ -61,7 +58,7 @@ class RunService:
     gate: Gate
     data: DataService | None = None
     limits: Limits = field(default_factory=Limits)
-    clock: Callable[[], datetime] = _now
+    clock: Callable[[], datetime] = utc_now
     new_id: Callable[[], str] = _new_id
     queue_ready: Callable[[], bool] = lambda: True  # is the dispatcher's broker reachable?
     # raises Forbidden when the executor cannot run work for this caller in this project
