@@ -130,7 +130,7 @@ def make_stores(settings: Settings) -> StoreFactory:
         s3 = S3Settings(settings.s3_endpoint_url, settings.s3_access_key,
                         settings.s3_secret_key.get_secret_value(), settings.s3_region,
                         settings.s3_sse, settings.s3_sse_kms_key_id)
-    return StoreFactory(secret=settings.page_secret(), s3=s3)
+    return StoreFactory(s3=s3)
 
 
 def zone_locations(root: Path, zone: str, policy: Policy) -> Callable[[str], str]:

@@ -224,18 +224,14 @@ class ObjectStore(Protocol):
 
     - Keys are relative POSIX paths; ``..`` segments, absolute paths, backslashes, NUL and
       control characters are refused with ``InvalidRequest`` before any I/O.
-    - ``put`` streams from a binary file object (large objects in parts); ``put_file`` and
-      ``get_file`` move whole files; ``get`` streams chunks and never loads the whole
-      object; a missing key raises ``NotFound`` (``stat`` returns None instead).
+    - ``put`` streams from a binary file object (large objects in parts); ``get`` streams
+      chunks and never loads the whole object; ``get_file`` downloads a whole object to a
+      local file; a missing key raises ``NotFound`` (``stat`` returns None instead).
     - ``list(prefix)`` yields every object under ``prefix``, sorted by key.
-    - ``copy`` is server-side where the backend allows; ``delete`` is idempotent.
-    - ``presign(key, seconds)`` returns a URL that ``read_presigned`` (or, for S3, any
-      HTTP client) can read until it expires; tampered or expired URLs are refused.
+    - ``delete`` is idempotent.
     """
 
     def put(self, key: str, stream: BinaryIO) -> ObjectInfo: ...
-
-    def put_file(self, key: str, path: Path) -> ObjectInfo: ...
 
     def get(self, key: str) -> Iterator[bytes]: ...
 
@@ -245,13 +241,7 @@ class ObjectStore(Protocol):
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
 
-    def copy(self, src: str, dst: str) -> ObjectInfo: ...
-
     def delete(self, key: str) -> None: ...
-
-    def presign(self, key: str, seconds: int) -> str: ...
-
-    def read_presigned(self, url: str) -> Iterator[bytes]: ...
 
 
 @runtime_checkable

@@ -33,7 +33,7 @@ def test_sweep_purges_only_finished_runs_past_their_projects_retention(tmp_path:
     data = yaml.safe_load((ROOT / "tests/fixtures/policy/two-projects.yaml").read_text())
     data["projects"][0]["retention_days"] = 30  # proj-a; proj-b keeps runs until purged
     gate = Gate(parse_policy(data))
-    stores = StoreFactory(secret=b"s" * 32)
+    stores = StoreFactory()
     quarantine = tmp_path / "quarantine"
     service = DataService(gate=gate, stores=stores, audit=audit,
                           quarantine_location=lambda p: str(quarantine / p))

@@ -27,7 +27,6 @@ class S3Settings:
 class StoreFactory:
     """``factory(location)``: one cached store per location."""
 
-    secret: bytes
     s3: S3Settings | None = None
     _cache: dict[str, ObjectStore] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -53,6 +52,6 @@ class StoreFactory:
             raise ServiceUnavailable(f"{location}: a storage location is an absolute path "
                                      "or s3://")
         try:
-            return FilesystemStore(path, secret=self.secret)
+            return FilesystemStore(path)
         except ValueError as exc:  # e.g. a dataset directory that does not exist
             raise ServiceUnavailable(f"{location}: {exc}") from exc
