@@ -31,6 +31,7 @@ from spe.adapters.catalog import load_catalog
 from spe.adapters.db.releases import SqlReleaseRepository
 from spe.adapters.db.repository import SqlAuditLog, SqlRunRepository
 from spe.adapters.db.session import make_engine, make_sessions, upgrade
+from spe.adapters.db.task_logs import SqlTaskLogRepository
 from spe.adapters.engines.nextflow import NextflowEngine
 from spe.adapters.engines.snakemake import SnakemakeEngine
 from spe.adapters.policy import dev_policy, load_policy
@@ -259,12 +260,14 @@ def make_data(settings: Settings, policy: Policy, gate: Gate, stores: StoreFacto
 
 
 def make_execution(settings: Settings, policy: Policy, *, repo: SqlRunRepository,
-                   catalog: Catalog, bundles: dict[str, Path],
-                   engines: dict[str, WorkflowEngine], data: DataService) -> Execution:
+                   task_logs: SqlTaskLogRepository, catalog: Catalog,
+                   bundles: dict[str, Path], engines: dict[str, WorkflowEngine],
+                   data: DataService) -> Execution:
     """The one place an Execution is built: by the API (inline dispatcher) and by every
     `spe worker` (Celery), with the executor ``executor_wiring`` chooses."""
-    return Execution(repo=repo, catalog=catalog, bundles=bundles, engines=engines,
-                     runs_dir=settings.runs_dir, max_active=settings.max_active_runs,
+    return Execution(repo=repo, task_logs=task_logs, catalog=catalog, bundles=bundles,
+                     engines=engines, runs_dir=settings.runs_dir,
+                     max_active=settings.max_active_runs,
                      data=data, start_lease_seconds=settings.start_lease_seconds,
                      finish_claim_seconds=settings.finish_claim_seconds,
                      **executor_wiring(settings, policy))
@@ -303,19 +306,21 @@ def create_worker(settings: Settings) -> CeleryWorker:
 
     sessions = make_sessions(make_engine(settings.db_url))
     repo, audit = SqlRunRepository(sessions), SqlAuditLog(sessions)
+    task_logs = SqlTaskLogRepository(sessions)
     catalog, bundles = load_catalog(settings.catalog_dir)
     engines = make_engines(settings)
     check_engine_options(catalog, engines)
     policy = make_policy(settings)
     gate = Gate(policy)
     data = make_data(settings, policy, gate, make_stores(settings), audit)
-    execution = make_execution(settings, policy, repo=repo, catalog=catalog,
-                               bundles=bundles, engines=engines, data=data)
+    execution = make_execution(settings, policy, repo=repo, task_logs=task_logs,
+                               catalog=catalog, bundles=bundles, engines=engines, data=data)
     dispatcher = make_celery_dispatcher(settings)
     worker = CeleryWorker.build(dispatcher.app, execution, dispatcher,
                                 settings.reconcile_seconds)
-    runs = RunService(repo=repo, catalog=catalog, dispatcher=dispatcher, audit=audit,
-                      tokens=PageTokens(settings.page_secret()), runs_dir=settings.runs_dir,
+    runs = RunService(repo=repo, task_logs=task_logs, catalog=catalog, dispatcher=dispatcher,
+                      audit=audit, tokens=PageTokens(settings.page_secret()),
+                      runs_dir=settings.runs_dir,
                       engine_versions=dict, gate=gate, data=data)
     worker.reconciler.schedule_sweep(runs.sweep_retention, settings.retention_sweep_seconds)
     return worker
@@ -330,6 +335,7 @@ def create_app(settings: Settings, *, migrate: bool = True,
     db = make_engine(settings.db_url)
     sessions = make_sessions(db)
     repo, audit = SqlRunRepository(sessions), SqlAuditLog(sessions)
+    task_logs = SqlTaskLogRepository(sessions)
     catalog, bundles = load_catalog(settings.catalog_dir)
     engines = make_engines(settings)
 
@@ -343,16 +349,17 @@ def create_app(settings: Settings, *, migrate: bool = True,
     stores = make_stores(settings)
     data = make_data(settings, policy, gate, stores, audit)
     quarantine = data.quarantine_location
-    execution = make_execution(settings, policy, repo=repo, catalog=catalog,
-                               bundles=bundles, engines=engines, data=data)
+    execution = make_execution(settings, policy, repo=repo, task_logs=task_logs,
+                               catalog=catalog, bundles=bundles, engines=engines, data=data)
     worker = Worker(execution, settings.reconcile_seconds)
     inline = InlineDispatcher(worker.handle, settings.workers)
     dispatcher, queue_ready = (dispatcher_factory(), lambda: True) if dispatcher_factory \
         else make_dispatcher(settings, inline)
     verifier, dev_issuer = make_verifier(settings, policy)
     authenticate = Authenticator(verifier, audit)
-    runs = RunService(repo=repo, catalog=catalog, dispatcher=dispatcher, audit=audit,
-                      tokens=PageTokens(settings.page_secret()), runs_dir=settings.runs_dir,
+    runs = RunService(repo=repo, task_logs=task_logs, catalog=catalog, dispatcher=dispatcher,
+                      audit=audit, tokens=PageTokens(settings.page_secret()),
+                      runs_dir=settings.runs_dir,
                       engine_versions=engine_versions, gate=gate, data=data,
                       limits=Limits(settings.max_attachment_bytes, settings.max_attachments),
                       queue_ready=queue_ready, can_execute=execution_preflight(settings, policy),

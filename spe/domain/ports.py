@@ -154,7 +154,7 @@ class SubmissionKeyTaken(Exception):
 
 
 class RunRepository(Protocol):
-    """Stores runs and their task logs.
+    """Stores runs (their task logs are a ``TaskLogRepository``'s).
 
     The state is written only by ``add`` (the initial state), ``transition`` and ``finish``,
     each an atomic compare-and-set on the state. Every other write is narrow and guarded:
@@ -202,6 +202,18 @@ class RunRepository(Protocol):
     def state_counts(self, visible: Visibility) -> dict[str, int]: ...
 
     def active(self) -> list[Run]: ...
+
+
+class TaskLogRepository(Protocol):
+    """Stores the task logs of runs, as the engine last reported them.
+
+    - ``replace_tasks(run_id, tasks)`` replaces the run's whole list in one transaction
+      (readers see the old list or the new one), keeping the order given; task ids are
+      unique within a run. For a run that does not exist it stores nothing.
+    - ``tasks(run_id, start, limit)`` is the slice ``[start:start + limit]`` of that list;
+      ``task(run_id, task_id)`` the task with that id, or None. A run's tasks are never
+      another run's, and an unknown run has none.
+    """
 
     def replace_tasks(self, run_id: str, tasks: list[TaskLog]) -> None: ...
 

@@ -55,6 +55,7 @@ from spe.domain.ports import (
     Executor,
     JobAccount,
     RunRepository,
+    TaskLogRepository,
     WorkflowEngine,
 )
 from spe.domain.resources import SiteLimits, job_resources
@@ -69,6 +70,7 @@ START_LEASE = ".start-lease"  # in the work dir; its mtime: a worker was startin
 @dataclass
 class Execution:
     repo: RunRepository
+    task_logs: TaskLogRepository
     catalog: Catalog
     bundles: dict[str, Path]
     engines: dict[str, WorkflowEngine]
@@ -246,7 +248,7 @@ class Execution:
         status = self.executor.poll(run.handle)
         engine = self.engines.get(run.engine)
         if engine is not None:
-            self.repo.replace_tasks(run.id, engine.task_logs(self.workdir(run)))
+            self.task_logs.replace_tasks(run.id, engine.task_logs(self.workdir(run)))
         if not is_final(status.state):
             self._still_running(run, status)
             return

@@ -28,7 +28,13 @@ from spe.domain.models import (
 )
 from spe.domain.paging import PageTokens
 from spe.domain.permissions import permission
-from spe.domain.ports import AuditLog, Dispatcher, RunRepository, SubmissionKeyTaken
+from spe.domain.ports import (
+    AuditLog,
+    Dispatcher,
+    RunRepository,
+    SubmissionKeyTaken,
+    TaskLogRepository,
+)
 from spe.domain.states import RunState, is_final
 from spe.services.access import Gate
 from spe.services.data import DataService
@@ -49,6 +55,7 @@ def _new_id() -> str:
 @dataclass
 class RunService:
     repo: RunRepository
+    task_logs: TaskLogRepository
     catalog: Catalog
     dispatcher: Dispatcher
     audit: AuditLog
@@ -195,14 +202,14 @@ class RunService:
         run = self.get(who, run_id)
         scope = f"tasks|{who.sub}|{run.id}"
         start = self.tokens.decode(page_token, scope) if page_token else 0
-        rows = self.repo.tasks(run.id, start, page_size + 1)
+        rows = self.task_logs.tasks(run.id, start, page_size + 1)
         items = rows[:page_size]
         token = self.tokens.encode(start + page_size, scope) if len(rows) > page_size else ""
         return Page(items=items, next_token=token)
 
     def task(self, who: Principal, run_id: str, task_id: str) -> TaskLog:
         run = self.get(who, run_id)
-        task = self.repo.task(run.id, task_id)
+        task = self.task_logs.task(run.id, task_id)
         if task is None:
             raise NotFound(f"task {task_id[:64]!r} of run {run.id} not found")
         return task

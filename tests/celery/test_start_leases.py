@@ -14,6 +14,7 @@ import pytest
 from spe.adapters.catalog import load_catalog
 from spe.adapters.db.repository import SqlRunRepository
 from spe.adapters.db.session import make_engine, make_sessions, upgrade
+from spe.adapters.db.task_logs import SqlTaskLogRepository
 from spe.adapters.queue.inline import NullDispatcher
 from spe.domain.models import JSON, Run, RunRequest
 from spe.domain.ports import ExecutionSpec
@@ -47,7 +48,8 @@ def repo(tmp_path: Path) -> SqlRunRepository:
 def _execution(repo: SqlRunRepository, tmp_path: Path, executor: FakeExecutor,
                clock: Clock | None = None, lease: float = LEASE) -> Execution:
     catalog, bundles = load_catalog(ROOT / "workflows")
-    return Execution(repo=repo, catalog=catalog, bundles=bundles,
+    return Execution(repo=repo, task_logs=SqlTaskLogRepository(repo._sessions),
+                     catalog=catalog, bundles=bundles,
                      engines={"snakemake": SleepEngine()}, executor=executor,
                      runs_dir=tmp_path / "runs", start_lease_seconds=lease,
                      **({"clock": clock} if clock else {}))

@@ -18,6 +18,7 @@ import yaml
 from spe.adapters.catalog import load_catalog
 from spe.adapters.db.repository import SqlAuditLog, SqlRunRepository
 from spe.adapters.db.session import make_engine, make_sessions, upgrade
+from spe.adapters.db.task_logs import SqlTaskLogRepository
 from spe.adapters.storage.filesystem import FilesystemStore
 from spe.domain.catalog import WorkflowEntry
 from spe.domain.models import Run, RunRequest
@@ -82,7 +83,8 @@ def _execution(repo: SqlRunRepository, tmp_path: Path, registry: dict[str, FakeP
     data = DataService(gate=Gate(policy), stores=lambda location: store,  # type: ignore[arg-type,return-value]
                        audit=SqlAuditLog(repo._sessions),
                        quarantine_location=lambda project: project)
-    return Execution(repo=repo, catalog=catalog, bundles=bundles,
+    return Execution(repo=repo, task_logs=SqlTaskLogRepository(repo._sessions),
+                     catalog=catalog, bundles=bundles,
                      engines={"snakemake": OneOutputEngine()},
                      executor=FakeExecutor(registry), runs_dir=tmp_path / "runs", data=data)
 

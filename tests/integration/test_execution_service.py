@@ -12,6 +12,7 @@ import pytest
 from spe.adapters.catalog import load_catalog
 from spe.adapters.db.repository import SqlRunRepository
 from spe.adapters.db.session import make_engine, make_sessions, upgrade
+from spe.adapters.db.task_logs import SqlTaskLogRepository
 from spe.domain.models import JSON, Run, RunRequest
 from spe.domain.ports import ExecutionSpec
 from spe.domain.states import RunState
@@ -32,7 +33,8 @@ def repo(tmp_path: Path) -> SqlRunRepository:
 def _execution(repo: SqlRunRepository, tmp_path: Path, executor: FakeExecutor,
                max_active: int = 4) -> Execution:
     catalog, bundles = load_catalog(ROOT / "workflows")
-    return Execution(repo=repo, catalog=catalog, bundles=bundles,
+    return Execution(repo=repo, task_logs=SqlTaskLogRepository(repo._sessions),
+                     catalog=catalog, bundles=bundles,
                      engines={"snakemake": SleepEngine()}, executor=executor,
                      runs_dir=tmp_path / "runs", max_active=max_active)
 

@@ -11,6 +11,7 @@ import yaml
 from spe.adapters.catalog import load_catalog
 from spe.adapters.db.repository import SqlAuditLog, SqlRunRepository
 from spe.adapters.db.session import make_engine, make_sessions, upgrade
+from spe.adapters.db.task_logs import SqlTaskLogRepository
 from spe.adapters.queue.inline import NullDispatcher
 from spe.adapters.storage.factory import StoreFactory
 from spe.domain.models import Run, RunRequest
@@ -38,7 +39,8 @@ def test_sweep_purges_only_finished_runs_past_their_projects_retention(tmp_path:
     service = DataService(gate=gate, stores=stores, audit=audit,
                           quarantine_location=lambda p: str(quarantine / p))
     now = [T0]
-    runs = RunService(repo=repo, catalog=load_catalog(ROOT / "workflows")[0],
+    runs = RunService(repo=repo, task_logs=SqlTaskLogRepository(sessions),
+                      catalog=load_catalog(ROOT / "workflows")[0],
                       dispatcher=NullDispatcher(), audit=audit,
                       tokens=PageTokens(b"k" * 32), runs_dir=tmp_path / "runs",
                       engine_versions=dict, gate=gate, data=service, clock=lambda: now[0])
