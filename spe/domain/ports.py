@@ -264,10 +264,24 @@ class LocalStore(Protocol):
     def local_path(self, key: str) -> Path: ...
 
 
+VISIBLE_LIMIT = 500  # the most release requests ``ReleaseRepository.visible`` returns
+
+
 class ReleaseRepository(Protocol):
-    """Stores release requests and votes. The state changes only through ``transition``
-    (compare-and-set); ``add_vote`` raises ``Conflict`` for a second vote of the same
-    reviewer on the same file in the same round."""
+    """Stores release requests and their reviewers' votes.
+
+    - ``add`` inserts a new request and, in the same transaction, the audit ``event``.
+      ``get`` returns it (times as aware UTC), or None for an unknown id.
+    - ``save`` writes everything of an existing request but its state: the state changes
+      only through ``transition``, a compare-and-set that moves the request only from one
+      of ``from_states`` (of concurrent callers, exactly one wins).
+    - ``visible(requester_sub, review_projects, everything)`` lists the requests of that
+      requester or in one of those projects (all of them when ``everything``), newest
+      first, at most ``VISIBLE_LIMIT``.
+    - ``add_vote`` raises ``Conflict`` for a second vote of the same reviewer on the same
+      file in the same round; ``votes(request_id, round_)`` are the votes of that round,
+      in the order they were cast.
+    """
 
     def add(self, request: ReleaseRequest, event: AuditEvent | None = None) -> None: ...
 
