@@ -118,13 +118,16 @@ class Executor(Protocol):
 class WorkflowEngine(Protocol):
     """Builds the argv for one engine and reads back what the engine reported.
 
-    - ``argv`` returns a list of strings; user values reach the engine only through the
-      params file it is given, never through the argv or a shell.
+    - ``argv`` returns a list of strings, never a shell command line; user values reach
+      the engine only through the params file it is given, never through the argv, a
+      file ``argv`` writes (a generated config) or a shell. Option values arrive typed.
       ``target`` says whether the engine runs its jobs itself or submits them to SLURM.
-    - ``task_logs`` parses the engine's own log in ``workdir``; one TaskLog per job,
-      ordered by job id; an absent or partial log gives the jobs seen so far.
-    - ``output_dir`` is where the run's outputs land inside ``workdir``.
-    - ``outputs`` lists the files a run produced, relative to ``output_dir``.
+    - ``task_logs`` parses the engine's own log in ``workdir``: one TaskLog per job,
+      ordered by (numeric) job id. An absent or unreadable log gives none; a log still
+      being written gives the jobs of its complete lines (never of a partial last line).
+    - ``output_dir`` is where the run's outputs land, inside ``workdir``.
+    - ``outputs`` lists the declared files a run produced (regular files, never symlinks
+      or anything leading out), relative to ``output_dir``.
     """
 
     name: str

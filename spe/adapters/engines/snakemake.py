@@ -6,7 +6,12 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from spe.adapters.engines.common import declared_outputs, probe_version, resolve_binary
+from spe.adapters.engines.common import (
+    declared_outputs,
+    probe_version,
+    read_log,
+    resolve_binary,
+)
 from spe.domain.catalog import WorkflowEntry
 from spe.domain.models import JSON, TaskLog
 from spe.domain.ports import LOCAL, EngineTarget
@@ -48,11 +53,7 @@ class SnakemakeEngine:
         return argv
 
     def task_logs(self, workdir: Path) -> list[TaskLog]:
-        try:
-            text = (workdir / LOG_FILE).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return []
-        return parse_log(text)
+        return parse_log(read_log(workdir / LOG_FILE))
 
     def output_dir(self, workdir: Path) -> Path:
         return workdir / OUTPUT_DIR
