@@ -304,8 +304,10 @@ class ReleaseRepository(Protocol):
 
 
 class TokenVerifier(Protocol):
-    """``verify(token)`` returns the Principal or raises ``Unauthenticated``; it raises
-    ``IdentityProviderUnavailable`` when the issuer cannot be reached. Never logs tokens."""
+    """``verify(token)`` returns the caller's Principal (``sub``: the token's subject). It
+    raises ``Unauthenticated`` for a token that is malformed, forged, tampered with,
+    expired or issued for another audience, and ``IdentityProviderUnavailable`` when the
+    issuer cannot be reached. Tokens are never logged nor put in error messages."""
 
     def verify(self, token: str) -> Principal: ...
 
