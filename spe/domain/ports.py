@@ -321,6 +321,8 @@ class Dispatcher(Protocol):
 
 
 class AuditLog(Protocol):
-    """Append-only log of security events; ``append`` must not fail silently."""
+    """Append-only log of security events. ``append`` stores the event as given (its time,
+    or now when it has none) after every earlier one, on a hash chain that verifies; an
+    event that cannot be stored raises: ``append`` never fails silently."""
 
     def append(self, event: AuditEvent) -> None: ...

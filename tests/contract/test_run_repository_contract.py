@@ -1,5 +1,5 @@
-"""The RunRepository port's contract (``spe/domain/ports.py``) and the audit log, checked on
-SQLite and on a real PostgreSQL server (``conftest.db_url``; the task logs have a suite of
+"""The RunRepository port's contract (``spe/domain/ports.py``), checked on SQLite and on a
+real PostgreSQL server (``conftest.db_url``; task logs and the audit log have suites of
 their own). The schema always comes from the real Alembic migrations, so this suite also
 proves that the migrations run on both databases."""
 
@@ -14,13 +14,12 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, inspect
 
-from spe.adapters.db.repository import SqlAuditLog, SqlRunRepository
+from spe.adapters.db.repository import SqlRunRepository
 from spe.adapters.db.session import alembic_config, make_engine, make_sessions, upgrade
-from spe.adapters.db.tables import AuditRow, Base
+from spe.adapters.db.tables import Base
 from spe.domain.models import (
-    AuditEvent,
     OutputFile,
     Run,
     RunEnding,
@@ -522,29 +521,6 @@ def test_active_drops_a_run_once_it_ends(repo: SqlRunRepository) -> None:
     assert _ids(repo.active()) == [run.id]
     repo.transition(run.id, frozenset({S.RUNNING}), S.COMPLETE, at=T0)
     assert repo.active() == []
-
-
-# --- audit log ----------------------------------------------------------------------------
-
-
-def test_audit_append_writes_a_row(engine: Engine) -> None:
-    sessions = make_sessions(engine)
-    audit = SqlAuditLog(sessions)
-    audit.append(AuditEvent(action="run.submit", actor="dev|alice", outcome="allowed",
-                            target="run/abc", details={"workflow": "sleepy", "n": [1, 2]},
-                            at=datetime(2026, 3, 1, 14, 0, tzinfo=CEST)))
-    before = datetime.now(UTC)
-    audit.append(AuditEvent(action="auth", actor="anonymous", outcome="denied"))
-
-    with sessions() as s:
-        rows = list(s.scalars(select(AuditRow).order_by(AuditRow.id)))
-    assert [(r.action, r.actor, r.outcome, r.target, r.details) for r in rows] == [
-        ("run.submit", "dev|alice", "allowed", "run/abc", {"workflow": "sleepy", "n": [1, 2]}),
-        ("auth", "anonymous", "denied", "", {}),
-    ]
-    first_at, second_at = (r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC) for r in rows)
-    assert first_at == datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-    assert before - timedelta(seconds=5) <= second_at <= datetime.now(UTC) + timedelta(seconds=5)
 
 
 # --- migrations ---------------------------------------------------------------------------
