@@ -20,6 +20,7 @@ from spe.adapters.catalog import load_catalog
 from spe.adapters.db.releases import SqlReleaseRepository
 from spe.adapters.db.repository import SqlAuditLog, SqlRunRepository
 from spe.adapters.db.session import make_engine, make_sessions, upgrade
+from spe.adapters.db.task_logs import SqlTaskLogRepository
 from spe.adapters.jobfiles import LocalJobFiles
 from spe.adapters.policy import dev_policy, load_policy
 from spe.adapters.storage.factory import S3Settings, StoreFactory
@@ -48,6 +49,7 @@ class Core:
     db: Engine
     sessions: sessionmaker[Session]
     repo: SqlRunRepository
+    task_logs: SqlTaskLogRepository
     audit: SqlAuditLog
     catalog: Catalog
     engines: dict[str, WorkflowEngine]
@@ -64,7 +66,8 @@ class Core:
                     queue_ready: Callable[[], bool]) -> RunService:
         s = self.settings
         return RunService(
-            repo=self.repo, catalog=self.catalog, dispatcher=dispatcher, audit=self.audit,
+            repo=self.repo, task_logs=self.task_logs, catalog=self.catalog,
+            dispatcher=dispatcher, audit=self.audit,
             tokens=PageTokens(s.page_secret()), runs_dir=s.runs_dir,
             engine_versions=self.engine_versions, gate=self.gate, data=self.data,
             files=self.execution.files,
@@ -91,6 +94,7 @@ def build_core(settings: Settings, *, migrate: bool = False,
     db = make_engine(settings.db_url)
     sessions = make_sessions(db)
     repo, audit = SqlRunRepository(sessions), SqlAuditLog(sessions)
+    task_logs = SqlTaskLogRepository(sessions)
     catalog, bundles = load_catalog(settings.catalog_dir)
     engines = make_engines(settings)
     check_engine_options(catalog, engines)
@@ -101,12 +105,13 @@ def build_core(settings: Settings, *, migrate: bool = False,
     data = DataService(gate=gate, stores=stores, audit=audit, quarantine_location=quarantine,
                        files=files)
     execution = Execution(
-        repo=repo, catalog=catalog, bundles=bundles, engines=engines,
+        repo=repo, task_logs=task_logs, catalog=catalog, bundles=bundles, engines=engines,
         choice=choice or make_executor(settings, policy), runs_dir=settings.runs_dir,
         data=data, files=files,
         tuning=Tuning(settings.max_active_runs, settings.start_lease_seconds,
                       settings.finish_claim_seconds))
-    return Core(settings=settings, db=db, sessions=sessions, repo=repo, audit=audit,
+    return Core(settings=settings, db=db, sessions=sessions, repo=repo, task_logs=task_logs,
+                audit=audit,
                 catalog=catalog, engines=engines, policy=policy, gate=gate, stores=stores,
                 data=data, execution=execution)
 
@@ -145,7 +150,7 @@ def make_stores(settings: Settings) -> StoreFactory:
                         settings.s3_sse, settings.s3_sse_kms_key_id)
     plugins = {scheme: _store_opener(scheme, settings)
                for scheme in registry.names(registry.STORES)}
-    return StoreFactory(secret=settings.page_secret(), s3=s3, plugins=plugins)
+    return StoreFactory(s3=s3, plugins=plugins)
 
 
 def _store_opener(scheme: str, settings: Settings) -> Callable[[str], ObjectStore]:

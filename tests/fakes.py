@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from spe.adapters.engines.common import declared_outputs
 from spe.domain.catalog import WorkflowEntry
 from spe.domain.models import JSON, TaskLog
 from spe.domain.ports import LOCAL, EngineTarget, ExecutionSpec, ExecutionStatus
@@ -162,5 +163,5 @@ class SleepEngine:
         return workdir / "work"
 
     def outputs(self, entry: WorkflowEntry, workdir: Path) -> list[Path]:
-        return []
+        return declared_outputs(entry, self.output_dir(workdir))
 

@@ -12,6 +12,7 @@ import yaml
 
 from spe.adapters.catalog import load_catalog
 from spe.adapters.db.repository import SqlAuditLog, SqlRunRepository
+from spe.adapters.db.task_logs import SqlTaskLogRepository
 from spe.adapters.jobfiles import LocalJobFiles
 from spe.adapters.storage.factory import StoreFactory
 from spe.domain.clock import utc_now
@@ -36,7 +37,7 @@ def data_service(repo: SqlRunRepository, quarantine: Path,
         (quarantine / project).mkdir(exist_ok=True)
         return str(quarantine / project)
 
-    return DataService(gate=Gate(policy), stores=stores or StoreFactory(secret=b"s" * 32),  # type: ignore[arg-type]
+    return DataService(gate=Gate(policy), stores=stores or StoreFactory(),  # type: ignore[arg-type]
                        audit=SqlAuditLog(repo._sessions),
                        quarantine_location=location, files=LocalJobFiles())
 
@@ -46,7 +47,8 @@ def execution(repo: SqlRunRepository, tmp_path: Path, executor: Executor, *,
               clock: Callable[[], datetime] = utc_now,
               data: DataService | None = None) -> Execution:
     catalog, bundles = load_catalog(ROOT / "workflows")
-    return Execution(repo=repo, catalog=catalog, bundles=bundles,
+    return Execution(repo=repo, task_logs=SqlTaskLogRepository(repo._sessions),
+                     catalog=catalog, bundles=bundles,
                      engines={"snakemake": engine or SleepEngine()},
                      choice=ExecutorChoice(executor), runs_dir=tmp_path / "runs",
                      data=data or data_service(repo, tmp_path / "quarantine"),

@@ -109,11 +109,3 @@ def consolidate(files: list[RequestedFile], votes: list[Vote],
     if Decision.REQUEST_CHANGES in decisions:
         return R.RETURNED
     return R.APPROVED
-
-
-def reviewers_done(files: list[RequestedFile], votes: list[Vote]) -> int:
-    paths = {f.path for f in files}
-    by_reviewer: dict[str, set[str]] = {}
-    for vote in votes:
-        by_reviewer.setdefault(vote.reviewer_sub, set()).add(vote.path)
-    return sum(1 for voted in by_reviewer.values() if paths <= voted)

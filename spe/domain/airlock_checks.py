@@ -65,14 +65,12 @@ def _types_setting(value: Any) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class CandidateFile:
-    """A requested file. For a symlink or a path resolving outside the quarantine the
-    service should not read the target: ``head=b""``, ``text_rows=None``."""
+    """A requested file, read from the run's quarantine. The store refuses a key that
+    leads outside it (``..``, a symlink out), so a candidate is always a file inside."""
 
     path: str  # relative POSIX path as requested
     size: int
     head: bytes  # the first 8 KiB
-    is_symlink: bool
-    resolved_inside: bool  # the real path stays inside the run's quarantine
     text_rows: Callable[[], Iterator[list[str]]] | None  # csv/tsv only: a lazy row reader
 
 
@@ -119,15 +117,13 @@ _BAD_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u20
 def path_problem(f: CandidateFile) -> str | None:
     p = f.path
     parts = p.split("/")
-    return ("is a symbolic link" if f.is_symlink
-            else "is empty" if not p
+    return ("is empty" if not p
             else "is absolute" if p.startswith("/")
             else "contains a backslash" if "\\" in p
             else "contains control or bidirectional characters" if _BAD_CHARS.search(p)
             else "contains '..'" if ".." in parts
             else "has empty or '.' segments" if "" in parts or "." in parts
             else "is reserved for the release's RO-Crate" if p in RESERVED_PATHS
-            else "resolves outside the run's quarantine" if not f.resolved_inside
             else None)
 
 

@@ -24,8 +24,6 @@ class Principal:
     sub: str
     username: str
     email: str = ""
-    projects: tuple[str, ...] = ()
-    roles: tuple[str, ...] = ()
     issuer: str = ""
     entitlements: tuple[Entitlement, ...] = ()
     visas: tuple[Visa, ...] = ()

@@ -142,13 +142,16 @@ class ExecutorChoice:
 class WorkflowEngine(Protocol):
     """Builds the argv for one engine and reads back what the engine reported.
 
-    - ``argv`` returns a list of strings; user values reach the engine only through the
-      params file it is given, never through the argv or a shell.
+    - ``argv`` returns a list of strings, never a shell command line; user values reach
+      the engine only through the params file it is given, never through the argv, a
+      file ``argv`` writes (a generated config) or a shell. Option values arrive typed.
       ``target`` says whether the engine runs its jobs itself or submits them to SLURM.
-    - ``task_logs`` parses the engine's own log in ``workdir``; one TaskLog per job,
-      ordered by job id; an absent or partial log gives the jobs seen so far.
-    - ``output_dir`` is where the run's outputs land inside ``workdir``.
-    - ``outputs`` lists the files a run produced, relative to ``output_dir``.
+    - ``task_logs`` parses the engine's own log in ``workdir``: one TaskLog per job,
+      ordered by (numeric) job id. An absent or unreadable log gives none; a log still
+      being written gives the jobs of its complete lines (never of a partial last line).
+    - ``output_dir`` is where the run's outputs land, inside ``workdir``.
+    - ``outputs`` lists the declared files a run produced (regular files, never symlinks
+      or anything leading out), relative to ``output_dir``.
     """
 
     name: str
@@ -178,7 +181,7 @@ class SubmissionKeyTaken(Exception):
 
 
 class RunRepository(Protocol):
-    """Stores runs and their task logs.
+    """Stores runs (their task logs are a ``TaskLogRepository``'s).
 
     The state is written only by ``add`` (the initial state), ``transition`` and ``finish``,
     each an atomic compare-and-set on the state. Every other write is narrow and guarded:
@@ -227,6 +230,18 @@ class RunRepository(Protocol):
 
     def active(self) -> list[Run]: ...
 
+
+class TaskLogRepository(Protocol):
+    """Stores the task logs of runs, as the engine last reported them.
+
+    - ``replace_tasks(run_id, tasks)`` replaces the run's whole list in one transaction
+      (readers see the old list or the new one), keeping the order given; task ids are
+      unique within a run. For a run that does not exist it stores nothing.
+    - ``tasks(run_id, start, limit)`` is the slice ``[start:start + limit]`` of that list;
+      ``task(run_id, task_id)`` the task with that id, or None. A run's tasks are never
+      another run's, and an unknown run has none.
+    """
+
     def replace_tasks(self, run_id: str, tasks: list[TaskLog]) -> None: ...
 
     def tasks(self, run_id: str, start: int, limit: int) -> list[TaskLog]: ...
@@ -248,18 +263,14 @@ class ObjectStore(Protocol):
 
     - Keys are relative POSIX paths; ``..`` segments, absolute paths, backslashes, NUL and
       control characters are refused with ``InvalidRequest`` before any I/O.
-    - ``put`` streams from a binary file object (large objects in parts); ``put_file`` and
-      ``get_file`` move whole files; ``get`` streams chunks and never loads the whole
-      object; a missing key raises ``NotFound`` (``stat`` returns None instead).
+    - ``put`` streams from a binary file object (large objects in parts); ``get`` streams
+      chunks and never loads the whole object; ``get_file`` downloads a whole object to a
+      local file; a missing key raises ``NotFound`` (``stat`` returns None instead).
     - ``list(prefix)`` yields every object under ``prefix``, sorted by key.
-    - ``copy`` is server-side where the backend allows; ``delete`` is idempotent.
-    - ``presign(key, seconds)`` returns a URL that ``read_presigned`` (or, for S3, any
-      HTTP client) can read until it expires; tampered or expired URLs are refused.
+    - ``delete`` is idempotent.
     """
 
     def put(self, key: str, stream: BinaryIO) -> ObjectInfo: ...
-
-    def put_file(self, key: str, path: Path) -> ObjectInfo: ...
 
     def get(self, key: str) -> Iterator[bytes]: ...
 
@@ -269,13 +280,7 @@ class ObjectStore(Protocol):
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
 
-    def copy(self, src: str, dst: str) -> ObjectInfo: ...
-
     def delete(self, key: str) -> None: ...
-
-    def presign(self, key: str, seconds: int) -> str: ...
-
-    def read_presigned(self, url: str) -> Iterator[bytes]: ...
 
 
 @runtime_checkable
@@ -286,10 +291,24 @@ class LocalStore(Protocol):
     def local_path(self, key: str) -> Path: ...
 
 
+VISIBLE_LIMIT = 500  # the most release requests ``ReleaseRepository.visible`` returns
+
+
 class ReleaseRepository(Protocol):
-    """Stores release requests and votes. The state changes only through ``transition``
-    (compare-and-set); ``add_vote`` raises ``Conflict`` for a second vote of the same
-    reviewer on the same file in the same round."""
+    """Stores release requests and their reviewers' votes.
+
+    - ``add`` inserts a new request and, in the same transaction, the audit ``event``.
+      ``get`` returns it (times as aware UTC), or None for an unknown id.
+    - ``save`` writes everything of an existing request but its state: the state changes
+      only through ``transition``, a compare-and-set that moves the request only from one
+      of ``from_states`` (of concurrent callers, exactly one wins).
+    - ``visible(requester_sub, review_projects, everything)`` lists the requests of that
+      requester or in one of those projects (all of them when ``everything``), newest
+      first, at most ``VISIBLE_LIMIT``.
+    - ``add_vote`` raises ``Conflict`` for a second vote of the same reviewer on the same
+      file in the same round; ``votes(request_id, round_)`` are the votes of that round,
+      in the order they were cast.
+    """
 
     def add(self, request: ReleaseRequest, event: AuditEvent | None = None) -> None: ...
 
@@ -346,8 +365,10 @@ class JobFiles(Protocol):
 
 
 class TokenVerifier(Protocol):
-    """``verify(token)`` returns the Principal or raises ``Unauthenticated``; it raises
-    ``IdentityProviderUnavailable`` when the issuer cannot be reached. Never logs tokens."""
+    """``verify(token)`` returns the caller's Principal (``sub``: the token's subject). It
+    raises ``Unauthenticated`` for a token that is malformed, forged, tampered with,
+    expired or issued for another audience, and ``IdentityProviderUnavailable`` when the
+    issuer cannot be reached. Tokens are never logged nor put in error messages."""
 
     def verify(self, token: str) -> Principal: ...
 
@@ -361,6 +382,8 @@ class Dispatcher(Protocol):
 
 
 class AuditLog(Protocol):
-    """Append-only log of security events; ``append`` must not fail silently."""
+    """Append-only log of security events. ``append`` stores the event as given (its time,
+    or now when it has none) after every earlier one, on a hash chain that verifies; an
+    event that cannot be stored raises: ``append`` never fails silently."""
 
     def append(self, event: AuditEvent) -> None: ...

@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from spe.domain import airlock_checks as checks
@@ -28,6 +28,7 @@ from spe.domain.airlock import (
 )
 from spe.domain.attachments import check_attachment_names
 from spe.domain.catalog import Catalog
+from spe.domain.clock import utc_now
 from spe.domain.data_refs import parse_refs
 from spe.domain.errors import Conflict, DomainError, Forbidden, InvalidRequest, NotFound
 from spe.domain.models import AuditEvent, Principal, Run
@@ -50,10 +51,6 @@ HEAD_BYTES = 8192
 CRATE = "ro-crate-metadata.json"
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class Airlock:
     releases: ReleaseRepository
@@ -65,7 +62,7 @@ class Airlock:
     outbox_location: Callable[[str], str]
     audit: AuditLog
     preview_max_bytes: int = 5 * 2**20
-    clock: Callable[[], datetime] = _now
+    clock: Callable[[], datetime] = utc_now
     new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
 
     # -- reading -----------------------------------------------------------------------
@@ -182,7 +179,6 @@ class Airlock:
 
         is_table = lower.endswith((".csv", ".tsv"))
         return checks.CandidateFile(path=f.path, size=f.size, head=head[:HEAD_BYTES],
-                                    is_symlink=False, resolved_inside=True,
                                     text_rows=rows if is_table else None)
 
     def _fresh(self, request_id: str) -> ReleaseRequest:

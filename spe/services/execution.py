@@ -52,6 +52,7 @@ from spe.domain.ports import (
     ExecutorChoice,
     JobFiles,
     RunRepository,
+    TaskLogRepository,
     WorkflowEngine,
 )
 from spe.domain.resources import job_resources
@@ -76,6 +77,7 @@ class Tuning:
 @dataclass
 class Execution:
     repo: RunRepository
+    task_logs: TaskLogRepository
     catalog: Catalog
     bundles: dict[str, Path]
     engines: dict[str, WorkflowEngine]
@@ -241,7 +243,7 @@ class Execution:
         status = self.executor.poll(run.handle)
         engine = self.engines.get(run.engine)
         if engine is not None:
-            self.repo.replace_tasks(run.id, engine.task_logs(self.workdir(run)))
+            self.task_logs.replace_tasks(run.id, engine.task_logs(self.workdir(run)))
         if not is_final(status.state):
             self._still_running(run, status)
             return

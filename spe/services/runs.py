@@ -34,6 +34,7 @@ from spe.domain.ports import (
     JobFiles,
     RunRepository,
     SubmissionKeyTaken,
+    TaskLogRepository,
 )
 from spe.domain.states import RunState, is_final
 from spe.services.access import Gate
@@ -76,6 +77,7 @@ class Admission:
 @dataclass
 class RunService:
     repo: RunRepository
+    task_logs: TaskLogRepository
     catalog: Catalog
     dispatcher: Dispatcher
     audit: AuditLog
@@ -214,14 +216,14 @@ class RunService:
         run = self.get(who, run_id)
         scope = f"tasks|{who.sub}|{run.id}"
         start = self.tokens.decode(page_token, scope) if page_token else 0
-        rows = self.repo.tasks(run.id, start, page_size + 1)
+        rows = self.task_logs.tasks(run.id, start, page_size + 1)
         items = rows[:page_size]
         token = self.tokens.encode(start + page_size, scope) if len(rows) > page_size else ""
         return Page(items=items, next_token=token)
 
     def task(self, who: Principal, run_id: str, task_id: str) -> TaskLog:
         run = self.get(who, run_id)
-        task = self.repo.task(run.id, task_id)
+        task = self.task_logs.task(run.id, task_id)
         if task is None:
             raise NotFound(f"task {task_id[:64]!r} of run {run.id} not found")
         return task

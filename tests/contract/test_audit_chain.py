@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, delete, select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,33 +28,9 @@ from spe.adapters.db.session import alembic_config, make_engine, make_sessions, 
 from spe.adapters.db.tables import AuditRow
 from spe.domain.models import AuditEvent, Run, RunRequest
 from spe.domain.states import RunState
-from tests.postgres import PostgresServer
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 GENESIS = "0" * 64
-
-
-@pytest.fixture(params=[pytest.param("sqlite", id="sqlite"),
-                        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database (no tables)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'spe.db'}"
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    return server.reset_schema()
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    upgrade(db_url)
-    eng = make_engine(db_url)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return make_sessions(engine)
 
 
 @pytest.fixture

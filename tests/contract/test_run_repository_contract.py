@@ -1,63 +1,40 @@
-"""The RunRepository port's contract (``spe/domain/ports.py``) and the audit log, checked on
-SQLite and on a real PostgreSQL server. The schema always comes from the real Alembic
-migrations, so this suite also proves that the migrations run on both databases."""
+"""The RunRepository port's contract (``spe/domain/ports.py``), checked on SQLite and on a
+real PostgreSQL server (``conftest.db_url``; task logs and the audit log have suites of
+their own). The schema always comes from the real Alembic migrations, so this suite also
+proves that the migrations run on both databases."""
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, inspect
 
-from spe.adapters.db.repository import SqlAuditLog, SqlRunRepository
+from spe.adapters.db.repository import SqlRunRepository
 from spe.adapters.db.session import alembic_config, make_engine, make_sessions, upgrade
-from spe.adapters.db.tables import AuditRow, Base
+from spe.adapters.db.tables import Base
 from spe.domain.models import (
-    AuditEvent,
     OutputFile,
     Run,
     RunEnding,
     RunFilter,
     RunRequest,
     SubmissionKey,
-    TaskLog,
     Visibility,
 )
 from spe.domain.ports import SubmissionKeyTaken
 from spe.domain.states import FINAL_STATES, RunState
-from tests.postgres import PostgresServer
 
 S = RunState
 CEST = timezone(timedelta(hours=2))  # a non-UTC offset: must come back as the same instant
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 TABLES = {"runs", "run_tags", "task_logs", "audit_events", "submission_keys"}
-
-
-@pytest.fixture(params=[pytest.param("sqlite", id="sqlite"),
-                        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database: no tables, so no rows of other tests."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'spe.db'}"
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    return server.reset_schema()
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    upgrade(db_url)
-    eng = make_engine(db_url)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture
@@ -544,89 +521,6 @@ def test_active_drops_a_run_once_it_ends(repo: SqlRunRepository) -> None:
     assert _ids(repo.active()) == [run.id]
     repo.transition(run.id, frozenset({S.RUNNING}), S.COMPLETE, at=T0)
     assert repo.active() == []
-
-
-# --- task logs ----------------------------------------------------------------------------
-
-
-def make_tasks(n: int, prefix: str = "job") -> list[TaskLog]:
-    return [TaskLog(id=f"{prefix}{i}", name=f"rule_{i}", cmd=("python", "-c", f"print({i})"),
-                    start_time=datetime(2026, 3, 1, 14, i, tzinfo=CEST),
-                    end_time=T0 + timedelta(minutes=i, seconds=30),
-                    exit_code=i % 2, system_logs=(f"log {i}", "✓"))
-            for i in range(n)]
-
-
-def test_replace_tasks_then_tasks_and_task_round_trip(repo: SqlRunRepository) -> None:
-    run = repo.add(make_run())
-    tasks = [*make_tasks(5), TaskLog(id="bare", name="bare")]
-    repo.replace_tasks(run.id, tasks)
-
-    got = repo.tasks(run.id, 0, 100)
-    assert got == tasks  # in the order given
-    for task in got[:5]:
-        assert_utc(task.start_time)
-        assert_utc(task.end_time)
-    assert got[5] == TaskLog(id="bare", name="bare")
-    assert repo.task(run.id, "job3") == tasks[3]
-    assert repo.task(run.id, "bare") == tasks[5]
-    assert repo.task(run.id, "missing") is None
-
-
-def test_tasks_pages_by_start_and_limit(repo: SqlRunRepository) -> None:
-    run = repo.add(make_run())
-    tasks = make_tasks(7)
-    repo.replace_tasks(run.id, tasks)
-    assert repo.tasks(run.id, 0, 3) == tasks[:3]
-    assert repo.tasks(run.id, 3, 3) == tasks[3:6]
-    assert repo.tasks(run.id, 6, 3) == tasks[6:]
-    assert repo.tasks(run.id, 7, 3) == []
-
-
-def test_replace_tasks_replaces_the_previous_list(repo: SqlRunRepository) -> None:
-    run = repo.add(make_run())
-    repo.replace_tasks(run.id, make_tasks(5))
-    newer = make_tasks(2, prefix="new")
-    repo.replace_tasks(run.id, newer)
-    assert repo.tasks(run.id, 0, 100) == newer
-    assert repo.task(run.id, "job0") is None
-    repo.replace_tasks(run.id, [])
-    assert repo.tasks(run.id, 0, 100) == []
-
-
-def test_task_logs_belong_to_their_run(repo: SqlRunRepository) -> None:
-    one, two = repo.add(make_run()), repo.add(make_run("bob"))
-    repo.replace_tasks(one.id, make_tasks(3))
-    other = [replace(t, name=f"other_{t.name}") for t in make_tasks(2)]  # same task ids
-    repo.replace_tasks(two.id, other)
-    assert repo.tasks(one.id, 0, 100) == make_tasks(3)
-    assert repo.tasks(two.id, 0, 100) == other
-    assert repo.task(two.id, "job0") == other[0]
-    assert repo.tasks("0" * 32, 0, 100) == []
-    assert repo.task("0" * 32, "job0") is None
-
-
-# --- audit log ----------------------------------------------------------------------------
-
-
-def test_audit_append_writes_a_row(engine: Engine) -> None:
-    sessions = make_sessions(engine)
-    audit = SqlAuditLog(sessions)
-    audit.append(AuditEvent(action="run.submit", actor="dev|alice", outcome="allowed",
-                            target="run/abc", details={"workflow": "sleepy", "n": [1, 2]},
-                            at=datetime(2026, 3, 1, 14, 0, tzinfo=CEST)))
-    before = datetime.now(UTC)
-    audit.append(AuditEvent(action="auth", actor="anonymous", outcome="denied"))
-
-    with sessions() as s:
-        rows = list(s.scalars(select(AuditRow).order_by(AuditRow.id)))
-    assert [(r.action, r.actor, r.outcome, r.target, r.details) for r in rows] == [
-        ("run.submit", "dev|alice", "allowed", "run/abc", {"workflow": "sleepy", "n": [1, 2]}),
-        ("auth", "anonymous", "denied", "", {}),
-    ]
-    first_at, second_at = (r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC) for r in rows)
-    assert first_at == datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-    assert before - timedelta(seconds=5) <= second_at <= datetime.now(UTC) + timedelta(seconds=5)
 
 
 # --- migrations ---------------------------------------------------------------------------

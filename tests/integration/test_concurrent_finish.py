@@ -98,7 +98,7 @@ def _ended_run(repo: SqlRunRepository, first: Execution,
 @pytest.fixture
 def store(tmp_path: Path) -> CountingStore:
     (tmp_path / "quarantine").mkdir()
-    return CountingStore(FilesystemStore(tmp_path / "quarantine", secret=b"s" * 32))
+    return CountingStore(FilesystemStore(tmp_path / "quarantine"))
 
 
 def test_two_reconcilers_finishing_one_run_at_once_finish_it_once(

@@ -11,6 +11,7 @@ import yaml
 from spe.adapters.catalog import load_catalog
 from spe.adapters.db.repository import SqlAuditLog, SqlRunRepository
 from spe.adapters.db.session import make_engine, make_sessions, upgrade
+from spe.adapters.db.task_logs import SqlTaskLogRepository
 from spe.adapters.jobfiles import LocalJobFiles
 from spe.adapters.queue.inline import NullDispatcher
 from spe.adapters.storage.factory import StoreFactory
@@ -34,13 +35,14 @@ def test_sweep_purges_only_finished_runs_past_their_projects_retention(tmp_path:
     data = yaml.safe_load((ROOT / "tests/fixtures/policy/two-projects.yaml").read_text())
     data["projects"][0]["retention_days"] = 30  # proj-a; proj-b keeps runs until purged
     gate = Gate(parse_policy(data))
-    stores = StoreFactory(secret=b"s" * 32)
+    stores = StoreFactory()
     quarantine = tmp_path / "quarantine"
     service = DataService(gate=gate, stores=stores, audit=audit,
                           quarantine_location=lambda p: str(quarantine / p),
                           files=LocalJobFiles())
     now = [T0]
-    runs = RunService(repo=repo, catalog=load_catalog(ROOT / "workflows")[0],
+    runs = RunService(repo=repo, task_logs=SqlTaskLogRepository(sessions),
+                      catalog=load_catalog(ROOT / "workflows")[0],
                       dispatcher=NullDispatcher(), audit=audit,
                       tokens=PageTokens(b"k" * 32), runs_dir=tmp_path / "runs",
                       engine_versions=dict, gate=gate, data=service, files=LocalJobFiles(),

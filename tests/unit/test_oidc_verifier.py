@@ -120,7 +120,7 @@ def test_valid_token_passes_and_maps_claims(issuer: DevIssuer, verifier: OidcVer
     assert principal.username == "alice"
     assert principal.email == "alice@dev.invalid"
     assert principal.issuer == issuer.issuer_url
-    assert principal.projects == () and principal.roles == ()
+    assert principal.entitlements == () and principal.visas == ()
 
 
 def test_username_falls_back_to_sub(issuer: DevIssuer, verifier: OidcVerifier) -> None:

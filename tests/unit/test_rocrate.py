@@ -167,9 +167,8 @@ def test_the_crate_is_valid_and_serialisable() -> None:
 
 def test_a_crate_from_real_findings_is_valid() -> None:
     head = b"group,n\na,12\n"
-    files = [CandidateFile("results/summary.csv", len(head), head, is_symlink=False,
-                           resolved_inside=True, text_rows=lambda: iter([["group", "n"],
-                                                                         ["a", "12"]]))]
+    files = [CandidateFile("results/summary.csv", len(head), head,
+                           text_rows=lambda: iter([["group", "n"], ["a", "12"]]))]
     findings = [f.as_dict() for f in run_checks(files, AirlockSettings())]
     assert validate_crate(crate(files=FILES[:1], findings=findings, votes=VOTES[:1])) == []
 

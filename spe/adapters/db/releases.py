@@ -11,6 +11,7 @@ from spe.adapters.db.tables import ReleaseRequestRow, ReleaseVoteRow
 from spe.domain.airlock import Decision, ReleaseRequest, ReleaseState, RequestedFile, Vote
 from spe.domain.errors import Conflict
 from spe.domain.models import AuditEvent
+from spe.domain.ports import VISIBLE_LIMIT
 
 
 def _to_request(row: ReleaseRequestRow) -> ReleaseRequest:
@@ -76,8 +77,9 @@ class SqlReleaseRepository:
         if not everything:
             query = query.where(or_(ReleaseRequestRow.requester_sub == requester_sub,
                                     ReleaseRequestRow.project.in_(review_projects)))
+        query = query.order_by(ReleaseRequestRow.created_at.desc()).limit(VISIBLE_LIMIT)
         with self._sessions() as s:
-            rows = s.scalars(query.order_by(ReleaseRequestRow.created_at.desc()).limit(500))
+            rows = s.scalars(query)
             return [_to_request(r) for r in rows]
 
     def add_vote(self, request_id: str, vote: Vote) -> None:

@@ -1,4 +1,5 @@
-"""The ``RunRepository`` and ``AuditLog`` ports on SQLAlchemy (SQLite or PostgreSQL)."""
+"""The ``RunRepository`` and ``AuditLog`` ports on SQLAlchemy (SQLite or PostgreSQL); task
+logs are ``spe.adapters.db.task_logs``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from spe.adapters.db import audit_chain
 from spe.adapters.db.audit_chain import ChainedEvent
-from spe.adapters.db.tables import AuditRow, RunRow, RunTagRow, SubmissionKeyRow, TaskRow
+from spe.adapters.db.tables import AuditRow, RunRow, RunTagRow, SubmissionKeyRow
 from spe.domain.models import (
     JSON,
     AuditEvent,
@@ -21,7 +22,6 @@ from spe.domain.models import (
     RunFilter,
     RunRequest,
     SubmissionKey,
-    TaskLog,
     Visibility,
 )
 from spe.domain.ports import SubmissionKeyTaken
@@ -85,12 +85,6 @@ def _visible(visible: Visibility) -> ColumnElement[bool]:
         return true()
     own = RunRow.owner_sub == visible.owner_sub
     return or_(own, RunRow.project.in_(visible.projects)) if visible.projects else own
-
-
-def _to_task(row: TaskRow) -> TaskLog:
-    return TaskLog(id=row.task_id, name=row.name, cmd=tuple(row.cmd or ()),
-                   start_time=utc(row.start_time), end_time=utc(row.end_time),
-                   exit_code=row.exit_code, system_logs=tuple(row.system_logs or ()))
 
 
 class SqlRunRepository:
@@ -237,32 +231,6 @@ class SqlRunRepository:
                  .order_by(RunRow.seq))
         with self._sessions() as s:
             return [_to_run(r) for r in s.scalars(query)]
-
-    def replace_tasks(self, run_id: str, tasks: list[TaskLog]) -> None:
-        with self._sessions.begin() as s:
-            seq = s.scalar(select(RunRow.seq).where(RunRow.id == run_id))
-            if seq is None:
-                return
-            s.execute(delete(TaskRow).where(TaskRow.run_seq == seq))
-            for i, t in enumerate(tasks):
-                s.add(TaskRow(run_seq=seq, ordinal=i, task_id=t.id, name=t.name,
-                              cmd=list(t.cmd), start_time=utc(t.start_time),
-                              end_time=utc(t.end_time),
-                              exit_code=t.exit_code, system_logs=list(t.system_logs)))
-
-    def tasks(self, run_id: str, start: int, limit: int) -> list[TaskLog]:
-        query = (select(TaskRow).join(RunRow, RunRow.seq == TaskRow.run_seq)
-                 .where(RunRow.id == run_id, TaskRow.ordinal >= start)
-                 .order_by(TaskRow.ordinal).limit(limit))
-        with self._sessions() as s:
-            return [_to_task(r) for r in s.scalars(query)]
-
-    def task(self, run_id: str, task_id: str) -> TaskLog | None:
-        query = (select(TaskRow).join(RunRow, RunRow.seq == TaskRow.run_seq)
-                 .where(RunRow.id == run_id, TaskRow.task_id == task_id))
-        with self._sessions() as s:
-            row = s.scalar(query)
-            return _to_task(row) if row else None
 
 
 def _take_key(s: Session, key: SubmissionKey, run_id: str) -> None:

@@ -1,4 +1,5 @@
-"""Helpers shared by the engine adapters: version probing and output discovery."""
+"""Helpers shared by the engine adapters: version probing, log reading and output
+discovery."""
 
 from __future__ import annotations
 
@@ -33,6 +34,16 @@ def probe_version(binary: str, flag: str = "--version", timeout: float = 60.0) -
         return ""
     match = _VERSION.search(out.stdout + out.stderr)
     return match.group(1) if match else ""
+
+
+def read_log(path: Path) -> str:
+    """The complete lines of a log an engine may still be writing: '' when it is absent
+    or unreadable, and without a last line that has no newline yet (a partial line)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return text[:text.rfind("\n") + 1]
 
 
 def declared_outputs(entry: WorkflowEntry, outdir: Path) -> list[Path]:

@@ -7,7 +7,12 @@ import io
 from datetime import UTC, datetime
 from pathlib import Path
 
-from spe.adapters.engines.common import declared_outputs, probe_version, resolve_binary
+from spe.adapters.engines.common import (
+    declared_outputs,
+    probe_version,
+    read_log,
+    resolve_binary,
+)
 from spe.domain.catalog import WorkflowEntry
 from spe.domain.jobdir import JobDir
 from spe.domain.models import JSON, TaskLog
@@ -54,11 +59,7 @@ class NextflowEngine:
         return argv
 
     def task_logs(self, workdir: Path) -> list[TaskLog]:
-        try:
-            text = JobDir(workdir).log(TRACE_FILE).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return []
-        return parse_trace(text)
+        return parse_trace(read_log(JobDir(workdir).log(TRACE_FILE)))
 
     def output_dir(self, workdir: Path) -> Path:
         return workdir / OUTPUT_DIR
@@ -109,15 +110,22 @@ def _time(value: str | None) -> datetime | None:
 
 
 def parse_trace(text: str) -> list[TaskLog]:
-    """One TaskLog per row of a Nextflow trace file (default or custom field set)."""
-    tasks = []
+    """One TaskLog per row of a Nextflow trace file (default or custom field set), ordered
+    by task id; a row without a numeric ``task_id`` is not a task."""
+    tasks = {}
     for row in csv.DictReader(io.StringIO(text), delimiter="\t"):
-        exit_raw = (row.get("exit") or "").strip()
-        tasks.append(TaskLog(
-            id=(row.get("task_id") or "").strip(), name=(row.get("name") or "").strip(),
-            start_time=_time(row.get("submit")), end_time=_time(row.get("complete")),
-            exit_code=int(exit_raw) if exit_raw.lstrip("-").isdigit() else None,
-            system_logs=tuple(f"{k}={row[k]}" for k in ("status", "native_id", "hash")
-                              if row.get(k)),
-        ))
-    return sorted(tasks, key=lambda t: int(t.id) if t.id.isdigit() else 0)
+        task_id = (row.get("task_id") or "").strip()
+        if task_id.isascii() and task_id.isdigit():
+            tasks[int(task_id)] = _trace_task(task_id, row)
+    return [tasks[n] for n in sorted(tasks)]
+
+
+def _trace_task(task_id: str, row: dict[str, str | None]) -> TaskLog:
+    exit_raw = (row.get("exit") or "").strip()
+    return TaskLog(
+        id=task_id, name=(row.get("name") or "").strip(),
+        start_time=_time(row.get("submit")), end_time=_time(row.get("complete")),
+        exit_code=int(exit_raw) if exit_raw.lstrip("-").isdigit() else None,
+        system_logs=tuple(f"{k}={row[k]}" for k in ("status", "native_id", "hash")
+                          if row.get(k)),
+    )

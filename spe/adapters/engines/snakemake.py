@@ -6,7 +6,12 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from spe.adapters.engines.common import declared_outputs, probe_version, resolve_binary
+from spe.adapters.engines.common import (
+    declared_outputs,
+    probe_version,
+    read_log,
+    resolve_binary,
+)
 from spe.domain.catalog import WorkflowEntry
 from spe.domain.jobdir import JobDir
 from spe.domain.models import JSON, TaskLog
@@ -46,11 +51,7 @@ class SnakemakeEngine:
         return argv
 
     def task_logs(self, workdir: Path) -> list[TaskLog]:
-        try:
-            text = JobDir(workdir).stderr.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return []
-        return parse_log(text)
+        return parse_log(read_log(JobDir(workdir).stderr))
 
     def output_dir(self, workdir: Path) -> Path:
         return JobDir(workdir).work

@@ -28,7 +28,6 @@ class S3Settings:
 class StoreFactory:
     """``factory(location)``: one cached store per location."""
 
-    secret: bytes
     s3: S3Settings | None = None
     # more schemes (``<scheme>://...``): openers registered as ``spe.stores`` entry points
     plugins: dict[str, Callable[[str], ObjectStore]] = field(default_factory=dict)
@@ -59,6 +58,6 @@ class StoreFactory:
             raise ServiceUnavailable(f"{location}: a storage location is an absolute path "
                                      "or s3://")
         try:
-            return FilesystemStore(path, secret=self.secret)
+            return FilesystemStore(path)
         except ValueError as exc:  # e.g. a dataset directory that does not exist
             raise ServiceUnavailable(f"{location}: {exc}") from exc

@@ -5,8 +5,7 @@ Every key is checked (``keys.check_key``) and its path resolved: a path that lea
 ``InvalidRequest``; files are then opened by their resolved path with ``O_NOFOLLOW``.
 Writes go to a temporary file in the target directory and are moved into place with
 ``os.replace`` (readers see the old bytes or the new ones, never a part). ``get`` streams
-``chunk_size`` pieces. Presigned URLs are ``spe-fs://<key>?expires=<unix>&sig=<hex>``,
-signed with HMAC-SHA256 over this store's root, the key and the expiry.
+``chunk_size`` pieces.
 
 A key cannot be both an object and a "directory" here (``a`` and ``a/b``): such a write
 raises ``Conflict``.
@@ -15,27 +14,21 @@ raises ``Conflict``.
 from __future__ import annotations
 
 import errno
-import hashlib
-import hmac
 import os
 import shutil
 import stat
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from spe.adapters.storage.keys import check_key, check_prefix, key_problem
 from spe.domain.errors import Conflict, InvalidRequest, NotFound
 from spe.domain.ports import ObjectInfo
 
 CHUNK = 1 << 20
-SCHEME = "spe-fs://"
 TMP_PREFIX = ".spe-tmp-"
-MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 _OPEN_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_TMP = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _WRITE_ATTEMPTS = 3
@@ -44,18 +37,13 @@ _WRITE_ATTEMPTS = 3
 class FilesystemStore:
     """Objects as files under ``root`` (see the module docstring)."""
 
-    def __init__(self, root: Path, *, secret: bytes, chunk_size: int = CHUNK,
-                 clock: Callable[[], float] = time.time) -> None:
-        if not secret:
-            raise ValueError("a FilesystemStore needs a non-empty secret to sign URLs")
+    def __init__(self, root: Path, *, chunk_size: int = CHUNK) -> None:
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
         self._root = Path(root).resolve()
         if not self._root.is_dir():
             raise ValueError(f"{self._root} is not a directory")
-        self._secret = secret
         self._chunk = chunk_size
-        self._clock = clock
 
     def __repr__(self) -> str:
         return f"FilesystemStore({str(self._root)!r})"
@@ -70,18 +58,6 @@ class FilesystemStore:
         path = self._path(key)
         self._write(path, lambda out: self._pump(stream, out))
         return self._info_of(key, path)
-
-    def put_file(self, key: str, path: Path) -> ObjectInfo:
-        target = self._path(key)
-        with Path(path).open("rb") as src:
-            self._write(target, lambda out: self._pump(src, out))
-        return self._info_of(key, target)
-
-    def copy(self, src: str, dst: str) -> ObjectInfo:
-        source, target = self._path(src), self._path(dst)
-        with self._open(source, src) as fh:
-            self._write(target, lambda out: self._pump(fh, out))
-        return self._info_of(dst, target)
 
     def delete(self, key: str) -> None:
         check_key(key)
@@ -132,28 +108,6 @@ class FilesystemStore:
         if not path.is_file():
             raise NotFound(f"object {key!r} does not exist")
         return path
-
-    # --- presigned URLs -----------------------------------------------------------------
-
-    def presign(self, key: str, seconds: int) -> str:
-        check_key(key)
-        if not isinstance(seconds, int) or not 0 < seconds <= MAX_PRESIGN_SECONDS:
-            raise InvalidRequest(f"a link lives 1 to {MAX_PRESIGN_SECONDS} seconds")
-        expires = int(self._clock()) + seconds
-        query = urlencode({"expires": expires, "sig": self._sign(key, expires)})
-        return f"{SCHEME}{quote(key, safe='/')}?{query}"
-
-    def read_presigned(self, url: str) -> Iterator[bytes]:
-        key, expires, sig = _parse_url(url)
-        if not hmac.compare_digest(self._sign(key, expires), sig):
-            raise InvalidRequest("the link is not valid")
-        if self._clock() >= expires:
-            raise InvalidRequest("the link has expired")
-        return self.get(key)
-
-    def _sign(self, key: str, expires: int) -> str:
-        message = f"spe-fs-v1\n{self._root}\n{key}\n{expires}".encode()
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -273,18 +227,3 @@ class FilesystemStore:
         return ObjectInfo(key=key, size=st.st_size,
                           modified=datetime.fromtimestamp(st.st_mtime, tz=UTC))
 
-
-def _parse_url(url: str) -> tuple[str, int, str]:
-    """(key, expires, signature) of an ``spe-fs://`` URL, or ``InvalidRequest``."""
-    if not isinstance(url, str) or not url.startswith(SCHEME):
-        raise InvalidRequest("not a link to this store")
-    quoted, _, query = url[len(SCHEME):].partition("?")
-    try:
-        key = unquote(quoted, errors="strict")
-        params = parse_qs(query, strict_parsing=True)
-        (expires,), (sig,) = params.pop("expires"), params.pop("sig")
-        if params:
-            raise ValueError("unexpected parameters")
-        return check_key(key), int(expires), sig
-    except (KeyError, ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest("the link is not valid") from exc

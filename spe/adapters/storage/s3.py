@@ -3,7 +3,7 @@
 Keys are checked (``keys.check_key``) before any request and stored as ``prefix + key``.
 Uploads go through boto3's transfer manager (multipart above ``multipart_threshold``, at
 most ``max_concurrency`` parts in flight) with server-side encryption when ``sse`` is set;
-``get`` streams ``chunk_size`` pieces of the response body; ``copy`` is server-side.
+``get`` streams ``chunk_size`` pieces of the response body.
 Errors become domain errors: a missing key ``NotFound``, a refusal ``Forbidden``, an
 unreachable or failing service ``ServiceUnavailable``. Credentials are held only by the
 boto3 client and never appear in messages or ``repr``.
@@ -16,10 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
-from urllib.parse import unquote, urlsplit
 
 import boto3
-import requests
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
@@ -31,12 +29,9 @@ from spe.domain.ports import ObjectInfo
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import CopySourceTypeDef
 
 MIB = 1 << 20
 MIN_PART = 5 * MIB
-MAX_SINGLE_COPY = 5 * (1 << 30)
-MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 SSE_MODES = frozenset({"AES256", "aws:kms"})
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _MISSING = frozenset({"NoSuchKey", "NotFound", "404"})
@@ -65,7 +60,6 @@ class S3Store:
         self.bucket = bucket
         self.prefix = _normal_prefix(prefix)
         self._chunk = chunk_size
-        self._timeouts = (connect_timeout, read_timeout)
         self._sse = _sse_args(sse, sse_kms_key_id)
         self._transfer = TransferConfig(
             multipart_threshold=max(multipart_threshold, MIN_PART),
@@ -100,27 +94,6 @@ class S3Store:
                                         Config=self._transfer)
         return self._head(key)
 
-    def put_file(self, key: str, path: Path) -> ObjectInfo:
-        full = self._full(key)
-        with Path(path).open("rb") as fh, _mapped(key):
-            self._client.upload_fileobj(fh, self.bucket, full, ExtraArgs=self._sse,
-                                        Config=self._transfer)
-        return self._head(key)
-
-    def copy(self, src: str, dst: str) -> ObjectInfo:
-        source: CopySourceTypeDef = {"Bucket": self.bucket, "Key": self._full(src)}
-        target = self._full(dst)
-        size = self._head(src).size
-        with _mapped(src):
-            if size > MAX_SINGLE_COPY:
-                self._client.copy(source, self.bucket, target, ExtraArgs=self._sse,
-                                  Config=self._transfer)
-            else:
-                kwargs: dict[str, Any] = {**self._sse}
-                self._client.copy_object(Bucket=self.bucket, Key=target, CopySource=source,
-                                         **kwargs)
-        return self._head(dst)
-
     def delete(self, key: str) -> None:
         full = self._full(key)
         with _mapped(key):
@@ -150,28 +123,6 @@ class S3Store:
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         check_prefix(prefix)
         return self._listing(prefix)
-
-    # --- presigned URLs -----------------------------------------------------------------
-
-    def presign(self, key: str, seconds: int) -> str:
-        full = self._full(key)
-        if not isinstance(seconds, int) or not 0 < seconds <= MAX_PRESIGN_SECONDS:
-            raise InvalidRequest(f"a link lives 1 to {MAX_PRESIGN_SECONDS} seconds")
-        with _mapped(key):
-            return self._client.generate_presigned_url(
-                "get_object", Params={"Bucket": self.bucket, "Key": full}, ExpiresIn=seconds)
-
-    def read_presigned(self, url: str) -> Iterator[bytes]:
-        self._check_url(url)
-        try:
-            resp = requests.get(url, stream=True, timeout=self._timeouts,
-                                allow_redirects=False)
-        except requests.RequestException as exc:
-            raise ServiceUnavailable("object storage is unavailable") from exc
-        if resp.status_code != 200:
-            resp.close()
-            raise _from_status(resp.status_code)
-        return self._response_chunks(resp)
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -206,25 +157,6 @@ class S3Store:
                 yield from body.iter_chunks(self._chunk)
         finally:
             body.close()
-
-    def _response_chunks(self, resp: requests.Response) -> Iterator[bytes]:
-        with resp:
-            try:
-                yield from resp.iter_content(self._chunk)
-            except requests.RequestException as exc:
-                raise ServiceUnavailable("object storage is unavailable") from exc
-
-    def _check_url(self, url: str) -> None:
-        """Refuse URLs that do not point into this bucket and prefix (no SSRF)."""
-        try:
-            parts, own = urlsplit(url), urlsplit(self._client.meta.endpoint_url)
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequest("the link is not valid") from exc
-        head = f"/{self.bucket}/{self.prefix}"
-        path = unquote(parts.path)
-        if ((parts.scheme, parts.netloc) != (own.scheme, own.netloc)
-                or not path.startswith(head) or key_problem(path[len(head):]) is not None):
-            raise InvalidRequest("the link does not point into this store")
 
 
 class _FullReads:
@@ -295,10 +227,3 @@ def _from_client_error(exc: ClientError, what: str) -> Exception:
         return Forbidden("object storage refused access", rule="storage")
     return ServiceUnavailable(f"object storage failed ({code or status})")
 
-
-def _from_status(status: int) -> Exception:
-    if status == 404:
-        return NotFound("the linked object does not exist")
-    if status in (400, 403):
-        return InvalidRequest("the link is not valid or has expired")
-    return ServiceUnavailable(f"object storage failed ({status})")
