@@ -13,6 +13,7 @@ import pytest
 from tests.helpers import ROOT, Api, Server, build_catalog
 from tests.postgres import PostgresServer, postgres_or_skip
 from tests.redis_server import RedisServer, redis_or_skip
+from tests.s3_server import S3Server, s3_or_skip
 from tests.slurm_cluster import stop_if_started
 
 _users = itertools.count()
@@ -46,6 +47,15 @@ def _stop_slurm_we_started() -> Iterator[None]:
     """The single-node SLURM cluster some tests start is stopped when the session ends."""
     yield
     stop_if_started()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One real S3 server (SeaweedFS, ``tests/s3_server.py``) for the whole test session;
+    tests make buckets of their own in it."""
+    server = s3_or_skip(tmp_path_factory.mktemp("s3"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

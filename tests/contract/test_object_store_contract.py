@@ -25,7 +25,7 @@ from spe.domain.digests import sha256_file
 from spe.domain.errors import Forbidden, InvalidRequest, NotFound, ServiceUnavailable
 from spe.domain.ports import ObjectInfo, ObjectStore
 from tests.helpers import free_port
-from tests.s3_server import S3Server, s3_or_skip
+from tests.s3_server import S3Server
 
 if TYPE_CHECKING:
     from spe.adapters.storage.s3 import S3Store
@@ -39,13 +39,6 @@ UNSAFE_PREFIXES = ["../", "/abs", "a\\b", "a\x00b", "a/../../b", "a//", "./a", "
 
 
 # --- fixtures -----------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    server = s3_or_skip(tmp_path_factory.mktemp("s3"))
-    yield server
-    server.stop()
-
 
 @pytest.fixture(scope="session")
 def s3_bucket(s3_server: S3Server) -> str:

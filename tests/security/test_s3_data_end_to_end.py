@@ -12,16 +12,14 @@ import pytest
 import yaml
 
 from tests.helpers import ROOT, WES, Api, Server
-from tests.s3_server import S3Server, s3_or_skip
+from tests.s3_server import S3Server
 
 COHORT = ROOT / "examples/datasets/demo-cohorts/cohort_a.tsv"
 
 
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    server = s3_or_skip(tmp_path_factory.mktemp("s3"))
-    yield server
-    server.stop()
+def s3(s3_server: S3Server) -> S3Server:
+    return s3_server
 
 
 @pytest.fixture(scope="module")
