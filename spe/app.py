@@ -18,6 +18,7 @@ from connexion.exceptions import ProblemException
 from connexion.middleware import MiddlewarePosition
 from connexion.resolver import Resolver
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
@@ -59,14 +60,17 @@ from spe.domain.policy import Policy
 from spe.domain.ports import Dispatcher, TokenVerifier, WorkflowEngine
 from spe.execution_wiring import execution_preflight, executor_wiring
 from spe.services.access import Gate
-from spe.services.airlock import Airlock
+from spe.services.airlock import ReleaseRequests, Zones
 from spe.services.audit import AuditQuery
 from spe.services.data import DataService
 from spe.services.execution import Execution
+from spe.services.outbox import Outbox
+from spe.services.release_work import ReleaseWork
+from spe.services.review import Review
 from spe.services.runs import RunService
 from spe.services.service_info import ServiceInfo
 from spe.services.submission import Limits
-from spe.workers.inline import Worker
+from spe.workers.inline import Background, Worker
 
 if TYPE_CHECKING:
     from spe.adapters.queue.celery import CeleryDispatcher
@@ -259,6 +263,36 @@ def make_data(settings: Settings, policy: Policy, gate: Gate, stores: StoreFacto
     return DataService(gate=gate, stores=stores, audit=audit, quarantine_location=quarantine)
 
 
+@dataclass
+class Airlock:
+    """The airlock's services: review, outbox, and the reconciler's ``work``."""
+
+    review: Review
+    outbox: Outbox
+    work: ReleaseWork
+
+
+def make_airlock(settings: Settings, policy: Policy, *, sessions: sessionmaker[Session],
+                 repo: SqlRunRepository, catalog: Catalog, gate: Gate, data: DataService,
+                 audit: SqlAuditLog,
+                 on_approved: Callable[[str], object] | None = None) -> Airlock:
+    """Built by the API and by every `spe worker` (whose reconcilers carry the airlock
+    on); ``on_approved`` nudges the release of a request that was just approved."""
+    requests = ReleaseRequests(releases=SqlReleaseRepository(sessions), gate=gate,
+                               audit_log=audit, claim_seconds=settings.release_claim_seconds,
+                               retry_seconds=settings.release_retry_seconds)
+    zones = Zones(stores=data.stores, quarantine_location=data.quarantine_location,
+                  outbox_location=zone_locations(settings.outbox_dir or settings.home / "outbox",
+                                                 "outbox", policy))
+    outbox = Outbox(requests=requests, runs=repo, catalog=catalog, zones=zones)
+    review = Review(requests=requests, runs=repo, zones=zones,
+                    tokens=PageTokens(settings.page_secret()))
+    if on_approved is not None:
+        review.on_approved = on_approved
+    return Airlock(review=review, outbox=outbox,
+                   work=ReleaseWork(requests=requests, review=review, outbox=outbox))
+
+
 def make_execution(settings: Settings, policy: Policy, *, repo: SqlRunRepository,
                    catalog: Catalog, bundles: dict[str, Path],
                    engines: dict[str, WorkflowEngine], data: DataService) -> Execution:
@@ -315,6 +349,9 @@ def create_worker(settings: Settings) -> CeleryWorker:
     dispatcher = make_celery_dispatcher(settings)
     worker = CeleryWorker.build(dispatcher.app, execution, dispatcher,
                                 settings.reconcile_seconds)
+    airlock = make_airlock(settings, policy, sessions=sessions, repo=repo, catalog=catalog,
+                           gate=gate, data=data, audit=audit)
+    worker.reconciler.each_round(airlock.work.carry_on)
     runs = RunService(repo=repo, catalog=catalog, dispatcher=dispatcher, audit=audit,
                       tokens=PageTokens(settings.page_secret()), runs_dir=settings.runs_dir,
                       engine_versions=dict, gate=gate, data=data)
@@ -343,7 +380,6 @@ def create_app(settings: Settings, *, migrate: bool = True,
     gate = Gate(policy)
     stores = make_stores(settings)
     data = make_data(settings, policy, gate, stores, audit)
-    quarantine = data.quarantine_location
     execution = make_execution(settings, policy, repo=repo, catalog=catalog,
                                bundles=bundles, engines=engines, data=data)
     worker = Worker(execution, settings.reconcile_seconds)
@@ -359,11 +395,12 @@ def create_app(settings: Settings, *, migrate: bool = True,
                       queue_ready=queue_ready, can_execute=execution_preflight(settings, policy),
                       key_window=timedelta(hours=settings.idempotency_window_hours))
     worker.schedule_sweep(runs.sweep_retention, settings.retention_sweep_seconds)
-    airlock = Airlock(releases=SqlReleaseRepository(sessions), runs=repo, gate=gate,
-                      catalog=catalog, stores=stores, quarantine_location=quarantine,
-                      outbox_location=zone_locations(
-                          settings.outbox_dir or settings.home / "outbox", "outbox", policy),
-                      audit=audit)
+    background = Background()
+    airlock = make_airlock(settings, policy, sessions=sessions, repo=repo, catalog=catalog,
+                           gate=gate, data=data, audit=audit,
+                           on_approved=lambda request_id: background.submit(
+                               lambda: airlock.outbox.release(request_id)))
+    worker.each_round(airlock.work.carry_on)
     info = make_service_info(settings, catalog, engine_versions)
 
     @contextlib.asynccontextmanager
@@ -375,6 +412,7 @@ def create_app(settings: Settings, *, migrate: bool = True,
             worker.start_reconciler()
         yield
         worker.stop()
+        background.shutdown()
         inline.shutdown(wait=False)
         if dev_issuer is not None:
             dev_issuer.stop()
@@ -386,11 +424,12 @@ def create_app(settings: Settings, *, migrate: bool = True,
                                                       settings.public_url)))
     spe_api = SpeApi(runs, catalog, settings.log_max_bytes,
                      auth_instructions(settings, dev_issuer), audit_query=audit_query)
-    app.add_api("spe.yaml", resolver=_resolver(AirlockApi(airlock), spe_api))
+    app.add_api("spe.yaml", resolver=_resolver(AirlockApi(airlock.review, airlock.outbox),
+                                               spe_api))
     add_error_handling(app, settings.max_request_bytes)
     add_plain_routes(app, db)
     add_ui_routes(app, issuer=dev_issuer.issuer_url if dev_issuer else settings.oidc_issuer,
                   client_id=settings.oidc_audience,
                   scope="openid profile email eduperson_entitlement")
     return Service(app=app, settings=settings, runs=runs, execution=execution, worker=worker,
-                   dispatcher=inline, dev_issuer=dev_issuer)
+                   dispatcher=inline, dev_issuer=dev_issuer, extras={"airlock": airlock})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +71,22 @@ def request_release(ctx: click.Context, run_id: str, files: tuple[str, ...],
 @click.pass_context
 def list_requests(ctx: click.Context, role: str | None) -> None:
     """Requests you made, or may review."""
-    params = {"role": role} if role else {}
     table = Table("id", "run", "requester", "state", "files")
-    for r in _call(ctx, "GET", RR, params=params).json()["requests"]:
+    for r in _all_requests(ctx, role):
         table.add_row(r["id"], r["run_id"][:12], r["requester"], r["state"],
                       str(len(r["files"])))
     out.print(table)
+
+
+def _all_requests(ctx: click.Context, role: str | None) -> Iterator[dict[str, Any]]:
+    """Every page of the listing, following ``next_page_token``."""
+    params: dict[str, Any] = {"page_size": 500, **({"role": role} if role else {})}
+    while True:
+        body = _call(ctx, "GET", RR, params=params).json()
+        yield from body["requests"]
+        if not body.get("next_page_token"):
+            return
+        params["page_token"] = body["next_page_token"]
 
 
 @release.command("show")

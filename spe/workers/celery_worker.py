@@ -31,6 +31,7 @@ from spe.adapters.queue.celery import CANCEL_TASK, QUEUE, START_TASK
 from spe.domain.ports import Dispatcher
 from spe.domain.states import RunState
 from spe.services.execution import Execution
+from spe.workers.inline import run_steps
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class Reconciler:
         self._interval = interval
         self._sweep: Callable[[], object] | None = None
         self._sweep_every, self._sweep_due = 3600.0, 0.0
+        self._each_round: list[Callable[[], object]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -102,15 +104,23 @@ class Reconciler:
         """Also run ``sweep`` (the retention purge; idempotent) every ``every`` seconds."""
         self._sweep, self._sweep_every = sweep, every
 
+    def each_round(self, step: Callable[[], object]) -> None:
+        """Also run ``step`` (idempotent, e.g. ``ReleaseWork.carry_on``) every round."""
+        self._each_round.append(step)
+
     def round(self) -> None:
-        """One pass: poll what runs, recover abandoned starts, start what waits."""
-        self._execution.reconcile_all()
-        self._execution.recover_stale_starts(self._dispatcher)
-        self._execution.start_queued(start=self._leases.start)
-        now = self._execution.clock().timestamp()
-        if self._sweep is not None and now >= self._sweep_due:
-            self._sweep_due = now + self._sweep_every
-            self._sweep()
+        """One pass: poll what runs, recover abandoned starts, start what waits, sweep
+        when due, then the ``each_round`` steps (which run even if the rest failed)."""
+        try:
+            self._execution.reconcile_all()
+            self._execution.recover_stale_starts(self._dispatcher)
+            self._execution.start_queued(start=self._leases.start)
+            now = self._execution.clock().timestamp()
+            if self._sweep is not None and now >= self._sweep_due:
+                self._sweep_due = now + self._sweep_every
+                self._sweep()
+        finally:
+            run_steps(self._each_round)
 
     def begin(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="spe-reconciler", daemon=True)
