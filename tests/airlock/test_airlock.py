@@ -260,3 +260,42 @@ def test_a_returned_request_can_be_withdrawn_and_then_nothing_more(
     withdrawn = as_user(srv, "alice").post(f"{RR}/{req['id']}/withdraw")
     assert withdrawn.status_code == 200 and withdrawn.json()["state"] == "WITHDRAWN"
     assert as_user(srv, "alice").post(f"{RR}/{req['id']}/resubmit").status_code == 409
+
+
+def test_the_listing_is_paged_with_signed_tokens_and_filtered(srv: Server, run_id: str) -> None:
+    for _ in range(3):
+        new_request(srv, run_id)
+    alice = as_user(srv, "alice")
+    whole = alice.get(RR, params={"role": "requester", "page_size": 500}).json()
+    assert whole["next_page_token"] == ""
+    ids = [r["id"] for r in whole["requests"]]
+    assert len(ids) >= 3 and len(set(ids)) == len(ids)
+    created = [r["created_at"] for r in whole["requests"]]
+    assert created == sorted(created, reverse=True)
+    seen: list[str] = []
+    params: dict[str, Any] = {"role": "requester", "page_size": 2}
+    while True:
+        body = alice.get(RR, params=params).json()
+        assert len(body["requests"]) <= 2
+        seen += [r["id"] for r in body["requests"]]
+        if not body["next_page_token"]:
+            break
+        params["page_token"] = body["next_page_token"]
+    assert seen == ids
+    # a token belongs to its listing and its caller; an edited one is refused
+    token = alice.get(RR, params={"role": "requester", "page_size": 1}).json()[
+        "next_page_token"]
+    for who, query in (("alice", {"role": "reviewer"}), ("alice", {"state": "RELEASED"}),
+                       ("rita", {"role": "requester"}),
+                       ("alice", {"role": "requester", "page_token": token[:-3] + "AAA"})):
+        resp = as_user(srv, who).get(RR, params={"page_size": 1, "page_token": token, **query})
+        assert resp.status_code == 400, (who, query)
+        assert set(resp.json()) >= {"msg", "status_code"}
+    # filters: alice reviews nothing; rita sees alice's requests to review, by state
+    assert alice.get(RR, params={"role": "reviewer"}).json()["requests"] == []
+    rita = as_user(srv, "rita").get(RR, params={"role": "reviewer", "state": "IN_REVIEW",
+                                                "page_size": 500}).json()["requests"]
+    assert rita and {r["state"] for r in rita} == {"IN_REVIEW"}
+    assert {r["id"] for r in rita} <= set(ids)
+    assert as_user(srv, "bert").get(RR).json()["requests"] == []  # another project's reviewer
+    assert alice.get(RR, params={"page_size": 501}).status_code == 400
