@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,15 +115,28 @@ def vote(ctx: click.Context, request_id: str, paths: tuple[str, ...], decision: 
     show(body)
 
 
+def _after_release(ctx: click.Context, request_id: str, wait: float) -> dict[str, Any]:
+    """The request, once it has left APPROVED (the release to the outbox follows the
+    decision in the background), or as it is after ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    body: dict[str, Any] = _call(ctx, "GET", f"{RR}/{request_id}").json()
+    while body["state"] == "APPROVED" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        body = _call(ctx, "GET", f"{RR}/{request_id}").json()
+    return body
+
+
 @release.command("download")
 @click.argument("request_id")
 @click.option("--to", "dest", type=click.Path(file_okay=False, path_type=Path),
               default=Path("released"), show_default=True)
+@click.option("--wait", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds to wait for an APPROVED request to be released.")
 @click.pass_context
-def download(ctx: click.Context, request_id: str, dest: Path) -> None:
+def download(ctx: click.Context, request_id: str, dest: Path, wait: float) -> None:
     """Download every released file of a request into DEST/<request id>/."""
     client = _client(ctx)
-    body = _call(ctx, "GET", f"{RR}/{request_id}").json()
+    body = _after_release(ctx, request_id, wait)
     for f in body["files"]:
         target = (dest / request_id / f["path"]).resolve()
         if not target.is_relative_to((dest / request_id).resolve()):
