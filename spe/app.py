@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -274,10 +275,9 @@ class Airlock:
 
 def make_airlock(settings: Settings, policy: Policy, *, sessions: sessionmaker[Session],
                  repo: SqlRunRepository, catalog: Catalog, gate: Gate, data: DataService,
-                 audit: SqlAuditLog,
-                 on_approved: Callable[[str], object] | None = None) -> Airlock:
+                 audit: SqlAuditLog) -> Airlock:
     """Built by the API and by every `spe worker` (whose reconcilers carry the airlock
-    on); ``on_approved`` nudges the release of a request that was just approved."""
+    on)."""
     requests = ReleaseRequests(releases=SqlReleaseRepository(sessions), gate=gate,
                                audit_log=audit, claim_seconds=settings.release_claim_seconds,
                                retry_seconds=settings.release_retry_seconds)
@@ -287,8 +287,6 @@ def make_airlock(settings: Settings, policy: Policy, *, sessions: sessionmaker[S
     outbox = Outbox(requests=requests, runs=repo, catalog=catalog, zones=zones)
     review = Review(requests=requests, runs=repo, zones=zones,
                     tokens=PageTokens(settings.page_secret()))
-    if on_approved is not None:
-        review.on_approved = on_approved
     return Airlock(review=review, outbox=outbox,
                    work=ReleaseWork(requests=requests, review=review, outbox=outbox))
 
@@ -395,11 +393,11 @@ def create_app(settings: Settings, *, migrate: bool = True,
                       queue_ready=queue_ready, can_execute=execution_preflight(settings, policy),
                       key_window=timedelta(hours=settings.idempotency_window_hours))
     worker.schedule_sweep(runs.sweep_retention, settings.retention_sweep_seconds)
-    background = Background()
     airlock = make_airlock(settings, policy, sessions=sessions, repo=repo, catalog=catalog,
-                           gate=gate, data=data, audit=audit,
-                           on_approved=lambda request_id: background.submit(
-                               lambda: airlock.outbox.release(request_id)))
+                           gate=gate, data=data, audit=audit)
+    background = Background()  # an approval nudges the release; the reconciler carries on
+    airlock.review.on_approved = lambda request_id: background.submit(
+        partial(airlock.outbox.release, request_id))
     worker.each_round(airlock.work.carry_on)
     info = make_service_info(settings, catalog, engine_versions)
 
@@ -432,4 +430,4 @@ def create_app(settings: Settings, *, migrate: bool = True,
                   client_id=settings.oidc_audience,
                   scope="openid profile email eduperson_entitlement")
     return Service(app=app, settings=settings, runs=runs, execution=execution, worker=worker,
-                   dispatcher=inline, dev_issuer=dev_issuer, extras={"airlock": airlock})
+                   dispatcher=inline, dev_issuer=dev_issuer)
