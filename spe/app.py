@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,7 @@ from spe.services.audit import AuditQuery
 from spe.services.execution import Execution
 from spe.services.runs import RunService
 from spe.services.service_info import ServiceInfo
+from spe.workers.background import Background
 from spe.workers.worker import Worker
 
 if TYPE_CHECKING:
@@ -241,6 +243,7 @@ def create_worker(settings: Settings) -> WorkerProcess:
     worker = Worker(core.execution, dispatcher, settings.reconcile_seconds)
     runs = core.run_service(dispatcher, dispatcher.ready)
     worker.reconciler.schedule(runs.sweep_retention, settings.retention_sweep_seconds)
+    worker.reconciler.schedule(core.airlock().work.carry_on)
     return WorkerProcess(worker, lambda threads, level: consume(
         dispatcher.app, worker.handle, threads, level))
 
@@ -260,6 +263,10 @@ def create_app(settings: Settings, *, migrate: bool = True,
     runs = core.run_service(dispatcher, queue_ready)
     worker.reconciler.schedule(runs.sweep_retention, settings.retention_sweep_seconds)
     airlock = core.airlock()
+    background = Background()  # an approval nudges the release; the reconciler carries on
+    airlock.review.on_approved = lambda request_id: background.submit(
+        partial(airlock.outbox.release, request_id))
+    worker.reconciler.schedule(airlock.work.carry_on)
     info = make_service_info(settings, core.catalog, core.engine_versions)
 
     @contextlib.asynccontextmanager
@@ -271,6 +278,7 @@ def create_app(settings: Settings, *, migrate: bool = True,
             worker.start()
         yield
         worker.stop()
+        background.shutdown()
         inline.shutdown(wait=False)
         if dev_issuer is not None:
             dev_issuer.stop()
@@ -283,7 +291,8 @@ def create_app(settings: Settings, *, migrate: bool = True,
                                                       settings.public_url)))
     spe_api = SpeApi(runs, core.catalog, settings.log_max_bytes,
                      auth_instructions(settings, dev_issuer), audit_query=audit_query)
-    app.add_api("spe.yaml", resolver=_resolver(AirlockApi(airlock), spe_api))
+    app.add_api("spe.yaml", resolver=_resolver(AirlockApi(airlock.review, airlock.outbox),
+                                               spe_api))
     add_error_handling(app, settings.max_request_bytes)
     add_plain_routes(app, core.db)
     add_ui_routes(app, issuer=dev_issuer.issuer_url if dev_issuer else settings.oidc_issuer,

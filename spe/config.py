@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     finish_claim_seconds: float = Field(
         900.0, gt=0, description="How long one worker may take to copy a finished run's "
         "outputs into quarantine before another worker takes the finish over.")
+    release_claim_seconds: float = Field(
+        900.0, gt=0, description="How long one worker may take for an airlock step (the "
+        "checks, or copying an approved request to the outbox) before a reconciler takes "
+        "the step over.")
+    release_retry_seconds: float = Field(
+        60.0, gt=0, description="How long an airlock step that failed (e.g. the outbox "
+        "was unavailable) waits before a reconciler tries it again.")
 
     quarantine_dir: Path | None = Field(None, description="Default quarantine root "
                                         "(one folder per project); empty: SPE_HOME/quarantine.")

@@ -31,9 +31,12 @@ from spe.domain.policy import Policy
 from spe.domain.ports import Dispatcher, ExecutorChoice, ObjectStore, WorkflowEngine
 from spe.execution_wiring import execution_preflight
 from spe.services.access import Gate
-from spe.services.airlock import Airlock
+from spe.services.airlock import ReleaseRequests, Zones
 from spe.services.data import DataService
 from spe.services.execution import Execution, Tuning
+from spe.services.outbox import Outbox
+from spe.services.release_work import ReleaseWork
+from spe.services.review import Review
 from spe.services.runs import Admission, RunService
 from spe.services.submission import Limits
 
@@ -76,12 +79,30 @@ class Core:
                                 timedelta(hours=s.idempotency_window_hours)))
 
     def airlock(self) -> Airlock:
-        outbox = zone_locations(self.settings.outbox_dir or self.settings.home / "outbox",
-                                "outbox", self.policy)
-        return Airlock(releases=SqlReleaseRepository(self.sessions), runs=self.repo,
-                       gate=self.gate, catalog=self.catalog, stores=self.stores,
-                       quarantine_location=self.data.quarantine_location,
-                       outbox_location=outbox, audit=self.audit)
+        """The airlock's services; every process builds them (a worker's reconciler carries
+        the airlock's pending steps on)."""
+        s = self.settings
+        requests = ReleaseRequests(releases=SqlReleaseRepository(self.sessions),
+                                   gate=self.gate, audit_log=self.audit,
+                                   claim_seconds=s.release_claim_seconds,
+                                   retry_seconds=s.release_retry_seconds)
+        zones = Zones(stores=self.stores, quarantine_location=self.data.quarantine_location,
+                      outbox_location=zone_locations(s.outbox_dir or s.home / "outbox",
+                                                     "outbox", self.policy))
+        outbox = Outbox(requests=requests, runs=self.repo, catalog=self.catalog, zones=zones)
+        review = Review(requests=requests, runs=self.repo, zones=zones,
+                        tokens=PageTokens(s.page_secret()))
+        return Airlock(review=review, outbox=outbox,
+                       work=ReleaseWork(requests=requests, review=review, outbox=outbox))
+
+
+@dataclass
+class Airlock:
+    """The airlock's services: review, outbox, and the reconciler's ``work``."""
+
+    review: Review
+    outbox: Outbox
+    work: ReleaseWork
 
 
 def build_core(settings: Settings, *, migrate: bool = False,

@@ -10,9 +10,9 @@ import flask
 from spe.api import context
 from spe.api.shapes import iso
 from spe.domain.airlock import ReleaseRequest
-from spe.domain.errors import Conflict
 from spe.domain.models import Principal
-from spe.services.airlock import Airlock
+from spe.services.outbox import Outbox
+from spe.services.review import Review
 
 Body = dict[str, Any]
 SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
@@ -22,25 +22,24 @@ SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"
 
 @dataclass
 class AirlockApi:
-    airlock: Airlock
+    review: Review
+    outbox: Outbox
 
     def _shape(self, who: Principal, req: ReleaseRequest) -> Body:
-        votes = self.airlock.votes_for(who, req)
-        settings = self.airlock.settings(req.project)
+        ballot = self.review.ballot(who, req)
         body: Body = {
             "id": req.id, "run_id": req.run_id, "project": req.project,
             "requester": req.requester_name, "state": req.state.value,
             "justification": req.justification, "round": req.round, "reason": req.reason,
-            "required_approvals": settings.required_approvals,
-            "reviewers_voted": len({v.reviewer_sub for v in
-                                    self.airlock.releases.votes(req.id, req.round)}),
+            "required_approvals": ballot.required_approvals,
+            "reviewers_voted": ballot.reviewers_voted,
             "files": [{"path": f.path, "size": f.size, "sha256": f.sha256}
                       for f in req.files],
             "findings": req.findings,
             "votes": [{"reviewer": v.reviewer_name, "path": v.path,
                        "decision": v.decision.value, "reason": v.reason, "at": iso(v.at)}
-                      for v in votes],
-            "can_review": self.airlock.can_review(who, req),
+                      for v in ballot.votes],
+            "can_review": ballot.can_review,
         }
         for name in ("created_at", "decided_at", "released_at", "revoked_at"):
             value = iso(getattr(req, name))
@@ -48,54 +47,53 @@ class AirlockApi:
                 body[name] = value
         return body
 
-    def list_release_requests(self, state: str = "", role: str = "") -> Body:
+    def list_release_requests(self, state: str = "", role: str = "", page_size: int = 100,
+                              page_token: str = "") -> Body:
         who = context.principal()
-        found = self.airlock.requests_for(who, role, state)
-        return {"requests": [self._shape(who, r) for r in found]}
+        page = self.review.listing(who, role, state, page_size, page_token)
+        return {"requests": [self._shape(who, r) for r in page.items],
+                "next_page_token": page.next_token}
 
     def create_release_request(self, body: Body) -> tuple[Body, int]:
         who = context.principal()
-        req = self.airlock.create(who, body["run_id"], list(body["files"]),
+        req = self.review.create(who, body["run_id"], list(body["files"]),
                                   body["justification"])
         return self._shape(who, req), 201
 
     def get_release_request(self, request_id: str) -> Body:
         who = context.principal()
-        return self._shape(who, self.airlock.get(who, request_id))
+        return self._shape(who, self.review.get(who, request_id))
 
     def vote_on_release_request(self, request_id: str, body: Body) -> Body:
         who = context.principal()
-        req = self.airlock.vote(who, request_id, body["path"], body["decision"],
+        req = self.review.vote(who, request_id, body["path"], body["decision"],
                                 body["reason"])
         return self._shape(who, req)
 
     def resubmit_release_request(self, request_id: str) -> Body:
         who = context.principal()
-        return self._shape(who, self.airlock.resubmit(who, request_id))
+        return self._shape(who, self.review.resubmit(who, request_id))
 
     def withdraw_release_request(self, request_id: str) -> Body:
         who = context.principal()
-        return self._shape(who, self.airlock.withdraw(who, request_id))
+        return self._shape(who, self.review.withdraw(who, request_id))
 
     def revoke_release_request(self, request_id: str) -> Body:
         who = context.principal()
-        return self._shape(who, self.airlock.revoke(who, request_id))
+        return self._shape(who, self.outbox.revoke(who, request_id))
 
     def preview_release_file(self, request_id: str, path: str) -> flask.Response:
-        data, content_type = self.airlock.preview(context.principal(), request_id, path)
+        data, content_type = self.review.preview(context.principal(), request_id, path)
         disposition = "inline" if content_type != "application/octet-stream" else "attachment"
         return flask.Response(data, status=200, content_type=content_type,
                               headers={**SAFE_HEADERS, "Content-Disposition": disposition})
 
     def download_released_file(self, request_id: str, path: str) -> flask.Response:
-        chunks = self.airlock.download(context.principal(), request_id, path)
+        chunks = self.outbox.download(context.principal(), request_id, path)
         name = path.rsplit("/", 1)[-1].replace('"', "")
         return flask.Response(chunks, status=200, content_type="application/octet-stream",
                               headers={**SAFE_HEADERS,
                                        "Content-Disposition": f'attachment; filename="{name}"'})
 
     def get_release_crate(self, request_id: str) -> Body:
-        req = self.airlock.get(context.principal(), request_id)
-        if req.crate is None:
-            raise Conflict(f"release request {req.id} has not been released")
-        return req.crate
+        return self.outbox.crate(context.principal(), request_id)

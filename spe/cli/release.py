@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +72,22 @@ def request_release(ctx: click.Context, run_id: str, files: tuple[str, ...],
 @click.pass_context
 def list_requests(ctx: click.Context, role: str | None) -> None:
     """Requests you made, or may review."""
-    params = {"role": role} if role else {}
     table = Table("id", "run", "requester", "state", "files")
-    for r in _call(ctx, "GET", RR, params=params).json()["requests"]:
+    for r in _all_requests(ctx, role):
         table.add_row(r["id"], r["run_id"][:12], r["requester"], r["state"],
                       str(len(r["files"])))
     out.print(table)
+
+
+def _all_requests(ctx: click.Context, role: str | None) -> Iterator[dict[str, Any]]:
+    """Every page of the listing, following ``next_page_token``."""
+    params: dict[str, Any] = {"page_size": 500, **({"role": role} if role else {})}
+    while True:
+        body = _call(ctx, "GET", RR, params=params).json()
+        yield from body["requests"]
+        if not body.get("next_page_token"):
+            return
+        params["page_token"] = body["next_page_token"]
 
 
 @release.command("show")
@@ -103,15 +115,28 @@ def vote(ctx: click.Context, request_id: str, paths: tuple[str, ...], decision: 
     show(body)
 
 
+def _after_release(ctx: click.Context, request_id: str, wait: float) -> dict[str, Any]:
+    """The request, once it has left APPROVED (the release to the outbox follows the
+    decision in the background), or as it is after ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    body: dict[str, Any] = _call(ctx, "GET", f"{RR}/{request_id}").json()
+    while body["state"] == "APPROVED" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        body = _call(ctx, "GET", f"{RR}/{request_id}").json()
+    return body
+
+
 @release.command("download")
 @click.argument("request_id")
 @click.option("--to", "dest", type=click.Path(file_okay=False, path_type=Path),
               default=Path("released"), show_default=True)
+@click.option("--wait", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds to wait for an APPROVED request to be released.")
 @click.pass_context
-def download(ctx: click.Context, request_id: str, dest: Path) -> None:
+def download(ctx: click.Context, request_id: str, dest: Path, wait: float) -> None:
     """Download every released file of a request into DEST/<request id>/."""
     client = _client(ctx)
-    body = _call(ctx, "GET", f"{RR}/{request_id}").json()
+    body = _after_release(ctx, request_id, wait)
     for f in body["files"]:
         target = (dest / request_id / f["path"]).resolve()
         if not target.is_relative_to((dest / request_id).resolve()):

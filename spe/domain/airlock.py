@@ -40,6 +40,11 @@ TRANSITIONS: dict[ReleaseState, frozenset[ReleaseState]] = {
 DECIDED = frozenset({R.APPROVED, R.REJECTED, R.RETURNED, R.RELEASED, R.REVOKED,
                      R.WITHDRAWN})
 
+# States in which the service, not a person, owes the next step: the checks (SUBMITTED,
+# CHECKING) or the release (APPROVED). A request left in one of them is carried on by the
+# reconciler (``ReleaseWork.carry_on``).
+CARRIED_ON = frozenset({R.SUBMITTED, R.CHECKING, R.APPROVED})
+
 
 def can_move(current: ReleaseState, target: ReleaseState) -> bool:
     return target in TRANSITIONS[current]
@@ -109,3 +114,50 @@ def consolidate(files: list[RequestedFile], votes: list[Vote],
     if Decision.REQUEST_CHANGES in decisions:
         return R.RETURNED
     return R.APPROVED
+
+
+@dataclass(frozen=True)
+class WorkClaim:
+    """Who is doing the service's step on a request (``token``), and until when the claim
+    holds; after ``until`` anyone may take the step over."""
+
+    token: str
+    until: datetime
+
+
+@dataclass(frozen=True)
+class ReleaseFilter:
+    """Which release requests a listing shows (the repository filters in SQL): the
+    caller's own (``own``), those of ``projects``, or all (``everything``); never the
+    caller's own with ``not_own``; only ``state`` when given."""
+
+    sub: str
+    own: bool = True
+    projects: tuple[str, ...] = ()
+    everything: bool = False
+    not_own: bool = False
+    state: ReleaseState | None = None
+
+    def scope(self) -> str:
+        """What a page token of this listing is bound to."""
+        return (f"release-requests|{self.sub}|{int(self.own)}|{sorted(self.projects)}|"
+                f"{int(self.everything)}|{int(self.not_own)}|{self.state or ''}")
+
+
+@dataclass(frozen=True)
+class ReleaseCursor:
+    """A place in the listing (newest first): the last request of a page."""
+
+    created_at: datetime
+    id: str
+
+    def text(self) -> str:
+        return f"{self.created_at.isoformat()}|{self.id}"
+
+    @classmethod
+    def parse(cls, text: str) -> ReleaseCursor:
+        at, _, request_id = text.partition("|")
+        moment = datetime.fromisoformat(at)  # ValueError for anything we did not write
+        if moment.tzinfo is None or not request_id:
+            raise ValueError("not a release cursor")
+        return cls(moment, request_id)

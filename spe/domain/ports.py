@@ -10,7 +10,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
-from spe.domain.airlock import ReleaseRequest, ReleaseState, Vote
+from spe.domain.airlock import (
+    ReleaseCursor,
+    ReleaseFilter,
+    ReleaseRequest,
+    ReleaseState,
+    Vote,
+    WorkClaim,
+)
 from spe.domain.catalog import WorkflowEntry
 from spe.domain.jobdir import JobDir
 from spe.domain.models import (
@@ -291,36 +298,58 @@ class LocalStore(Protocol):
     def local_path(self, key: str) -> Path: ...
 
 
-VISIBLE_LIMIT = 500  # the most release requests ``ReleaseRepository.visible`` returns
-
-
 class ReleaseRepository(Protocol):
-    """Stores release requests and their reviewers' votes.
+    """Stores release requests and their reviewers' votes. ``add`` inserts a new request;
+    ``get`` returns it (times as aware UTC), or None for an unknown id; ``save`` writes
+    everything of an existing request but its state; ``votes(request_id, round_)`` are the
+    votes of that round, in the order they were cast.
 
-    - ``add`` inserts a new request and, in the same transaction, the audit ``event``.
-      ``get`` returns it (times as aware UTC), or None for an unknown id.
-    - ``save`` writes everything of an existing request but its state: the state changes
-      only through ``transition``, a compare-and-set that moves the request only from one
-      of ``from_states`` (of concurrent callers, exactly one wins).
-    - ``visible(requester_sub, review_projects, everything)`` lists the requests of that
-      requester or in one of those projects (all of them when ``everything``), newest
-      first, at most ``VISIBLE_LIMIT``.
-    - ``add_vote`` raises ``Conflict`` for a second vote of the same reviewer on the same
-      file in the same round; ``votes(request_id, round_)`` are the votes of that round,
-      in the order they were cast.
-    """
+    The state changes only through ``transition``, ``decide`` and ``finish_release``,
+    each a compare-and-set on the state; an audit ``event`` given to them (or to ``add``) is
+    written in the same transaction, and only if the write happened, so a move and its
+    event happen together exactly once.
 
-    def add(self, request: ReleaseRequest, event: AuditEvent | None = None) -> None: ...
+    The service's own steps (checks in SUBMITTED/CHECKING, the release in APPROVED) run
+    under a work claim (``WorkClaim``: a token and an expiry): ``claim`` takes it when no
+    live claim is held, ``waiting`` lists requests in the given states that nobody holds,
+    ``postpone`` records a failed attempt and keeps others off until a retry time,
+    ``unclaim`` drops it. A ``transition`` to a state outside ``CARRIED_ON`` drops any claim
+    (the step is done). ``decide`` is IN_REVIEW -> the outcome with the decision time;
+    ``finish_release`` is APPROVED -> RELEASED with the release time
+    and crate, for the claim's holder only.
+
+    ``add_vote`` raises ``Conflict`` for a second vote of the same reviewer on the same
+    file in the same round. ``page`` lists, newest first, the requests ``flt`` selects that
+    come after ``after``."""
+
+    def add(self, request: ReleaseRequest, event: AuditEvent | None = None,
+            claim: WorkClaim | None = None) -> None: ...
 
     def get(self, request_id: str) -> ReleaseRequest | None: ...
 
     def save(self, request: ReleaseRequest) -> None: ...
 
     def transition(self, request_id: str, from_states: frozenset[ReleaseState],
-                   to: ReleaseState) -> bool: ...
+                   to: ReleaseState, event: AuditEvent | None = None) -> bool: ...
 
-    def visible(self, requester_sub: str, review_projects: tuple[str, ...],
-                everything: bool) -> list[ReleaseRequest]: ...
+    def decide(self, request_id: str, outcome: ReleaseState, at: datetime,
+               event: AuditEvent) -> bool: ...
+
+    def claim(self, request_id: str, states: frozenset[ReleaseState], claim: WorkClaim,
+              now: datetime) -> bool: ...
+
+    def unclaim(self, request_id: str, token: str) -> None: ...
+
+    def postpone(self, request_id: str, token: str, until: datetime, reason: str) -> bool: ...
+
+    def finish_release(self, request_id: str, token: str, released_at: datetime,
+                       crate: JSON, event: AuditEvent) -> bool: ...
+
+    def waiting(self, states: frozenset[ReleaseState], now: datetime,
+                limit: int) -> list[str]: ...
+
+    def page(self, flt: ReleaseFilter, after: ReleaseCursor | None,
+             limit: int) -> list[ReleaseRequest]: ...
 
     def add_vote(self, request_id: str, vote: Vote) -> None: ...
 

@@ -95,17 +95,22 @@ class Reconciler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def schedule(self, job: Callable[[], object], every: float) -> None:
+    def schedule(self, job: Callable[[], object], every: float = 0.0) -> None:
         """Also run ``job`` (idempotent: the retention purge, the airlock's pending steps)
-        every ``every`` seconds, from the first round on."""
+        every ``every`` seconds (0: every round), from the first round on."""
         self._periodic.append(_Periodic(job, every))
 
     def round(self) -> None:
-        """One pass: poll what runs, recover abandoned starts, start what waits, then the
-        periodic jobs that are due."""
-        self._execution.reconcile_all()
-        self._execution.recover_stale_starts(self._dispatcher)
-        self._execution.start_queued(start=self._leases.start)
+        """One pass: poll what runs, recover abandoned starts, start what waits; then the
+        periodic jobs that are due, even when the rest of the round failed."""
+        try:
+            self._execution.reconcile_all()
+            self._execution.recover_stale_starts(self._dispatcher)
+            self._execution.start_queued(start=self._leases.start)
+        finally:
+            self._run_due()
+
+    def _run_due(self) -> None:
         now = self._execution.clock().timestamp()
         for periodic in self._periodic:
             if now >= periodic.due:
@@ -113,7 +118,8 @@ class Reconciler:
                 try:
                     periodic.job()
                 except Exception:  # one failing job must not stop the others
-                    log.exception("periodic job %s failed", periodic.job)
+                    log.exception("periodic job %s failed",
+                                  getattr(periodic.job, "__qualname__", periodic.job))
 
     def begin(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="spe-reconciler", daemon=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,22 @@ def approve_all(srv: Server, req: dict[str, Any], users: tuple[str, ...] = ("rit
     return body
 
 
+def wait_for(srv: Server, req_id: str, states: set[str], user: str = "alice",
+             timeout: float = 30) -> dict[str, Any]:
+    """The request once it is in one of ``states`` (the release follows the decision in
+    the background)."""
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        resp = as_user(srv, user).get(f"{RR}/{req_id}")
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        if body["state"] in states:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"request {req_id} still {body.get('state')} after {timeout} s")
+
+
 def audit_actions(srv: Server, target: str) -> list[tuple[str, str]]:
     with sqlite3.connect(srv.home / "spe.db") as db:
         return db.execute("SELECT action, outcome FROM audit_events WHERE target = ? "
@@ -98,8 +115,9 @@ def test_two_independent_reviewers_release_and_the_requester_downloads(
     # blind review: rex sees none of rita's votes yet
     assert as_user(srv, "rex").get(f"{RR}/{req['id']}").json()["votes"] == []
     assert vote(srv, "rita", req["id"], "results/first.txt").status_code == 200
-    final = approve_all(srv, req, users=("rex",))
-    assert final["state"] == "RELEASED", final
+    decided = approve_all(srv, req, users=("rex",))
+    assert decided["state"] in ("APPROVED", "RELEASED"), decided  # released in the background
+    final = wait_for(srv, req["id"], {"RELEASED"})
     assert {v["reviewer"] for v in final["votes"]} == {"rita", "rex"}
     resp = as_user(srv, "alice").get(f"{RR}/{req['id']}/download",
                                      params={"path": "results/done.txt"})
@@ -111,7 +129,9 @@ def test_two_independent_reviewers_release_and_the_requester_downloads(
     assert "ro-crate-metadata.json" in ids
     text = str(crate)
     assert hashlib.sha256(resp.content).hexdigest() in text and "sleepy" in text
-    assert ("release.release", "released") in audit_actions(srv, req["id"])
+    events = audit_actions(srv, req["id"])
+    assert events.count(("release.release", "released")) == 1
+    assert events.count(("release.decide", "approved")) == 1
 
 
 def test_self_approval_is_refused(srv: Server, run_id: str) -> None:
@@ -164,14 +184,19 @@ def test_a_file_modified_after_submission_is_not_released(srv: Server, run_id: s
     original = quarantined.read_bytes()
     quarantined.write_bytes(b"tampered\n")
     try:
-        final = approve_all(srv, req)
+        assert approve_all(srv, req)["state"] == "APPROVED"
+        deadline = time.monotonic() + 30
+        while ("release.release", "failed") not in audit_actions(srv, req["id"]):
+            assert time.monotonic() < deadline, "the release never failed"
+            time.sleep(0.1)
+        final = as_user(srv, "alice").get(f"{RR}/{req['id']}").json()
+        assert final["state"] == "APPROVED" and "changed" in final["reason"]
+        resp = as_user(srv, "alice").get(f"{RR}/{req['id']}/download",
+                                         params={"path": "results/first.txt"})
+        assert resp.status_code == 409
+        assert not (srv.home / "outbox/proj-a" / req["id"]).exists()
     finally:
         quarantined.write_bytes(original)
-    assert final["state"] == "APPROVED" and "changed" in final["reason"]
-    assert ("release.release", "failed") in audit_actions(srv, req["id"])
-    resp = as_user(srv, "alice").get(f"{RR}/{req['id']}/download",
-                                     params={"path": "results/first.txt"})
-    assert resp.status_code == 409
 
 
 @pytest.mark.parametrize("path", ["../../../etc/passwd", "/etc/passwd", "results/../x",
@@ -193,6 +218,7 @@ def test_only_the_runs_owner_may_ask(srv: Server, run_id: str) -> None:
 def test_revoke_then_download_is_refused(srv: Server, run_id: str) -> None:
     req = new_request(srv, run_id, files=["results/done.txt"])
     approve_all(srv, req)
+    wait_for(srv, req["id"], {"RELEASED"})
     assert as_user(srv, "alice").post(f"{RR}/{req['id']}/revoke").status_code == 403
     revoked = as_user(srv, "rita").post(f"{RR}/{req['id']}/revoke")
     assert revoked.status_code == 200 and revoked.json()["state"] == "REVOKED"
@@ -209,7 +235,8 @@ def test_returned_requests_can_be_resubmitted_or_withdrawn(srv: Server, run_id: 
     assert returned["state"] == "RETURNED"
     again = as_user(srv, "alice").post(f"{RR}/{req['id']}/resubmit").json()
     assert again["state"] == "IN_REVIEW" and again["round"] == 2
-    assert approve_all(srv, again)["state"] == "RELEASED"
+    assert approve_all(srv, again)["state"] in ("APPROVED", "RELEASED")
+    assert wait_for(srv, req["id"], {"RELEASED"})["round"] == 2
 
 
 def test_reviewers_preview_files_with_safe_headers_and_requesters_cannot(
@@ -233,3 +260,42 @@ def test_a_returned_request_can_be_withdrawn_and_then_nothing_more(
     withdrawn = as_user(srv, "alice").post(f"{RR}/{req['id']}/withdraw")
     assert withdrawn.status_code == 200 and withdrawn.json()["state"] == "WITHDRAWN"
     assert as_user(srv, "alice").post(f"{RR}/{req['id']}/resubmit").status_code == 409
+
+
+def test_the_listing_is_paged_with_signed_tokens_and_filtered(srv: Server, run_id: str) -> None:
+    for _ in range(3):
+        new_request(srv, run_id)
+    alice = as_user(srv, "alice")
+    whole = alice.get(RR, params={"role": "requester", "page_size": 500}).json()
+    assert whole["next_page_token"] == ""
+    ids = [r["id"] for r in whole["requests"]]
+    assert len(ids) >= 3 and len(set(ids)) == len(ids)
+    created = [r["created_at"] for r in whole["requests"]]
+    assert created == sorted(created, reverse=True)
+    seen: list[str] = []
+    params: dict[str, Any] = {"role": "requester", "page_size": 2}
+    while True:
+        body = alice.get(RR, params=params).json()
+        assert len(body["requests"]) <= 2
+        seen += [r["id"] for r in body["requests"]]
+        if not body["next_page_token"]:
+            break
+        params["page_token"] = body["next_page_token"]
+    assert seen == ids
+    # a token belongs to its listing and its caller; an edited one is refused
+    token = alice.get(RR, params={"role": "requester", "page_size": 1}).json()[
+        "next_page_token"]
+    for who, query in (("alice", {"role": "reviewer"}), ("alice", {"state": "RELEASED"}),
+                       ("rita", {"role": "requester"}),
+                       ("alice", {"role": "requester", "page_token": token[:-3] + "AAA"})):
+        resp = as_user(srv, who).get(RR, params={"page_size": 1, "page_token": token, **query})
+        assert resp.status_code == 400, (who, query)
+        assert set(resp.json()) >= {"msg", "status_code"}
+    # filters: alice reviews nothing; rita sees alice's requests to review, by state
+    assert alice.get(RR, params={"role": "reviewer"}).json()["requests"] == []
+    rita = as_user(srv, "rita").get(RR, params={"role": "reviewer", "state": "IN_REVIEW",
+                                                "page_size": 500}).json()["requests"]
+    assert rita and {r["state"] for r in rita} == {"IN_REVIEW"}
+    assert {r["id"] for r in rita} <= set(ids)
+    assert as_user(srv, "bert").get(RR).json()["requests"] == []  # another project's reviewer
+    assert alice.get(RR, params={"page_size": 501}).status_code == 400

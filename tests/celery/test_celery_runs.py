@@ -4,6 +4,7 @@ publishes; separate `spe worker` processes start, reconcile and cancel."""
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import time
 
 from tests.celery.cluster import Cluster
@@ -59,3 +60,37 @@ def test_cancel_reaches_the_engine_through_a_worker(cluster: Cluster) -> None:
     resp = api.post(f"{WES}/runs/{run_id}/cancel")
     assert resp.status_code == 200, resp.text
     assert api.wait(run_id, timeout=30) == "CANCELED", cluster.logs()
+
+
+def test_a_workers_reconciler_carries_on_a_release_request_left_in_checking(
+        cluster: Cluster) -> None:
+    """With Celery the API runs no reconciler: the `spe worker` reconcilers call
+    ``ReleaseWork.carry_on`` and check a request left in CHECKING again."""
+    _ensure_worker(cluster)
+    alice = cluster.server.api("celery-airlock")
+    run_id = alice.run_id(alice.submit("sleepy", {"seconds": 0}))
+    assert alice.wait(run_id, timeout=60) == "COMPLETE", cluster.logs()
+    resp = alice.post("/spe/v1/release-requests", json={
+        "run_id": run_id, "files": ["results/done.txt"],
+        "justification": "A flag file, for the Celery airlock test."})
+    assert resp.status_code == 201 and resp.json()["state"] == "IN_REVIEW", resp.text
+    request_id = resp.json()["id"]
+    cluster.stop_workers()
+    with sqlite3.connect(cluster.home / "spe.db") as db:
+        db.execute("UPDATE release_requests SET state = 'CHECKING', findings = '[]' "
+                   "WHERE id = ?", (request_id,))
+
+    def state() -> str:
+        return str(alice.get(f"/spe/v1/release-requests/{request_id}").json()["state"])
+
+    deadline = time.monotonic() + 1.5  # several reconcile intervals of an inline API
+    while time.monotonic() < deadline:
+        assert state() == "CHECKING", "the API must not carry requests on itself"
+        time.sleep(0.1)
+    cluster.start_worker()
+    deadline = time.monotonic() + 60
+    while state() != "IN_REVIEW":
+        assert time.monotonic() < deadline, cluster.logs()
+        time.sleep(0.2)
+    findings = alice.get(f"/spe/v1/release-requests/{request_id}").json()["findings"]
+    assert {f["check"] for f in findings} >= {"file_type", "size", "path"}

@@ -1,280 +1,175 @@
-"""The ReleaseRepository port's contract (``spe/domain/ports.py``), checked on SQLite and on
-a real PostgreSQL server (``conftest.db_url``): add/get/save, the compare-and-set
-``transition`` (also from many threads at once), ``visible`` and the votes."""
+"""The ReleaseRepository port's contract (``spe/domain/ports.py``) on SQLite and on a real
+PostgreSQL server: the paged listing filtered in SQL (keyset on time and id, ties
+included), work claims, and moves written with their audit events exactly once."""
 
 from __future__ import annotations
 
-import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, func, select
 
-from spe.adapters.db import audit_chain
 from spe.adapters.db.releases import SqlReleaseRepository
-from spe.domain.airlock import Decision, ReleaseRequest, ReleaseState, RequestedFile, Vote
-from spe.domain.errors import Conflict
+from spe.adapters.db.session import make_engine, make_sessions, upgrade
+from spe.adapters.db.tables import AuditRow
+from spe.domain.airlock import (
+    ReleaseCursor,
+    ReleaseFilter,
+    ReleaseRequest,
+    ReleaseState,
+    RequestedFile,
+    WorkClaim,
+)
 from spe.domain.models import AuditEvent
-from spe.domain.ports import VISIBLE_LIMIT, ReleaseRepository
+from tests.postgres import PostgresServer
 
 R = ReleaseState
-CEST = timezone(timedelta(hours=2))  # a non-UTC offset: must come back as the same instant
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
-FILES = [RequestedFile("results/summary.csv", 42, "a" * 64),
-         RequestedFile("results/plot.png", 1 << 33, "b" * 64)]
+
+
+@pytest.fixture(params=[pytest.param("sqlite", id="sqlite"),
+                        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'spe.db'}"
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        url = server.reset_schema()
+    upgrade(url)
+    eng = make_engine(url)
+    yield eng
+    eng.dispose()
 
 
 @pytest.fixture
-def repo(sessions: sessionmaker[Session]) -> ReleaseRepository:
-    return SqlReleaseRepository(sessions)
+def repo(engine: Engine) -> SqlReleaseRepository:
+    return SqlReleaseRepository(make_sessions(engine))
 
 
-def make_request(requester: str = "alice", project: str = "p1", *,
-                 state: ReleaseState = R.SUBMITTED, created_at: datetime = T0,
-                 **kw: object) -> ReleaseRequest:
-    return ReleaseRequest(id=uuid.uuid4().hex, run_id=uuid.uuid4().hex, project=project,
-                          requester_sub=f"dev|{requester}", requester_name=requester,
-                          justification="for the paper", state=state, files=list(FILES),
-                          created_at=created_at, **kw)  # type: ignore[arg-type]
+def add(repo: SqlReleaseRepository, requester: str = "alice", project: str = "p1",
+        state: ReleaseState = R.IN_REVIEW, at: datetime = T0,
+        claim: WorkClaim | None = None) -> ReleaseRequest:
+    req = ReleaseRequest(id=uuid.uuid4().hex, run_id="run", project=project,
+                         requester_sub=f"dev|{requester}", requester_name=requester,
+                         justification="why", state=state,
+                         files=[RequestedFile("a.csv", 1, "0" * 64)], created_at=at)
+    repo.add(req, claim=claim)
+    return req
 
 
-def vote(reviewer: str = "rita", path: str = "results/summary.csv", round_: int = 1,
-         decision: Decision = Decision.APPROVE, at: datetime = T0) -> Vote:
-    return Vote(reviewer_sub=f"dev|{reviewer}", reviewer_name=reviewer, path=path,
-                decision=decision, reason=f"{reviewer} on {path}", at=at, round=round_)
+def event(target: str, outcome: str = "released") -> AuditEvent:
+    return AuditEvent(action="release.release", actor="system", outcome=outcome,
+                      target=target, at=T0)
 
 
-def stored(repo: ReleaseRepository, request_id: str) -> ReleaseRequest:
-    got = repo.get(request_id)
-    assert got is not None
-    return got
+def events(engine: Engine, target: str) -> int:
+    with make_sessions(engine)() as s:
+        return int(s.scalar(select(func.count()).select_from(AuditRow)
+                            .where(AuditRow.target == target)) or 0)
 
 
-def assert_utc(value: datetime | None) -> None:
-    assert value is not None
-    assert value.tzinfo is not None
-    assert value.utcoffset() == timedelta(0)
+def all_pages(repo: SqlReleaseRepository, flt: ReleaseFilter, size: int) -> list[str]:
+    seen: list[str] = []
+    after: ReleaseCursor | None = None
+    while True:
+        page = repo.page(flt, after, size)
+        seen += [r.id for r in page]
+        if len(page) < size:
+            return seen
+        after = ReleaseCursor(page[-1].created_at, page[-1].id)
 
 
-# --- add / get / save ---------------------------------------------------------------------
+def test_pages_walk_every_request_once_newest_first_even_with_equal_times(
+        repo: SqlReleaseRepository) -> None:
+    same = [add(repo, at=T0) for _ in range(5)]  # five requests of the same instant
+    newer = add(repo, at=T0 + timedelta(seconds=1))
+    older = add(repo, at=T0 - timedelta(seconds=1))
+    flt = ReleaseFilter(sub="dev|alice")
+    expected = [newer.id, *sorted((r.id for r in same), reverse=True), older.id]
+    for size in (1, 2, 3, 7, 100):
+        assert all_pages(repo, flt, size) == expected, size
 
 
-def test_add_then_get_round_trips_every_field(repo: ReleaseRepository) -> None:
-    req = make_request(
-        state=R.RELEASED, created_at=datetime(2026, 3, 1, 14, 0, 0, 1, tzinfo=CEST),
-        findings=[{"check": "small_counts", "path": "results/summary.csv",
-                   "severity": "SOFT", "message": "Ærø ✓", "details": {"cells": [[1, 2]]}}],
-        round=2, reason="fixed the counts", decided_at=T0 + timedelta(hours=1),
-        released_at=T0 + timedelta(hours=2), revoked_at=None,
-        crate={"@context": "https://w3id.org/ro/crate/1.1/context", "@graph": []})
-    repo.add(req)
-    got = stored(repo, req.id)
-    assert got == req  # aware datetimes compare as instants
-    for value in (got.created_at, got.decided_at, got.released_at):
-        assert_utc(value)
-    assert got.created_at == datetime(2026, 3, 1, 12, 0, 0, 1, tzinfo=UTC)
-    assert got.files[1].size == 1 << 33
+def test_the_listing_filters_in_sql(repo: SqlReleaseRepository) -> None:
+    mine = add(repo, "alice", "p1")
+    mine_released = add(repo, "alice", "p2", R.RELEASED)
+    bobs_p1 = add(repo, "bob", "p1")
+    bobs_p2 = add(repo, "bob", "p2")
+    carols_p3 = add(repo, "carol", "p3")
+
+    def ids(flt: ReleaseFilter) -> set[str]:
+        return {r.id for r in repo.page(flt, None, 100)}
+
+    alice = "dev|alice"
+    assert ids(ReleaseFilter(sub=alice)) == {mine.id, mine_released.id}
+    assert ids(ReleaseFilter(sub=alice, projects=("p1",))) == {mine.id, mine_released.id,
+                                                               bobs_p1.id}
+    assert ids(ReleaseFilter(sub=alice, own=False, projects=("p1", "p2"), not_own=True)) \
+        == {bobs_p1.id, bobs_p2.id}
+    assert ids(ReleaseFilter(sub=alice, everything=True)) == {
+        mine.id, mine_released.id, bobs_p1.id, bobs_p2.id, carols_p3.id}
+    assert ids(ReleaseFilter(sub=alice, state=R.RELEASED)) == {mine_released.id}
+    assert ids(ReleaseFilter(sub=alice, own=False)) == set()
 
 
-def test_add_then_get_keeps_empty_optional_fields_empty(repo: ReleaseRepository) -> None:
-    req = make_request()
-    repo.add(req)
-    got = stored(repo, req.id)
-    assert (got.findings, got.round, got.reason, got.crate) == ([], 1, "", None)
-    assert (got.decided_at, got.released_at, got.revoked_at) == (None, None, None)
+def test_a_claim_has_one_holder_until_it_runs_out_and_waiting_skips_held_requests(
+        repo: SqlReleaseRepository) -> None:
+    req = add(repo, state=R.APPROVED)
+    approved = frozenset({R.APPROVED})
+    assert repo.waiting(approved, T0, 10) == [req.id]
+    assert repo.claim(req.id, approved, WorkClaim("a", T0 + timedelta(minutes=1)), T0)
+    assert not repo.claim(req.id, approved, WorkClaim("b", T0 + timedelta(minutes=1)), T0)
+    assert repo.waiting(approved, T0, 10) == []
+    later = T0 + timedelta(minutes=2)
+    assert repo.waiting(approved, later, 10) == [req.id]
+    assert repo.claim(req.id, approved, WorkClaim("b", later + timedelta(minutes=1)), later)
+    assert not repo.claim(req.id, frozenset({R.CHECKING}), WorkClaim("c", later), later)
 
 
-def test_get_of_an_unknown_request_is_none(repo: ReleaseRepository) -> None:
-    assert repo.get("0" * 32) is None
+def test_postpone_and_unclaim_are_for_the_holder_only(repo: SqlReleaseRepository) -> None:
+    req = add(repo, state=R.APPROVED, claim=WorkClaim("a", T0 + timedelta(minutes=1)))
+    assert not repo.postpone(req.id, "b", T0 + timedelta(hours=1), "no")
+    repo.unclaim(req.id, "b")
+    assert repo.waiting(frozenset({R.APPROVED}), T0, 10) == []
+    assert repo.postpone(req.id, "a", T0 + timedelta(hours=1), "release failed: x")
+    assert repo.get(req.id).reason == "release failed: x"  # type: ignore[union-attr]
+    assert repo.waiting(frozenset({R.APPROVED}), T0 + timedelta(minutes=30), 10) == []
+    repo.unclaim(req.id, "a")
+    assert repo.waiting(frozenset({R.APPROVED}), T0, 10) == [req.id]
 
 
-def test_add_stores_the_event_in_the_same_transaction(
-        repo: ReleaseRepository, sessions: sessionmaker[Session]) -> None:
-    req = make_request()
-    repo.add(req, AuditEvent(action="release.submit", actor="dev|alice", outcome="accepted",
-                             target=req.id, at=T0))
-    with pytest.raises(IntegrityError):  # the id is taken
-        repo.add(replace(req, justification="again"),
-                 AuditEvent(action="release.submit", actor="dev|alice", outcome="accepted",
-                            target=req.id, at=T0))
-    rows = list(audit_chain.export(sessions))
-    assert [(r["action"], r["target"]) for r in rows] == [("release.submit", req.id)]
-    assert stored(repo, req.id).justification == "for the paper"
-    assert audit_chain.verify(sessions) == []
+def test_a_move_out_of_the_carried_on_states_drops_the_claim(
+        repo: SqlReleaseRepository) -> None:
+    req = add(repo, state=R.SUBMITTED, claim=WorkClaim("a", T0 + timedelta(minutes=1)))
+    assert repo.transition(req.id, frozenset({R.SUBMITTED}), R.CHECKING)
+    assert not repo.claim(req.id, frozenset({R.CHECKING}), WorkClaim("b", T0), T0)
+    assert repo.transition(req.id, frozenset({R.CHECKING}), R.IN_REVIEW)
+    assert repo.claim(req.id, frozenset({R.IN_REVIEW}), WorkClaim("b", T0), T0)
 
 
-def test_save_writes_everything_but_the_state(repo: ReleaseRepository) -> None:
-    req = make_request(state=R.IN_REVIEW)
-    repo.add(req)
-    changed = replace(req, state=R.APPROVED, findings=[{"check": "size"}], round=3,
-                      reason="decided", decided_at=T0 + timedelta(minutes=5),
-                      crate={"@graph": [1]})
-    repo.save(changed)
-    got = stored(repo, req.id)
-    assert got.state == R.IN_REVIEW  # the state moves only through transition
-    assert (got.findings, got.round, got.reason, got.crate) == (
-        [{"check": "size"}], 3, "decided", {"@graph": [1]})
-    assert got.decided_at == T0 + timedelta(minutes=5)
+def test_finish_release_moves_and_audits_exactly_once_for_the_holder(
+        engine: Engine, repo: SqlReleaseRepository) -> None:
+    req = add(repo, state=R.APPROVED, claim=WorkClaim("a", T0 + timedelta(minutes=1)))
+    crate = {"@graph": []}
+    assert not repo.finish_release(req.id, "b", T0, crate, event(req.id))
+    assert events(engine, req.id) == 0
+    assert repo.finish_release(req.id, "a", T0, crate, event(req.id))
+    assert not repo.finish_release(req.id, "a", T0, crate, event(req.id))
+    assert events(engine, req.id) == 1
+    done = repo.get(req.id)
+    assert done is not None and done.state == R.RELEASED and done.crate == crate
+    assert done.released_at == T0 and done.reason == ""
 
 
-# --- transition: compare-and-set ----------------------------------------------------------
-
-
-def test_transition_from_an_allowed_state_moves_the_request(repo: ReleaseRepository) -> None:
-    req = make_request()
-    repo.add(req)
-    assert repo.transition(req.id, frozenset({R.SUBMITTED, R.RETURNED}), R.CHECKING) is True
-    assert stored(repo, req.id).state == R.CHECKING
-
-
-def test_transition_from_another_state_returns_false_and_changes_nothing(
-        repo: ReleaseRepository) -> None:
-    req = make_request(state=R.IN_REVIEW)
-    repo.add(req)
-    assert repo.transition(req.id, frozenset({R.SUBMITTED}), R.CHECKING) is False
-    assert repo.transition(req.id, frozenset(), R.CHECKING) is False
-    assert stored(repo, req.id).state == R.IN_REVIEW
-
-
-def test_transition_of_an_unknown_request_returns_false(repo: ReleaseRepository) -> None:
-    assert repo.transition("0" * 32, frozenset(R), R.CHECKING) is False
-
-
-def test_concurrent_transitions_from_many_threads_have_exactly_one_winner(
-        repo: ReleaseRepository) -> None:
-    threads = 12
-    for _ in range(3):  # a few rounds: a race that is won by luck once should not pass
-        req = make_request(state=R.IN_REVIEW)
-        repo.add(req)
-        targets = [(R.APPROVED, R.REJECTED, R.RETURNED)[i % 3] for i in range(threads)]
-        barrier = threading.Barrier(threads)
-
-        def attempt(target: ReleaseState, request_id: str = req.id,
-                    barrier: threading.Barrier = barrier) -> bool:
-            barrier.wait(timeout=30)
-            return repo.transition(request_id, frozenset({R.IN_REVIEW}), target)
-
-        with ThreadPoolExecutor(threads) as pool:
-            results = list(pool.map(attempt, targets))
-
-        assert results.count(True) == 1, results
-        assert stored(repo, req.id).state == targets[results.index(True)]
-
-
-# --- visible ------------------------------------------------------------------------------
-
-
-def _ids(requests: list[ReleaseRequest]) -> list[str]:
-    return [r.id for r in requests]
-
-
-def test_visible_shows_the_requesters_own_requests_newest_first(
-        repo: ReleaseRepository) -> None:
-    mine = [make_request(created_at=T0 + timedelta(minutes=i)) for i in range(3)]
-    others = make_request("bob", created_at=T0 + timedelta(minutes=10))
-    for req in [*mine, others]:
-        repo.add(req)
-    assert _ids(repo.visible("dev|alice", (), everything=False)) == _ids(mine)[::-1]
-    assert _ids(repo.visible("dev|carol", (), everything=False)) == []
-    assert _ids(repo.visible("alice", (), everything=False)) == []  # sub, not name
-
-
-def test_visible_adds_the_requests_of_the_review_projects(repo: ReleaseRepository) -> None:
-    own = make_request("rita", "p9", created_at=T0)
-    p1 = make_request("alice", "p1", created_at=T0 + timedelta(minutes=1))
-    p2 = make_request("bob", "p2", created_at=T0 + timedelta(minutes=2))
-    p3 = make_request("carol", "p3", created_at=T0 + timedelta(minutes=3))
-    for req in (own, p1, p2, p3):
-        repo.add(req)
-    assert _ids(repo.visible("dev|rita", ("p1", "p2"), everything=False)) == [
-        p2.id, p1.id, own.id]
-    assert _ids(repo.visible("dev|rita", ("p3",), everything=False)) == [p3.id, own.id]
-
-
-def test_visible_to_everything_shows_every_request(repo: ReleaseRepository) -> None:
-    reqs = [make_request(name, project, created_at=T0 + timedelta(minutes=i))
-            for i, (name, project) in enumerate([("a", "p1"), ("b", "p2"), ("c", "p3")])]
-    for req in reqs:
-        repo.add(req)
-    assert _ids(repo.visible("dev|zed", (), everything=True)) == _ids(reqs)[::-1]
-
-
-def test_visible_returns_at_most_the_newest_limit(repo: ReleaseRepository) -> None:
-    reqs = [make_request(created_at=T0 + timedelta(seconds=i))
-            for i in range(VISIBLE_LIMIT + 1)]
-    for req in reqs:
-        repo.add(req)
-    got = repo.visible("dev|alice", (), everything=False)
-    assert _ids(got) == _ids(reqs)[:0:-1]  # the oldest one is left out
-
-
-def test_visible_reflects_transitions_and_saves(repo: ReleaseRepository) -> None:
-    req = make_request(state=R.IN_REVIEW)
-    repo.add(req)
-    repo.transition(req.id, frozenset({R.IN_REVIEW}), R.APPROVED)
-    repo.save(replace(req, reason="ok"))
-    [got] = repo.visible("dev|alice", (), everything=False)
-    assert (got.state, got.reason) == (R.APPROVED, "ok")
-
-
-# --- votes --------------------------------------------------------------------------------
-
-
-def test_votes_come_back_per_round_in_the_order_cast(repo: ReleaseRepository) -> None:
-    req = make_request(state=R.IN_REVIEW)
-    repo.add(req)
-    cast = [vote("rita", FILES[1].path, at=datetime(2026, 3, 1, 14, 0, tzinfo=CEST)),
-            vote("rita", FILES[0].path, decision=Decision.REQUEST_CHANGES),
-            vote("ravi", FILES[0].path, decision=Decision.REJECT)]
-    for v in cast:
-        repo.add_vote(req.id, v)
-    repo.add_vote(req.id, vote("rita", FILES[0].path, round_=2))
-    got = repo.votes(req.id, 1)
-    assert got == cast
-    assert_utc(got[0].at)
-    assert repo.votes(req.id, 2) == [vote("rita", FILES[0].path, round_=2)]
-    assert repo.votes(req.id, 3) == []
-    assert repo.votes("0" * 32, 1) == []
-
-
-def test_a_second_vote_of_a_reviewer_on_a_file_in_a_round_is_a_conflict(
-        repo: ReleaseRepository) -> None:
-    req = make_request(state=R.IN_REVIEW)
-    repo.add(req)
-    first = vote("rita", FILES[0].path)
-    repo.add_vote(req.id, first)
-    with pytest.raises(Conflict):
-        repo.add_vote(req.id, vote("rita", FILES[0].path, decision=Decision.REJECT))
-    assert repo.votes(req.id, 1) == [first]
-    # another file, another reviewer, another round, another request: all accepted
-    repo.add_vote(req.id, vote("rita", FILES[1].path))
-    repo.add_vote(req.id, vote("ravi", FILES[0].path))
-    repo.add_vote(req.id, vote("rita", FILES[0].path, round_=2))
-    other = make_request(state=R.IN_REVIEW)
-    repo.add(other)
-    repo.add_vote(other.id, vote("rita", FILES[0].path))
-    assert len(repo.votes(req.id, 1)) == 3
-    assert len(repo.votes(other.id, 1)) == 1
-
-
-def test_concurrent_identical_votes_store_exactly_one(repo: ReleaseRepository) -> None:
-    threads = 8
-    req = make_request(state=R.IN_REVIEW)
-    repo.add(req)
-    barrier = threading.Barrier(threads)
-
-    def attempt(i: int) -> bool:
-        barrier.wait(timeout=30)
-        try:
-            repo.add_vote(req.id, replace(vote("rita", FILES[0].path), reason=f"try {i}"))
-        except Conflict:
-            return False
-        return True
-
-    with ThreadPoolExecutor(threads) as pool:
-        assert list(pool.map(attempt, range(threads))).count(True) == 1
-    assert len(repo.votes(req.id, 1)) == 1
+def test_a_transition_and_a_decision_write_their_event_only_when_they_move(
+        engine: Engine, repo: SqlReleaseRepository) -> None:
+    req = add(repo, state=R.IN_REVIEW)
+    assert repo.decide(req.id, R.APPROVED, T0, event(req.id, "approved"))
+    assert not repo.decide(req.id, R.REJECTED, T0, event(req.id, "rejected"))
+    assert not repo.transition(req.id, frozenset({R.RELEASED}), R.REVOKED,
+                               event(req.id, "revoked"))
+    assert events(engine, req.id) == 1
+    assert repo.get(req.id).decided_at == T0  # type: ignore[union-attr]

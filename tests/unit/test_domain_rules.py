@@ -6,11 +6,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from spe.adapters.catalog import directory_digest, load_catalog, verify_catalog
+from spe.domain.airlock import ReleaseCursor
 from spe.domain.attachments import check_attachment_names
 from spe.domain.catalog import bundle_digest, parse_manifest
 from spe.domain.errors import InvalidRequest, NotOnAllowlist
@@ -148,3 +150,19 @@ def test_page_tokens_round_trip_and_refuse_tampering_and_other_scopes() -> None:
     for forged in (token[:-1], token + "A", "", "!!!", "e30"):
         with pytest.raises(InvalidRequest):
             tokens.decode(forged, "runs|alice")
+
+
+def test_page_tokens_carry_text_positions_and_keep_numbers_and_texts_apart() -> None:
+    tokens = PageTokens(b"k" * 32)
+    cursor = ReleaseCursor(datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), "ab" * 16)
+    token = tokens.encode(cursor.text(), "release-requests|alice")
+    assert ReleaseCursor.parse(tokens.decode_text(token, "release-requests|alice")) == cursor
+    with pytest.raises(InvalidRequest):
+        tokens.decode(token, "release-requests|alice")  # a text is no number
+    with pytest.raises(InvalidRequest):
+        tokens.decode_text(tokens.encode(7, "runs|alice"), "runs|alice")
+    with pytest.raises(InvalidRequest):
+        tokens.decode_text(token, "release-requests|bob")
+    for text in ("2026-01-02T03:04:05|", "no time|id", "2026-01-02T03:04:05|id"):
+        with pytest.raises(ValueError):
+            ReleaseCursor.parse(text)  # no id, no time, no offset

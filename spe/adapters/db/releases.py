@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select, update
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from spe.adapters.db.repository import append_audit, utc
 from spe.adapters.db.tables import ReleaseRequestRow, ReleaseVoteRow
-from spe.domain.airlock import Decision, ReleaseRequest, ReleaseState, RequestedFile, Vote
+from spe.domain.airlock import (
+    CARRIED_ON,
+    Decision,
+    ReleaseCursor,
+    ReleaseFilter,
+    ReleaseRequest,
+    ReleaseState,
+    RequestedFile,
+    Vote,
+    WorkClaim,
+)
 from spe.domain.errors import Conflict
-from spe.domain.models import AuditEvent
-from spe.domain.ports import VISIBLE_LIMIT
+from spe.domain.models import JSON, AuditEvent
+
+Row = ReleaseRequestRow
+NO_CLAIM: dict[str, Any] = {"work_claim": None, "work_claim_until": None}
 
 
-def _to_request(row: ReleaseRequestRow) -> ReleaseRequest:
+def _to_request(row: Row) -> ReleaseRequest:
     return ReleaseRequest(
         id=row.id, run_id=row.run_id, project=row.project, requester_sub=row.requester_sub,
         requester_name=row.requester_name, justification=row.justification,
@@ -24,8 +39,8 @@ def _to_request(row: ReleaseRequestRow) -> ReleaseRequest:
         released_at=utc(row.released_at), revoked_at=utc(row.revoked_at), crate=row.crate)
 
 
-def _fill(row: ReleaseRequestRow, req: ReleaseRequest) -> None:
-    """Everything but the state (``transition`` writes that)."""
+def _fill(row: Row, req: ReleaseRequest) -> None:
+    """Everything but the state (``transition`` writes that) and the work claim."""
     row.files = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in req.files]
     row.findings = list(req.findings)
     row.round, row.reason, row.crate = req.round, req.reason, req.crate
@@ -33,17 +48,59 @@ def _fill(row: ReleaseRequestRow, req: ReleaseRequest) -> None:
     row.revoked_at = utc(req.revoked_at)
 
 
+def _free(now: datetime) -> ColumnElement[bool]:
+    """Nobody holds a live work claim."""
+    return or_(Row.work_claim.is_(None), Row.work_claim_until.is_(None),
+               Row.work_claim_until < utc(now))
+
+
+def _update(s: Session, request_id: str, where: list[ColumnElement[bool]],
+            values: dict[str, Any], event: AuditEvent | None = None) -> bool:
+    """One guarded UPDATE of ``request_id``; ``event`` is appended only if it wrote."""
+    result = s.execute(update(Row).where(Row.id == request_id, *where).values(**values))
+    if not getattr(result, "rowcount", 0):
+        return False
+    if event is not None:
+        append_audit(s, event)
+    return True
+
+
+def _selected(flt: ReleaseFilter) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a listing."""
+    where: list[ColumnElement[bool]] = []
+    if not flt.everything:
+        mine = Row.requester_sub == flt.sub if flt.own else false()
+        theirs = Row.project.in_(flt.projects) if flt.projects else false()
+        where.append(or_(mine, theirs))
+    if flt.not_own:
+        where.append(Row.requester_sub != flt.sub)
+    if flt.state is not None:
+        where.append(Row.state == flt.state.value)
+    return where
+
+
+def _after(cursor: ReleaseCursor | None) -> ColumnElement[bool]:
+    """Strictly after ``cursor`` in the order newest first (time, then id, descending)."""
+    if cursor is None:
+        return true()
+    at = utc(cursor.created_at)
+    return or_(Row.created_at < at, and_(Row.created_at == at, Row.id < cursor.id))
+
+
 class SqlReleaseRepository:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
-    def add(self, request: ReleaseRequest, event: AuditEvent | None = None) -> None:
+    def add(self, request: ReleaseRequest, event: AuditEvent | None = None,
+            claim: WorkClaim | None = None) -> None:
         with self._sessions.begin() as s:
-            row = ReleaseRequestRow(
+            row = Row(
                 id=request.id, run_id=request.run_id, project=request.project,
                 requester_sub=request.requester_sub, requester_name=request.requester_name,
                 justification=request.justification, state=request.state.value,
-                created_at=utc(request.created_at))
+                created_at=utc(request.created_at),
+                work_claim=claim.token if claim else None,
+                work_claim_until=utc(claim.until) if claim else None)
             _fill(row, request)
             s.add(row)
             if event is not None:
@@ -51,36 +108,76 @@ class SqlReleaseRepository:
 
     def get(self, request_id: str) -> ReleaseRequest | None:
         with self._sessions() as s:
-            row = s.get(ReleaseRequestRow, request_id)
+            row = s.get(Row, request_id)
             return _to_request(row) if row else None
 
     def save(self, request: ReleaseRequest) -> None:
         with self._sessions.begin() as s:
-            row = s.get(ReleaseRequestRow, request.id)
+            row = s.get(Row, request.id)
             if row is None:
                 raise KeyError(request.id)
             _fill(row, request)
 
     def transition(self, request_id: str, from_states: frozenset[ReleaseState],
-                   to: ReleaseState) -> bool:
+                   to: ReleaseState, event: AuditEvent | None = None) -> bool:
+        values: dict[str, Any] = {"state": to.value}
+        if to not in CARRIED_ON:
+            values.update(NO_CLAIM)
         with self._sessions.begin() as s:
-            result = s.execute(
-                update(ReleaseRequestRow)
-                .where(ReleaseRequestRow.id == request_id,
-                       ReleaseRequestRow.state.in_([f.value for f in from_states]))
-                .values(state=to.value))
-            return bool(getattr(result, "rowcount", 0))
+            return _update(s, request_id, [Row.state.in_([f.value for f in from_states])],
+                           values, event)
 
-    def visible(self, requester_sub: str, review_projects: tuple[str, ...],
-                everything: bool) -> list[ReleaseRequest]:
-        query = select(ReleaseRequestRow)
-        if not everything:
-            query = query.where(or_(ReleaseRequestRow.requester_sub == requester_sub,
-                                    ReleaseRequestRow.project.in_(review_projects)))
-        query = query.order_by(ReleaseRequestRow.created_at.desc()).limit(VISIBLE_LIMIT)
+    def decide(self, request_id: str, outcome: ReleaseState, at: datetime,
+               event: AuditEvent) -> bool:
+        """IN_REVIEW -> ``outcome`` with the decision time and ``event``, at most once."""
+        values: dict[str, Any] = {"state": outcome.value, "decided_at": utc(at)}
+        with self._sessions.begin() as s:
+            return _update(s, request_id, [Row.state == ReleaseState.IN_REVIEW.value],
+                           values, event)
+
+    def claim(self, request_id: str, states: frozenset[ReleaseState], claim: WorkClaim,
+              now: datetime) -> bool:
+        """Take the work claim of a request in ``states`` unless a live one is held."""
+        with self._sessions.begin() as s:
+            return _update(s, request_id, [Row.state.in_([x.value for x in states]),
+                                           _free(now)],
+                           {"work_claim": claim.token, "work_claim_until": utc(claim.until)})
+
+    def unclaim(self, request_id: str, token: str) -> None:
+        with self._sessions.begin() as s:
+            _update(s, request_id, [Row.work_claim == token], NO_CLAIM)
+
+    def postpone(self, request_id: str, token: str, until: datetime, reason: str) -> bool:
+        """A failed attempt of the holder: ``reason`` on the request, nobody takes the step
+        before ``until``. False (nothing written) if ``token`` no longer holds the claim."""
+        with self._sessions.begin() as s:
+            return _update(s, request_id, [Row.work_claim == token],
+                           {"reason": reason, "work_claim_until": utc(until)})
+
+    def finish_release(self, request_id: str, token: str, released_at: datetime,
+                       crate: JSON, event: AuditEvent) -> bool:
+        """APPROVED -> RELEASED with the release time and crate, the reason cleared and
+        ``event`` appended, in one transaction; only while ``token`` holds the claim."""
+        values = {"state": ReleaseState.RELEASED.value, "released_at": utc(released_at),
+                  "crate": crate, "reason": "", **NO_CLAIM}
+        with self._sessions.begin() as s:
+            return _update(s, request_id, [Row.state == ReleaseState.APPROVED.value,
+                                           Row.work_claim == token], values, event)
+
+    def waiting(self, states: frozenset[ReleaseState], now: datetime,
+                limit: int) -> list[str]:
+        """Ids of requests in ``states`` that nobody holds, oldest first."""
+        query = (select(Row.id).where(Row.state.in_([x.value for x in states]), _free(now))
+                 .order_by(Row.created_at, Row.id).limit(limit))
         with self._sessions() as s:
-            rows = s.scalars(query)
-            return [_to_request(r) for r in rows]
+            return list(s.scalars(query))
+
+    def page(self, flt: ReleaseFilter, after: ReleaseCursor | None,
+             limit: int) -> list[ReleaseRequest]:
+        query = (select(Row).where(*_selected(flt), _after(after))
+                 .order_by(Row.created_at.desc(), Row.id.desc()).limit(limit))
+        with self._sessions() as s:
+            return [_to_request(r) for r in s.scalars(query)]
 
     def add_vote(self, request_id: str, vote: Vote) -> None:
         try:

@@ -130,10 +130,15 @@ class ReleaseRequestRow(Base):
     released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     crate: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # who is doing the service's step (checks, release), and until when that claim holds
+    work_claim: Mapped[str | None] = mapped_column(String(64))
+    work_claim_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index("ix_release_requests_project_state", "project", "state"),
         Index("ix_release_requests_requester", "requester_sub"),
+        Index("ix_release_requests_state", "state"),
+        Index("ix_release_requests_created_id", "created_at", "id"),
     )
 
 

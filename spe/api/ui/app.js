@@ -9,6 +9,8 @@
   const TOKEN_KEY = 'spe.ui.token';
   const FLOW_KEY = 'spe.ui.flow';
   const PREVIEW_ROWS = 200;
+  const PAGE_SIZE = 500;
+  const MAX_PAGES = 20;
   const DECIDED = new Set(['APPROVED', 'REJECTED', 'RETURNED', 'RELEASED', 'REVOKED', 'WITHDRAWN']);
   const SEVERITY_ORDER = { hard: 0, soft: 1, pass: 2 };
   const DECISION_LABELS = { approve: 'approve', request_changes: 'request changes', reject: 'reject' };
@@ -217,8 +219,18 @@
   }
 
   async function loadRequests() {
-    const data = await api('/release-requests?role=reviewer');
-    state.requests = data.requests || [];
+    // the listing is paged: follow next_page_token (large pages, a bounded number of them)
+    const found = [];
+    let pageToken = '';
+    for (let page = 0; page < MAX_PAGES; page += 1) {
+      const query = new URLSearchParams({ role: 'reviewer', page_size: String(PAGE_SIZE) });
+      if (pageToken) query.set('page_token', pageToken);
+      const data = await api(`/release-requests?${query}`);
+      found.push(...(data.requests || []));
+      pageToken = data.next_page_token || '';
+      if (!pageToken) break;
+    }
+    state.requests = found;
     renderRequests();
     const count = state.requests.filter((r) => r.state === 'IN_REVIEW').length;
     setStatus(`${count} request(s) waiting for review.`);
