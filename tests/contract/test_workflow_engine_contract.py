@@ -22,10 +22,11 @@ from pathlib import Path
 import pytest
 
 from spe.adapters.catalog import load_catalog
-from spe.adapters.engines import nextflow, snakemake
+from spe.adapters.engines import nextflow
 from spe.adapters.engines.nextflow import NextflowEngine
 from spe.adapters.engines.snakemake import SnakemakeEngine
 from spe.domain.catalog import WorkflowEntry
+from spe.domain.jobdir import RELATIVE, JobDir
 from spe.domain.models import TaskLog
 from spe.domain.params import validate_engine_options
 from spe.domain.ports import LOCAL, EngineTarget, WorkflowEngine
@@ -46,7 +47,7 @@ class Rig:
 
     engine: WorkflowEngine
     entry: WorkflowEntry
-    log_file: str  # relative to the work directory; "" when the engine reads no log
+    log_file: Path | None  # where in a job's directory it reads its log; None: no log
 
 
 def _entry(ref: str) -> WorkflowEntry:
@@ -56,10 +57,10 @@ def _entry(ref: str) -> WorkflowEntry:
 
 RIGS: dict[str, Callable[[], Rig]] = {
     "snakemake": lambda: Rig(SnakemakeEngine(), _entry("tsv-summary@1.0.0"),
-                             snakemake.LOG_FILE),
+                             RELATIVE.stderr),
     "nextflow": lambda: Rig(NextflowEngine(), _entry("nf-wordcount@1.0.0"),
-                            nextflow.TRACE_FILE),
-    "fake": lambda: Rig(SleepEngine(), _entry("tsv-summary@1.0.0"), ""),
+                            RELATIVE.log(nextflow.TRACE_FILE)),
+    "fake": lambda: Rig(SleepEngine(), _entry("tsv-summary@1.0.0"), None),
 }
 CAPTURED = [("snakemake", FIXTURES / "snakemake" / f"{name}.log")
             for name in ("success", "failure", "sigterm", "sigterm_group")] + \
@@ -73,6 +74,7 @@ def rig(request: pytest.FixtureRequest) -> Rig:
 
 
 def place(workdir: Path, rig: Rig, text: str | bytes) -> None:
+    assert rig.log_file is not None
     log = workdir / rig.log_file
     log.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(text, bytes):
@@ -109,7 +111,7 @@ def test_argv_is_a_list_of_str_with_no_user_value_and_no_shell(
     params.write_text(json.dumps(dict.fromkeys(names, HOSTILE)))
     options = validate_engine_options(rig.entry, {})
     workdir = tmp_path / "run"
-    (workdir / "logs").mkdir(parents=True)
+    JobDir(workdir).logs.mkdir(parents=True)
 
     argv = rig.engine.argv(rig.entry, tmp_path / "workflow", params, workdir, options,
                            target=target)
