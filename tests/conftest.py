@@ -1,4 +1,5 @@
-"""Shared fixtures: a real server per test session (and fresh ones where a test needs)."""
+"""Shared fixtures: a real server per test session (and fresh ones where a test needs); the
+``external`` marker of the tests that need one (``tests/tiers.py``)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,24 @@ from tests.helpers import Api, Server, build_catalog
 from tests.postgres import PostgresServer, postgres_or_skip
 from tests.redis_server import RedisServer, redis_or_skip
 from tests.slurm_cluster import stop_if_started
+from tests.tiers import mark_external, running
 from tests.wes_schema import UNVALIDATED, unvalidated_reason
 
 _users = itertools.count()
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m "not external"` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mark_external(items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
+    running(item)  # so the helpers that start a server can check the item's marker
+    try:
+        return (yield)
+    finally:
+        running(None)
 
 
 @pytest.hookimpl(wrapper=True)
