@@ -1,4 +1,5 @@
-"""Shared fixtures: a real server per test session (and fresh ones where a test needs)."""
+"""Shared fixtures: a real server per test session (and fresh ones where a test needs); the
+``external`` marker of the tests that need one (``tests/tiers.py``)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,36 @@ from tests.postgres import PostgresServer, postgres_or_skip
 from tests.redis_server import RedisServer, redis_or_skip
 from tests.s3_server import S3Server, s3_or_skip
 from tests.slurm_cluster import stop_if_started
+from tests.tiers import mark_external, running
+from tests.wes_schema import UNVALIDATED, unvalidated_reason
 
 _users = itertools.count()
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m "not external"` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mark_external(items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
+    running(item)  # so the helpers that start a server can check the item's marker
+    try:
+        return (yield)
+    finally:
+        running(None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A test that passed but could not validate some responses against the official WES
+    document (``tests/wes_schema.py``: none found) is reported as skipped, with why."""
+    UNVALIDATED.clear()
+    result = yield  # a failing test raises here and stays failed
+    reason = unvalidated_reason()
+    if reason:
+        pytest.skip(reason)
+    return result
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ registry re-attaches to earlier handles, as a restarted server would."""
 from __future__ import annotations
 
 import errno
+import json
 import shlex
 import time
 import uuid
@@ -165,3 +166,25 @@ class SleepEngine:
     def outputs(self, entry: WorkflowEntry, workdir: Path) -> list[Path]:
         return declared_outputs(entry, self.output_dir(workdir))
 
+
+
+class ResultsEngine(SleepEngine):
+    """A stand-in engine for the fake executor that honours the ``sleepy`` test workflow's
+    params (``seconds``: how long the fake process runs; ``fail``: it exits 1) and, as a
+    real run would, leaves ``results/first.txt`` and ``results/done.txt`` behind (written
+    when the engine is asked for its command; ``done.txt`` holds the params). Outputs are
+    the entry's declared globs, as for the real engines."""
+
+    def argv(self, entry: WorkflowEntry, bundle_dir: Path, params_file: Path,
+             workdir: Path, options: JSON, *, target: EngineTarget = LOCAL) -> list[str]:
+        params = json.loads(params_file.read_text())
+        results = self.output_dir(workdir) / "results"
+        results.mkdir(parents=True, exist_ok=True)
+        (results / "first.txt").write_text("first\n")
+        (results / "done.txt").write_text(json.dumps(params, sort_keys=True) + "\n")
+        if params.get("fail"):
+            return ["false"]
+        return ["sleep", str(params.get("seconds", 0))]
+
+    def outputs(self, entry: WorkflowEntry, workdir: Path) -> list[Path]:
+        return declared_outputs(entry, self.output_dir(workdir))

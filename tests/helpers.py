@@ -18,6 +18,7 @@ import requests
 
 from spe.adapters.auth.dev_issuer import DevIssuer
 from spe.adapters.policy import dev_entitlement
+from tests.tiers import starting
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"}
@@ -102,6 +103,7 @@ class Server:
                 "SPE_JWKS_MIN_REFRESH_SECONDS": "1", **self.env_extra}
 
     def start(self, timeout: float = 60) -> Server:
+        starting("a `spe serve` subprocess")
         self.home.mkdir(parents=True, exist_ok=True)
         log = (self.home / "server.log").open("ab")
         self.proc = subprocess.Popen(

@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import free_port
+from tests.tiers import starting
 
 PG_GLOB = "/usr/lib/postgresql/*/bin"
 SUPERUSER = "postgres"
@@ -190,6 +191,7 @@ def start_postgres(tmpdir: Path, *, attempts: int = 3) -> PostgresServer:
 
     Raises ``PostgresUnavailable`` when PostgreSQL (or psycopg) is not installed.
     """
+    starting("PostgreSQL")
     bindir = find_bindir()
     if bindir is None:
         raise PostgresUnavailable(f"no initdb/pg_ctl under {PG_GLOB} "

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ROOT, free_port
+from tests.tiers import starting
 
 SCRIPT = ROOT / "scripts" / "redis.sh"
 COMMAND_TIMEOUT = 60.0
@@ -46,6 +47,7 @@ class RedisServer:
                               check=False)
 
     def start(self) -> RedisServer:
+        starting("Redis")
         result = self._script("start")
         if result.returncode != 0:
             raise RuntimeError(f"redis.sh start failed: {result.stdout}{result.stderr}")
@@ -66,6 +68,7 @@ class RedisServer:
 
 def start_redis(tmpdir: Path, *, attempts: int = 3) -> RedisServer:
     """Start a fresh Redis on a free loopback port (retrying when the port is taken)."""
+    starting("Redis")
     missing = [tool for tool in ("redis-server", "redis-cli") if shutil.which(tool) is None]
     if missing:
         raise RedisUnavailable(f"{', '.join(missing)} not found (install the Debian package "

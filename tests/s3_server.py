@@ -34,6 +34,8 @@ from typing import IO, TYPE_CHECKING
 
 import pytest
 
+from tests.tiers import starting
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
@@ -238,6 +240,7 @@ def _prepare(tmpdir: Path) -> tuple[Path, Path, tuple[S3Keys, S3Keys]]:
 def start_s3(tmpdir: Path, *, attempts: int = 3) -> S3Server:
     """Start a fresh SeaweedFS (see the module docstring). Raises ``S3Unavailable`` when
     ``weed`` or boto3 is not installed."""
+    starting("an S3 server")
     weed, root, keys = _prepare(tmpdir)
     for attempt in range(attempts):  # a free port may be taken before weed binds it
         began = time.monotonic()

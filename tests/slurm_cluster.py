@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiers import starting
+
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("SPE_TEST_SLURM_DIR", "/var/tmp/spe-slurm"))
 ENGINES = Path(os.environ.get("SPE_TEST_ENGINES", "/opt/spe/engines"))
@@ -37,6 +39,7 @@ class SlurmCluster:
 
 
 def slurm_or_skip() -> SlurmCluster:
+    starting("the SLURM cluster")
     missing = [b for b in ("slurmctld", "slurmd", "munged", "sbatch", "sudo")
                if shutil.which(b) is None and not Path("/usr/sbin", b).exists()]
     if missing or os.geteuid() != 0:

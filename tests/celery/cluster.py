@@ -13,6 +13,7 @@ from types import TracebackType
 
 from tests.helpers import ROOT, Server
 from tests.redis_server import RedisServer
+from tests.tiers import starting
 
 WORKER_READY_TIMEOUT = 60.0
 LEASE_SECONDS = 2.0  # how soon an abandoned start step is taken over
@@ -49,6 +50,7 @@ class Cluster:
                      concurrency: int = 2, wait: bool = True) -> subprocess.Popen[bytes]:
         """Start `spe worker` (or a test launcher ``module`` that ends in it); wait until
         Celery reports it ready."""
+        starting("a Celery worker")
         log_path = self.home / f"worker-{next(self._names)}.log"
         argv = [sys.executable, "-m", module, *args, "worker",
                 "--concurrency", str(concurrency)]

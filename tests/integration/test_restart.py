@@ -10,9 +10,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.helpers import WES, Api, Server
+
+pytestmark = pytest.mark.external  # the tests start `spe serve` themselves (tests/tiers.py)
 
 
 def _server(tmp_path: Path, catalog_dir: Path) -> Server:

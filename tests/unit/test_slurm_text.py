@@ -16,7 +16,7 @@ SCONTROL_FAILED = (
     "Nice=0 Account=(null) QOS=(null) JobState=FAILED Reason=NonZeroExitCode "
     "Dependency=(null) Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=2:0 "
     "RunTime=00:00:00 TimeLimit=UNLIMITED TimeMin=N/A NodeList=vm BatchHost=vm "
-    "Command=/tmp/j.sh WorkDir=/work/main StdErr=/tmp/j.out StdIn=/dev/null Power= \n")
+    "Command=/tmp/j.sh WorkDir=/srv/spe/work StdErr=/tmp/j.out StdIn=/dev/null Power= \n")
 
 
 @pytest.mark.parametrize(("out", "job"), [("1234\n", "1234"), ("77;spe-test\n", "77"),
