@@ -49,7 +49,7 @@ from spe.core import build_core
 from spe.domain.catalog import Catalog
 from spe.domain.errors import DomainError
 from spe.domain.policy import Policy
-from spe.domain.ports import Dispatcher, TokenVerifier
+from spe.domain.ports import Dispatcher, ExecutorChoice, TokenVerifier
 from spe.services.audit import AuditQuery
 from spe.services.execution import Execution
 from spe.services.runs import RunService
@@ -249,9 +249,10 @@ def create_worker(settings: Settings) -> WorkerProcess:
 
 
 def create_app(settings: Settings, *, migrate: bool = True,
-               dispatcher_factory: Any = None) -> Service:
+               dispatcher_factory: Any = None, choice: ExecutorChoice | None = None) -> Service:
+    """The API process. ``choice`` replaces the executor the settings name (tests)."""
     settings.check_for_serving()
-    core = build_core(settings, migrate=migrate)
+    core = build_core(settings, migrate=migrate, choice=choice)
     worker: Worker
     inline = InlineDispatcher(lambda kind, run_id: worker.handle(kind, run_id),  # noqa: PLW0108 - worker is built next
                               settings.workers)

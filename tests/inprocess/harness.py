@@ -15,6 +15,7 @@ from typing import Any
 from spe.adapters.policy import dev_entitlement
 from spe.app import Service, create_app
 from spe.config import Settings
+from spe.domain.ports import ExecutorChoice
 from tests.fakes import FakeExecutor, ResultsEngine
 from tests.helpers import FINAL, WES
 
@@ -75,14 +76,11 @@ class InProcess:
         raise AssertionError(f"run {run_id} still {state} after {timeout} s")
 
 
-
-
 def in_process(home: Path, catalog: Path) -> Iterator[InProcess]:
     settings = Settings(home=home, catalog_dir=catalog, reconcile_seconds=0.05,
                         cancel_grace_seconds=0)
-    service = create_app(settings)
-    executor = FakeExecutor()
-    service.execution.executor = executor  # the fake machine instead of local processes
+    executor = FakeExecutor()  # the fake machine instead of local processes
+    service = create_app(settings, choice=ExecutorChoice(executor))
     service.execution.engines["snakemake"] = ResultsEngine()
     with service.app.test_client() as client:  # runs the lifespan: issuer, reconciler
         yield InProcess(service, client, executor)

@@ -129,9 +129,8 @@ def airlock(tmp_path: Path) -> Iterator[Airlock]:
     quarantine.mkdir()
     outbox_dir.mkdir()
     run_id = completed_run(runs, quarantine)
-    outbox_store = FlakyStore(outbox_dir, secret=SECRET)
-    plain: dict[str, ObjectStore] = {str(quarantine): FilesystemStore(quarantine,
-                                                                       secret=SECRET),
+    outbox_store = FlakyStore(outbox_dir)
+    plain: dict[str, ObjectStore] = {str(quarantine): FilesystemStore(quarantine),
                                      str(outbox_dir): outbox_store}
     clock = Clock()
     releases = SqlReleaseRepository(sessions)
