@@ -10,7 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
+from spe.adapters.db.session import make_engine, make_sessions, upgrade
 from tests.helpers import ROOT, Api, Server, build_catalog
 from tests.postgres import PostgresServer, postgres_or_skip
 from tests.redis_server import RedisServer, redis_or_skip
@@ -124,3 +127,29 @@ def toy_plugin(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     from spe_toy_executor import MACHINE
 
     return MACHINE  # type: ignore[return-value]
+
+
+# --- databases: an empty SQLite file, and an empty schema of the session's PostgreSQL -----
+
+@pytest.fixture(params=[pytest.param("sqlite", id="sqlite"),
+                        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: no tables, so no rows of other tests."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'spe.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.reset_schema()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    upgrade(db_url)
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return make_sessions(engine)
+

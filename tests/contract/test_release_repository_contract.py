@@ -5,15 +5,13 @@ included), work claims, and moves written with their audit events exactly once."
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
 
 from spe.adapters.db.releases import SqlReleaseRepository
-from spe.adapters.db.session import make_engine, make_sessions, upgrade
+from spe.adapters.db.session import make_sessions
 from spe.adapters.db.tables import AuditRow
 from spe.domain.airlock import (
     ReleaseCursor,
@@ -24,24 +22,9 @@ from spe.domain.airlock import (
     WorkClaim,
 )
 from spe.domain.models import AuditEvent
-from tests.postgres import PostgresServer
 
 R = ReleaseState
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
-
-
-@pytest.fixture(params=[pytest.param("sqlite", id="sqlite"),
-                        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'spe.db'}"
-    else:
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        url = server.reset_schema()
-    upgrade(url)
-    eng = make_engine(url)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture

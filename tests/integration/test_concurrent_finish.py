@@ -7,15 +7,15 @@ are stored, and the outputs are copied into quarantine exactly once."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
+from sqlalchemy import Engine
 
 from spe.adapters.db.repository import SqlRunRepository
-from spe.adapters.db.session import make_engine, make_sessions, upgrade
+from spe.adapters.db.session import make_sessions
 from spe.adapters.storage.filesystem import FilesystemStore
 from spe.domain.catalog import WorkflowEntry
 from spe.domain.models import Run, RunRequest
@@ -24,24 +24,15 @@ from spe.domain.states import RunState
 from spe.services.execution import Execution
 from tests import services_kit as kit
 from tests.fakes import FakeExecutor, FakeProcess, SleepEngine
-from tests.postgres import PostgresServer
 
 S = RunState
 OUTPUT = Path("results/out.txt")
 
 
-@pytest.fixture(params=[pytest.param("sqlite", id="sqlite"),
-                        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)])
-def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlRunRepository]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'spe.db'}"
-    else:
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        url = server.create_database()
-    upgrade(url)
-    engine = make_engine(url)
-    yield SqlRunRepository(make_sessions(engine))
-    engine.dispose()
+@pytest.fixture
+def repo(engine: Engine) -> SqlRunRepository:
+    """A run repository on SQLite and on PostgreSQL (``engine``, tests/conftest.py)."""
+    return SqlRunRepository(make_sessions(engine))
 
 
 class OneOutputEngine(SleepEngine):
