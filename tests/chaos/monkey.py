@@ -78,6 +78,7 @@ class Monkey:
     expected: dict[str, Expected] = field(default_factory=dict)
     figures: Figures = field(default_factory=Figures)
     keys: set[str] = field(default_factory=set)
+    post_seconds: float = 0.02  # how long a POST takes, as measured
 
     def api(self) -> Api:
         return self.server.api(self.user)
@@ -108,7 +109,11 @@ class Monkey:
 
     def _submit_one(self) -> None:
         key, fail, seconds = uuid.uuid4().hex, self.rng.random() < 0.2, self.rng.randint(0, 3)
+        began = time.monotonic()
         run_id = retry(lambda: self._post(key, fail, seconds))
+        took = time.monotonic() - began
+        if took < 1.0:  # answered at once: how long a POST is in flight
+            self.post_seconds = 0.8 * self.post_seconds + 0.2 * took
         self._record(key, run_id, fail)
 
     def _record(self, key: str, run_id: str, fail: bool) -> None:
@@ -138,7 +143,10 @@ class Monkey:
         answered: list[str] = []
         post = threading.Thread(target=self._post_once, args=(key, fail, seconds, answered))
         post.start()
-        time.sleep(self.rng.uniform(0, 0.03))
+        if self.rng.random() < 0.5:  # at a moment while it is in flight
+            time.sleep(self.rng.uniform(0.1, 1.1) * self.post_seconds)
+        else:  # as soon as the run is stored: before its answer, mostly
+            _wait_for_key(self.server, key, timeout=5)
         killed_at = time.time()
         self.server.stop(signal.SIGKILL)
         self.figures.server_kills += 1
@@ -187,6 +195,21 @@ def retry_status(call: Callable[[], requests.Response]) -> int:
             if time.monotonic() > deadline:
                 raise
         time.sleep(0.2)
+
+
+def _wait_for_key(server: Server, key: str, timeout: float) -> None:
+    """Until the submission key ``key`` is stored (its run with it), or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(sqlite3.Error):
+            db = sqlite3.connect(server.home / "spe.db", timeout=0.1)
+            try:
+                if db.execute("SELECT 1 FROM submission_keys WHERE key = ?",
+                              (key,)).fetchone():
+                    return
+            finally:
+                db.close()
+        time.sleep(0.001)
 
 
 def _made_before(server: Server, run_id: str, instant: float) -> bool:
