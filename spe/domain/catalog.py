@@ -151,13 +151,31 @@ def parse_manifest(data: dict[str, Any]) -> WorkflowEntry:
         engine=str(data.get("workflow_engine") or WORKFLOW_TYPES.get(wtype, "")),
         entrypoint=need("entrypoint", str), bundle_digest=digest,
         params_schema=need("params_schema", dict), engine_options=options,
-        outputs=tuple(need("outputs", list)), examples=tuple(data.get("examples") or ()),
+        outputs=tuple(need("outputs", list)), examples=_examples(data, errors),
         approved_by=tuple(approved_by), approved_at=str(approved_at),
-        resources={k: int(v) for k, v in (data.get("resources") or {}).items()},
+        resources=_resources(data, errors),
     )
     if errors:
         raise InvalidRequest(f"manifest of {wid or '?'}@{version or '?'} is invalid", errors)
     return entry
+
+
+def _examples(data: dict[str, Any], errors: list[tuple[str, str]]) -> tuple[Any, ...]:
+    raw = data.get("examples") or []
+    if not isinstance(raw, list) or not all(isinstance(e, dict) for e in raw):
+        errors.append(("/examples", "a list of mappings (name, params)"))
+        return ()
+    return tuple(raw)
+
+
+def _resources(data: dict[str, Any], errors: list[tuple[str, str]]) -> dict[str, int]:
+    raw = data.get("resources") or {}
+    if not isinstance(raw, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+            for k, v in raw.items()):
+        errors.append(("/resources", "a mapping of resource names to whole numbers >= 0"))
+        return {}
+    return dict(raw)
 
 
 def _parse_options(raw: dict[str, Any], errors: list[tuple[str, str]]) -> tuple[EngineOption, ...]:
@@ -166,6 +184,9 @@ def _parse_options(raw: dict[str, Any], errors: list[tuple[str, str]]) -> tuple[
         ptr = f"/engine_options/{name}"
         if not isinstance(spec, dict) or spec.get("type") not in OPTION_TYPES:
             errors.append((ptr, f"needs a type among {sorted(OPTION_TYPES)}"))
+            continue
+        if not isinstance(spec.get("enum") or [], list):
+            errors.append((f"{ptr}/enum", "a list of choices"))
             continue
         options.append(EngineOption(
             name=name, type=spec["type"], default=spec.get("default"),
