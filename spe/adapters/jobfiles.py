@@ -11,19 +11,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from spe.adapters.catalog import directory_digest, skipped
 from spe.domain.jobdir import JobDir
 from spe.domain.models import JSON
 from spe.domain.ports import LocalStore, ObjectStore
 
-BUNDLE_SKIP = shutil.ignore_patterns("__pycache__", ".snakemake")
+def _not_bundle(_folder: str, names: list[str]) -> set[str]:
+    """What ``copytree`` leaves out: exactly what the bundle digest leaves out."""
+    return {name for name in names if skipped(name)}
 
 
 class LocalJobFiles:
     def copy_bundle(self, job: JobDir, bundle: Path) -> None:
         if job.workflow.exists():
             shutil.rmtree(job.workflow)
-        shutil.copytree(bundle, job.workflow, symlinks=False, ignore=BUNDLE_SKIP)
+        shutil.copytree(bundle, job.workflow, symlinks=False, ignore=_not_bundle)
         job.logs.mkdir(parents=True, exist_ok=True)
+
+    def bundle_digest(self, job: JobDir) -> str:
+        return directory_digest(job.workflow)
 
     def write_params(self, job: JobDir, params: JSON) -> None:
         job.params.write_text(json.dumps(params, indent=2))
