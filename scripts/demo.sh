@@ -11,7 +11,9 @@ export SPE_URL="http://127.0.0.1:${SPE_PORT}"
 workflow="${1:-tsv-summary}"
 spe=.venv/bin/spe
 
+umask 077                    # the service's state is private (`spe serve` refuses otherwise)
 mkdir -p "$SPE_HOME"
+chmod 700 "$SPE_HOME"
 $spe serve --port "$SPE_PORT" --log-level warning > "$SPE_HOME/server.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true' EXIT

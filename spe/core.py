@@ -128,7 +128,7 @@ def build_core(settings: Settings, *, migrate: bool = False,
     execution = Execution(
         repo=repo, task_logs=task_logs, catalog=catalog, bundles=bundles, engines=engines,
         choice=choice or make_executor(settings, policy), runs_dir=settings.runs_dir,
-        data=data, files=files,
+        data=data, files=files, audit=audit,
         tuning=Tuning(settings.max_active_runs, settings.start_lease_seconds,
                       settings.finish_claim_seconds))
     return Core(settings=settings, db=db, sessions=sessions, repo=repo, task_logs=task_logs,

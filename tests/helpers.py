@@ -104,8 +104,10 @@ class Server:
 
     def start(self, timeout: float = 60) -> Server:
         starting("a `spe serve` subprocess")
-        self.home.mkdir(parents=True, exist_ok=True)
-        log = (self.home / "server.log").open("ab")
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.home.chmod(self.home.stat().st_mode & ~0o066)  # `spe serve` refuses o+r, o+w
+        log = os.fdopen(os.open(self.home / "server.log",
+                                os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "spe.cli.main", "serve", "--port", str(self.port)],
             env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -52,4 +52,5 @@ def execution(repo: SqlRunRepository, tmp_path: Path, executor: Executor, *,
                      engines={"snakemake": engine or SleepEngine()},
                      choice=ExecutorChoice(executor), runs_dir=tmp_path / "runs",
                      data=data or data_service(repo, tmp_path / "quarantine"),
-                     files=LocalJobFiles(), tuning=tuning or Tuning(), clock=clock)
+                     files=LocalJobFiles(), audit=SqlAuditLog(repo._sessions),
+                     tuning=tuning or Tuning(), clock=clock)

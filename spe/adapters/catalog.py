@@ -16,6 +16,12 @@ BUNDLE = "bundle"
 _SKIP_DIRS = {"__pycache__", ".snakemake", ".nextflow", "work"}
 
 
+def skipped(name: str) -> bool:
+    """Whether a file or folder of this name is no part of a bundle (caches, engine state):
+    neither hashed nor copied into a run."""
+    return name in _SKIP_DIRS or name.endswith(".pyc")
+
+
 def bundle_files(bundle_dir: Path) -> list[tuple[str, bytes]]:
     """Every regular file under ``bundle_dir`` as (relative posix path, content).
 
@@ -23,7 +29,7 @@ def bundle_files(bundle_dir: Path) -> list[tuple[str, bytes]]:
     files = []
     for path in sorted(bundle_dir.rglob("*")):
         rel = path.relative_to(bundle_dir)
-        if any(part in _SKIP_DIRS or part.endswith(".pyc") for part in rel.parts):
+        if any(skipped(part) for part in rel.parts):
             continue
         if path.is_symlink():
             raise InvalidRequest(f"bundle {bundle_dir} contains a symlink: {rel.as_posix()}")

@@ -11,19 +11,36 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from spe.adapters.catalog import directory_digest, skipped
 from spe.domain.jobdir import JobDir
 from spe.domain.models import JSON
 from spe.domain.ports import LocalStore, ObjectStore
 
-BUNDLE_SKIP = shutil.ignore_patterns("__pycache__", ".snakemake")
+
+def _not_bundle(_folder: str, names: list[str]) -> set[str]:
+    """What ``copytree`` leaves out: exactly what the bundle digest leaves out."""
+    return {name for name in names if skipped(name)}
+
+
+def _owner_only(root: Path) -> None:
+    """``copytree`` copies the catalog's modes (often 0644/0755): keep only the owner's
+    bits, as the service's umask (077) would. A SLURM run directory is then opened to the
+    project's group by ``spe.adapters.executors.workdir.share_with_group``."""
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode & 0o700)
 
 
 class LocalJobFiles:
     def copy_bundle(self, job: JobDir, bundle: Path) -> None:
         if job.workflow.exists():
             shutil.rmtree(job.workflow)
-        shutil.copytree(bundle, job.workflow, symlinks=False, ignore=BUNDLE_SKIP)
+        shutil.copytree(bundle, job.workflow, symlinks=False, ignore=_not_bundle)
+        _owner_only(job.workflow)
         job.logs.mkdir(parents=True, exist_ok=True)
+
+    def bundle_digest(self, job: JobDir) -> str:
+        return directory_digest(job.workflow)
 
     def write_params(self, job: JobDir, params: JSON) -> None:
         job.params.write_text(json.dumps(params, indent=2))
@@ -42,7 +59,7 @@ class LocalJobFiles:
                 or info.size != expected.size:
             tmp.unlink(missing_ok=True)
             raise OSError(f"staging {key} failed: size mismatch")
-        tmp.chmod(0o444)
+        tmp.chmod(0o400)  # read-only, private (a SLURM run shares it with the group)
         tmp.replace(dest)
 
     @contextmanager

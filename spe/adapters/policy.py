@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from spe.domain.errors import InvalidRequest
-from spe.domain.policy import Policy
+from spe.domain.policy import Policy, nested_locations
 from spe.domain.policy_file import parse_policy
 
 DEV_AUTHORITY = "dev.invalid"
@@ -48,7 +49,21 @@ def load_policy(path: Path) -> Policy:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise InvalidRequest(f"cannot read the policy file {path}: {exc}") from exc
-    return parse_policy(data)
+    policy = parse_policy(data)
+    check_resolved_locations(policy)
+    return policy
+
+
+def check_resolved_locations(policy: Policy) -> None:
+    """The filesystem locations must not nest once symlinks are resolved either (a
+    dataset at ``/data/link`` pointing into another one's folder)."""
+    resolved = [(f"/datasets/{i}/location", ds.id, os.path.realpath(ds.location))
+                for i, ds in enumerate(policy.datasets.values())
+                if ds.location.startswith("/")]
+    problems = [(ptr, f"{problem} (symlinks resolved)")
+                for ptr, problem in nested_locations(resolved)]
+    if problems:
+        raise InvalidRequest("the policy file is invalid", problems)
 
 
 def dev_policy() -> Policy:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,38 @@ from spe.domain.errors import DomainError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
+
+
+PRIVATE_UMASK = 0o077
+
+
+def _write_privately() -> None:
+    """Everything the service writes is private to its account (umask 077). What SLURM jobs
+    of a project's group must share is opened to that group, never to others, by the
+    SLURM executor (``spe/adapters/executors/workdir.py``)."""
+    os.umask(PRIVATE_UMASK)
+
+
+def _state_paths(settings: Settings) -> list[Path]:
+    """SPE_HOME and, with SQLite, the database file."""
+    paths = [settings.home]
+    if settings.db_url.startswith("sqlite:///"):
+        paths.append(Path(settings.db_url[len("sqlite:///"):]))
+    return paths
+
+
+def _refuse_open_state(settings: Settings) -> None:
+    """Stop unless SPE_HOME and the SQLite database are closed to other users (on a SLURM
+    cluster SPE_HOME may be 0711: others may pass through to their run, not read)."""
+    for path in _state_paths(settings):
+        if not path.exists():
+            continue
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & (stat.S_IROTH | stat.S_IWOTH):
+            what = "readable" if mode & stat.S_IROTH else "writable"
+            raise click.ClickException(
+                f"{path} is {what} by other users (mode {mode:04o}): the service's state "
+                f"must be private; run `chmod o-rw {path}` (or chmod 700) and start again")
 
 
 def _settings() -> Settings:
@@ -60,9 +93,11 @@ def serve(host: str | None, port: int | None, log_level: str) -> None:
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
+    _write_privately()
     settings = _settings()
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings.model_copy(update=overrides)
+    _refuse_open_state(settings)
     logging.getLogger("spe").info("settings: %s", settings.redacted())
     try:
         service = create_app(settings)
@@ -83,6 +118,7 @@ def worker(concurrency: int | None, log_level: str) -> None:
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
+    _write_privately()
     settings = _settings()
     logging.getLogger("spe").info("settings: %s", settings.redacted())
     try:
@@ -102,6 +138,7 @@ def db_upgrade() -> None:
     """Apply the Alembic migrations to the configured database."""
     from spe.adapters.db.session import upgrade
 
+    _write_privately()
     settings = _settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     upgrade(settings.db_url)

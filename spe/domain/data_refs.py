@@ -55,15 +55,24 @@ def input_values(schema: dict[str, Any], params: dict[str, Any]) -> list[tuple[s
     return list(_walk(schema, params, ""))
 
 
+def _innermost(uri: str, datasets: dict[str, Dataset]) -> tuple[str, str] | None:
+    """The most specific dataset holding ``uri`` and the path inside it. The policy loader
+    refuses nested locations; should two nest anyway, the inner one is authorised."""
+    holders = [ds for ds in datasets.values() if uri.startswith(ds.prefix)]
+    if not holders:
+        return None
+    inner = max(holders, key=lambda ds: len(ds.prefix))
+    return inner.id, uri[len(inner.prefix):]
+
+
 def _locate(raw: str, datasets: dict[str, Dataset]) -> tuple[str, str] | None:
     if raw.startswith(SCHEME):
         dataset, _, path = raw[len(SCHEME):].partition("/")
-        return dataset, path
-    for ds in datasets.values():
-        root = ds.location.rstrip("/") + "/"
-        if raw.startswith(root):
-            return ds.id, raw[len(root):]
-    return None
+        named = datasets.get(dataset)
+        if named is None:
+            return dataset, path
+        return _innermost(named.prefix + path, datasets) or (dataset, path)
+    return _innermost(raw, datasets)
 
 
 def parse_refs(schema: dict[str, Any], params: dict[str, Any],

@@ -59,6 +59,30 @@ class Dataset:
     visa: VisaRule | None = None
     description: str = ""
 
+    @property
+    def prefix(self) -> str:
+        """The location as a prefix ending in ``/`` (``/data/x/``, ``s3://bucket/p/``): a
+        path or URI lies inside the dataset when it starts with this."""
+        return location_prefix(self.location)
+
+
+def location_prefix(location: str) -> str:
+    return location.rstrip("/") + "/"
+
+
+def nested_locations(locations: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+    """``(pointer, problem)`` for every location of ``(pointer, id, location)`` that lies
+    inside (or is) an earlier one or holds an earlier one: one place, one authorisation."""
+    problems = []
+    for j, (ptr, _, location) in enumerate(locations):
+        for other_ptr, other_id, other in locations[:j]:
+            mine, theirs = location_prefix(location), location_prefix(other)
+            if mine.startswith(theirs) or theirs.startswith(mine):
+                problems.append((ptr, f"overlaps {other_ptr.rsplit('/', 1)[0]} ({other_id!r} "
+                                      f"at {other}): dataset locations must not lie inside "
+                                      "one another"))
+    return problems
+
 
 @dataclass(frozen=True)
 class Access:

@@ -20,6 +20,7 @@ from spe.domain.policy import (
     RoleRule,
     VisaRule,
     entitlement_or_error,
+    nested_locations,
 )
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -124,6 +125,9 @@ def _dataset(i: int, raw: Any, projects: set[str], errors: _Errors) -> Dataset |
     if not isinstance(location, str) or not (location.startswith("/")
                                              or location.startswith("s3://")):
         errors.add(f"{ptr}/location", "an absolute path or s3://bucket/prefix")
+    elif _has_dot_or_empty_segment(location):
+        errors.add(f"{ptr}/location", "no '.', '..' or empty segments (write the location "
+                                      "as it is meant)")
     members = [str(p) for p in _list(raw, "projects", ptr, errors)]
     for j, p in enumerate(members):
         if p not in projects:
@@ -133,6 +137,24 @@ def _dataset(i: int, raw: Any, projects: set[str], errors: _Errors) -> Dataset |
         errors.add(ptr, "needs projects and/or a visa rule (deny by default)")
     return Dataset(id=str(did), location=str(location), projects=tuple(members), visa=visa,
                    description=str(raw.get("description", "")))
+
+
+def _has_dot_or_empty_segment(location: str) -> bool:
+    body = location[len("s3://"):] if location.startswith("s3://") else location[1:]
+    return any(part in ("", ".", "..") for part in body.rstrip("/").split("/"))
+
+
+def _datasets(data: dict[str, Any], projects: set[str], errors: _Errors) -> list[Dataset]:
+    """The datasets; locations must not nest (a dataset inside another would be readable
+    through the outer one's authorisation)."""
+    parsed = [(i, d) for i, raw in enumerate(_list(data, "datasets", "", errors))
+              if (d := _dataset(i, raw, projects, errors)) is not None]
+    usable = [(f"/datasets/{i}/location", d.id, d.location) for i, d in parsed
+              if d.location.startswith(("/", "s3://"))
+              and not _has_dot_or_empty_segment(d.location)]
+    for ptr, problem in nested_locations(usable):
+        errors.add(ptr, problem)
+    return [d for _, d in parsed]
 
 
 def _visa_rule(raw: Any, ptr: str, errors: _Errors) -> VisaRule | None:
@@ -179,8 +201,7 @@ def parse_policy(data: Any) -> Policy:
     known = set(ids)
     roles = [r for i, raw in enumerate(_list(data, "roles", "", errors))
              if (r := _role(i, raw, known, errors)) is not None]
-    datasets = [d for i, raw in enumerate(_list(data, "datasets", "", errors))
-                if (d := _dataset(i, raw, known, errors)) is not None]
+    datasets = _datasets(data, known, errors)
     dataset_ids = [d.id for d in datasets]
     for dup in sorted({i for i in dataset_ids if dataset_ids.count(i) > 1}):
         errors.add("/datasets", f"duplicate dataset id {dup!r}")

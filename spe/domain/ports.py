@@ -362,6 +362,8 @@ class JobFiles(Protocol):
 
     - ``copy_bundle`` replaces ``workflow/`` with a copy of ``bundle`` (no caches, no
       symlinks followed out) and creates ``logs/``.
+    - ``bundle_digest`` hashes the copy in ``workflow/`` as ``spe.domain.catalog.
+      bundle_digest`` does (what the run will execute, to compare with the allowlist).
     - ``write_params`` writes ``params.json``.
     - ``stage`` puts the object ``key`` of ``store`` at ``dest`` (creating its folder),
       read-only: linked when the store is a ``LocalStore``, else downloaded with its size
@@ -375,6 +377,8 @@ class JobFiles(Protocol):
     """
 
     def copy_bundle(self, job: JobDir, bundle: Path) -> None: ...
+
+    def bundle_digest(self, job: JobDir) -> str: ...
 
     def write_params(self, job: JobDir, params: JSON) -> None: ...
 

@@ -40,11 +40,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from spe.domain.catalog import Catalog
+from spe.domain.catalog import Catalog, WorkflowEntry
 from spe.domain.clock import utc_now
 from spe.domain.jobdir import JobDir
-from spe.domain.models import OutputFile, Run, RunEnding
+from spe.domain.models import AuditEvent, OutputFile, Run, RunEnding
 from spe.domain.ports import (
+    AuditLog,
     Dispatcher,
     ExecutionSpec,
     ExecutionStatus,
@@ -61,6 +62,10 @@ from spe.services.data import DataService
 
 log = logging.getLogger(__name__)
 S = RunState
+
+
+class CatalogDrift(RuntimeError):
+    """A bundle on disk no longer hashes to its approved digest."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class Execution:
     runs_dir: Path
     data: DataService
     files: JobFiles
+    audit: AuditLog
     tuning: Tuning = field(default_factory=Tuning)
     clock: Callable[[], datetime] = utc_now
 
@@ -160,6 +166,7 @@ class Execution:
             raise RuntimeError("catalog entry changed since submission")
         job = self.job(run.id)
         self.files.copy_bundle(job, self.bundles[entry.ref])
+        self._check_copied_bundle(run, entry, job)
         params = self.data.stage(entry, run.request.workflow_params, job)
         self.files.write_params(job, params)
         engine = self.engines[entry.engine]
@@ -170,6 +177,21 @@ class Execution:
         return ExecutionSpec(run_id=run.id, argv=tuple(argv), workdir=job.root,
                              stdout=job.stdout, stderr=job.stderr,
                              resources=resources, account=account)
+
+    def _check_copied_bundle(self, run: Run, entry: WorkflowEntry, job: JobDir) -> None:
+        """The copy the run will execute must hash to the digest the allowlist pins (the
+        catalog folder may have changed since start-up); else a ``catalog.drift`` event
+        and the run ends in SYSTEM_ERROR without starting."""
+        found = self.files.bundle_digest(job)
+        if found == entry.bundle_digest:
+            return
+        self.audit.append(AuditEvent(
+            action="catalog.drift", actor="system", outcome="refused", target=run.id,
+            details={"workflow": entry.ref, "approved": entry.bundle_digest,
+                     "found": found}))
+        raise CatalogDrift(f"the bundle of {entry.ref} changed on disk since it was "
+                           f"approved (the copy hashes to {found}, the allowlist pins "
+                           f"{entry.bundle_digest}); the run was not started")
 
     def cancel(self, run_id: str) -> None:
         run = self.repo.get(run_id)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from spe.adapters.catalog import directory_digest
 from spe.adapters.jobfiles import LocalJobFiles
 from spe.adapters.storage.filesystem import FilesystemStore
 from spe.domain.jobdir import JobDir
@@ -44,6 +45,17 @@ def test_copy_bundle_copies_the_bundle_without_caches_and_makes_logs(
                     for p in job.workflow.rglob("*") if p.is_file())
     assert copied == ["Snakefile", "scripts/run.py"]
     assert job.logs.is_dir()
+
+
+def test_the_digest_of_the_copy_is_the_catalog_digest_of_the_bundle(
+        files: JobFiles, job: JobDir, tmp_path: Path) -> None:
+    bundle = _bundle(tmp_path)
+    (bundle / "scripts" / "helper.pyc").write_bytes(b"\0")  # neither hashed nor copied
+    files.copy_bundle(job, bundle)
+    assert not (job.workflow / "scripts" / "helper.pyc").exists()
+    assert files.bundle_digest(job) == directory_digest(bundle)
+    (job.workflow / "Snakefile").write_text("rule all:\n    shell: 'planted'\n")
+    assert files.bundle_digest(job) != directory_digest(bundle)
 
 
 def test_copy_bundle_replaces_an_earlier_copy(files: JobFiles, job: JobDir,

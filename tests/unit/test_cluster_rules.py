@@ -112,6 +112,14 @@ def test_shared_run_directory_modes(tmp_path: Path) -> None:
     assert mode["workflow/tool"] == 0o750
 
 
+def test_the_runs_folder_lets_researchers_pass_but_not_list(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    (runs / "r1").mkdir(parents=True)
+    runs.chmod(0o700)  # as the service's umask of 077 makes it
+    share_with_group(runs / "r1", grp.getgrgid(os.getgid()).gr_name)
+    assert stat.S_IMODE(runs.stat().st_mode) == 0o711
+
+
 def test_account_problems_are_named() -> None:
     assert "no POSIX account" in (account_problem("no-such-user-xyz", "root") or "")
     assert "no POSIX group" in (account_problem("root", "no-such-group-xyz") or "")

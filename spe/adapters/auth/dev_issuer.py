@@ -92,7 +92,7 @@ class DevIssuer:
             write_file(self._dir / KEY_FILE, new_key_pem(), replace=False)
         self.port = port or recorded_port(self._dir / ADDRESS_FILE) or free_port(host)
         record = json.dumps({"host": host, "port": self.port}).encode()
-        write_file(self._dir / ADDRESS_FILE, record, replace=True, mode=0o644)
+        write_file(self._dir / ADDRESS_FILE, record, replace=True)  # 0600, as all state
         url_host = f"[{host}]" if ":" in host else host
         self.issuer_url = f"http://{url_host}:{self.port}"
         self._key_lock = threading.Lock()

@@ -5,6 +5,8 @@ Layout and modes (the cluster's shared filesystem; BiBiGrid's default is 0777):
 
 | path                          | mode | why                                              |
 |-------------------------------|------|--------------------------------------------------|
+| SPE_HOME/runs (the parent)    | 0711 | researchers pass through to their run; nobody |
+|                               |      | lists the runs (the service's umask is 077)      |
 | the run directory             | 3770 | group members create files (setgid keeps the     |
 |                               |      | group); sticky: nobody renames what the service  |
 |                               |      | wrote                                            |
@@ -19,6 +21,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import stat
 from pathlib import Path
 
 from spe.domain.jobdir import JOB_WRITABLE
@@ -29,6 +32,7 @@ def share_with_group(workdir: Path, group: str) -> None:
     gid = grp.getgrnam(group).gr_gid
     for name in JOB_WRITABLE:
         (workdir / name).mkdir(exist_ok=True)
+    _passable(workdir.parent)
     os.chown(workdir, -1, gid)
     workdir.chmod(0o3770)
     for entry in workdir.iterdir():
@@ -40,6 +44,13 @@ def share_with_group(workdir: Path, group: str) -> None:
                     _apply(Path(root, name), gid, writable)
                 for name in files:
                     _apply(Path(root, name), gid, writable)
+
+
+def _passable(runs: Path) -> None:
+    """Let every researcher pass through the runs folder (x), never list or write it."""
+    mode = stat.S_IMODE(runs.stat().st_mode)
+    if mode & 0o011 != 0o011:
+        runs.chmod(mode | 0o011)
 
 
 def _apply(path: Path, gid: int, writable: bool) -> None:
