@@ -53,7 +53,8 @@ def request_id(srv: Server) -> str:
         "value_column": "bmi"}))
     assert alice.wait(run_id, timeout=180) == "COMPLETE"
     resp = alice.post(RR, json={"run_id": run_id,
-                                "files": ["results/summary.csv", "results/qc.json"],
+                                "files": ["results/summary.csv", "results/qc.json",
+                                          "results/summary.png"],
                                 "justification": "Group summaries for the paper."})
     assert resp.status_code == 201, resp.text
     assert resp.json()["state"] == "IN_REVIEW", resp.json()
@@ -89,3 +90,16 @@ def test_small_count_in_json_output_is_found(srv: Server, request_id: str) -> No
     mine = as_user(srv, "alice").get(f"{RR}/{request_id}").json()
     assert ["/groups/Oban"] in [c for f in small_counts(mine, "results/qc.json")
                                 for c in f["details"]["cells"]]
+
+
+def test_the_shipped_plot_passes_and_its_preview_shows_true_type_and_size(
+        srv: Server, request_id: str) -> None:
+    """The request reached IN_REVIEW with the workflow's PNG (no text chunk, nothing
+    after IEND); reviewers see the sniffed type and the whole size with the preview."""
+    rita = as_user(srv, "rita")
+    body = rita.get(f"{RR}/{request_id}").json()
+    [plot] = [f for f in body["files"] if f["path"] == "results/summary.png"]
+    resp = rita.get(f"{RR}/{request_id}/preview", params={"path": "results/summary.png"})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["X-SPE-Sniffed-Type"] == "png"
+    assert int(resp.headers["X-SPE-File-Size"]) == plot["size"] == len(resp.content)
