@@ -324,7 +324,8 @@ class ReleaseRepository(Protocol):
 
     ``add`` with ``open_limit`` raises ``Conflict`` (naming the limit) when the requester
     already has that many ``OPEN`` requests in the request's project; the count and the
-    insert share one transaction."""
+    insert share one transaction, serialised with other adds (the SQL adapter appends the
+    event first, under the audit chain's lock)."""
 
     def add(self, request: ReleaseRequest, event: AuditEvent | None = None,
             claim: WorkClaim | None = None, open_limit: int | None = None) -> None: ...

@@ -95,6 +95,8 @@ class SqlReleaseRepository:
     def add(self, request: ReleaseRequest, event: AuditEvent | None = None,
             claim: WorkClaim | None = None, open_limit: int | None = None) -> None:
         with self._sessions.begin() as s:
+            if event is not None:  # first: the chain's lock serialises the count below
+                append_audit(s, event)
             if open_limit is not None:
                 _refuse_over_limit(s, request, open_limit)
             row = Row(
@@ -106,8 +108,6 @@ class SqlReleaseRepository:
                 work_claim_until=utc(claim.until) if claim else None)
             _fill(row, request)
             s.add(row)
-            if event is not None:
-                append_audit(s, event)
 
     def get(self, request_id: str) -> ReleaseRequest | None:
         with self._sessions() as s:
