@@ -260,7 +260,8 @@ def create_app(settings: Settings, *, migrate: bool = True,
         else make_dispatcher(settings, inline)
     worker = Worker(core.execution, dispatcher, settings.reconcile_seconds)
     verifier, dev_issuer = make_verifier(settings, core.policy)
-    authenticate = Authenticator(verifier, core.audit)
+    authenticate = Authenticator(verifier, core.audit,
+                                 settings.unauthenticated_requests_per_minute)
     runs = core.run_service(dispatcher, queue_ready)
     worker.reconciler.schedule(runs.sweep_retention, settings.retention_sweep_seconds)
     airlock = core.airlock()
@@ -281,6 +282,7 @@ def create_app(settings: Settings, *, migrate: bool = True,
         worker.stop()
         background.shutdown()
         inline.shutdown(wait=False)
+        authenticate.flush()
         if dev_issuer is not None:
             dev_issuer.stop()
 

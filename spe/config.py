@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(64 * 2**20, gt=0, description="Largest request body.")
     max_attachment_bytes: int = Field(8 * 2**20, gt=0, description="Largest attachment.")
     max_attachments: int = Field(200, gt=0, description="Most attachments per run.")
+    unauthenticated_requests_per_minute: int = Field(
+        300, ge=1, description="Failed authentications one client address may make per "
+        "minute; beyond, 429 with Retry-After until the minute ends.")
+    max_open_release_requests: int = Field(
+        20, ge=1, description="Open release requests (submitted, checking, in review or "
+        "returned) one requester may have in one project; beyond, 409.")
     log_max_bytes: int = Field(2**20, gt=0, description="Cap on engine log bytes returned.")
 
     workers: int = Field(2, ge=1, le=64,

@@ -91,7 +91,8 @@ class Core:
                                                      "outbox", self.policy))
         outbox = Outbox(requests=requests, runs=self.repo, catalog=self.catalog, zones=zones)
         review = Review(requests=requests, runs=self.repo, zones=zones,
-                        tokens=PageTokens(s.page_secret()))
+                        tokens=PageTokens(s.page_secret()),
+                        max_open=s.max_open_release_requests)
         return Airlock(review=review, outbox=outbox,
                        work=ReleaseWork(requests=requests, review=review, outbox=outbox))
 

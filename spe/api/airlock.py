@@ -35,7 +35,7 @@ class AirlockApi:
             "reviewers_voted": ballot.reviewers_voted,
             "files": [{"path": f.path, "size": f.size, "sha256": f.sha256}
                       for f in req.files],
-            "findings": req.findings,
+            "findings": self.review.findings(who, req),
             "votes": [{"reviewer": v.reviewer_name, "path": v.path,
                        "decision": v.decision.value, "reason": v.reason, "at": iso(v.at)}
                       for v in ballot.votes],
@@ -83,10 +83,14 @@ class AirlockApi:
         return self._shape(who, self.outbox.revoke(who, request_id))
 
     def preview_release_file(self, request_id: str, path: str) -> flask.Response:
-        data, content_type = self.review.preview(context.principal(), request_id, path)
-        disposition = "inline" if content_type != "application/octet-stream" else "attachment"
-        return flask.Response(data, status=200, content_type=content_type,
-                              headers={**SAFE_HEADERS, "Content-Disposition": disposition})
+        preview = self.review.preview(context.principal(), request_id, path)
+        inline = preview.content_type != "application/octet-stream"
+        return flask.Response(preview.data, status=200, content_type=preview.content_type,
+                              headers={**SAFE_HEADERS,
+                                       "Content-Disposition": "inline" if inline
+                                       else "attachment",
+                                       "X-SPE-Sniffed-Type": preview.sniffed,
+                                       "X-SPE-File-Size": str(preview.size)})
 
     def download_released_file(self, request_id: str, path: str) -> flask.Response:
         chunks = self.outbox.download(context.principal(), request_id, path)

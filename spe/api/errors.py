@@ -21,6 +21,7 @@ STATUS: dict[type[e.DomainError], int] = {
     e.NotFound: 404,
     e.Conflict: 409,
     e.PayloadTooLarge: 413,
+    e.TooManyRequests: 429,
     e.IdentityProviderUnavailable: 503,
     e.ServiceUnavailable: 503,
 }
@@ -48,6 +49,8 @@ def on_domain_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResp
         headers["WWW-Authenticate"] = 'Bearer realm="spe"'
     if status == 503:
         headers["Retry-After"] = "30"
+    if isinstance(exc, e.TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after)
     return error_response(status, str(exc), headers)
 
 

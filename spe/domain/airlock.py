@@ -23,6 +23,8 @@ class ReleaseState(StrEnum):
 
 
 R = ReleaseState
+# a requester's requests that still wait for the service, the reviewers or the requester
+OPEN = frozenset({R.SUBMITTED, R.CHECKING, R.IN_REVIEW, R.RETURNED})
 
 TRANSITIONS: dict[ReleaseState, frozenset[ReleaseState]] = {
     R.SUBMITTED: frozenset({R.CHECKING}),

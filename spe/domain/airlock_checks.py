@@ -2,16 +2,21 @@
 
 Findings: ``hard`` blocks the request (BLOCKED, the messages are the reason), ``soft`` flags
 a file for reviewers, ``pass`` records that a check ran on a file. Checks see metadata, the
-first 8 KiB of each file and, for tables, a lazy row reader (the service builds them from
-the quarantine). ``CHECKS`` is the registry: append a callable to add a check; one that
-raises becomes a hard finding (fail closed). Content checks skip files the path check
-blocks: never read what may lie outside the quarantine."""
+first 8 KiB of each file, the whole file as a stream of chunks (read again on each call)
+and, for tables, a lazy row reader (the service builds them from the quarantine). Messages
+never quote a value from the data; a finding's ``details.cells`` do (each cell's value is
+its last item), and ``without_values`` strips them for requesters. ``CHECKS`` is the
+registry: append a callable to add a check; one that raises becomes a hard finding (fail
+closed). Content checks skip files the path check blocks: never read what may lie outside
+the quarantine."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import re
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import PurePosixPath
@@ -72,6 +77,16 @@ class CandidateFile:
     size: int
     head: bytes  # the first 8 KiB
     text_rows: Callable[[], Iterator[list[str]]] | None  # csv/tsv only: a lazy row reader
+    chunks: Callable[[], Iterator[bytes]] | None = None  # the whole file, streamed
+
+    def stream(self) -> Iterator[bytes]:
+        """The whole file; without a chunk reader, the head (all of a small file)."""
+        return self.chunks() if self.chunks is not None else iter((self.head,))
+
+    @property
+    def whole(self) -> bool:
+        """Whether ``stream`` gives every byte of the file."""
+        return self.chunks is not None or self.size <= len(self.head)
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,19 @@ def run_checks(files: list[CandidateFile], settings: AirlockSettings) -> list[Fi
 
 def blocking(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.severity == HARD]
+
+
+def without_values(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Findings as a requester sees them: each flagged cell keeps its location (row and
+    column labels, or a JSON pointer) and loses its value, always the cell's last item.
+    Messages never carry a value from the data, so they stay."""
+    out = []
+    for finding in findings:
+        details = dict(finding.get("details") or {})
+        if "cells" in details:
+            details["cells"] = [list(cell[:-1]) for cell in details["cells"]]
+        out.append({**finding, "details": details})
+    return out
 
 
 def extension(path: str) -> str:
@@ -185,17 +213,98 @@ def _json_problem(text: str, complete: bool) -> str | None:
     return None
 
 
-def type_problem(f: CandidateFile) -> str | None:
-    """Why the content does not match the (allowed) extension, or None."""
+def sniff(head: bytes) -> str:
+    """The type the first bytes show: a magic's name, ``text`` (UTF-8) or ``binary``."""
+    return _magic(head) or ("text" if _text(head, truncated=True) is not None else "binary")
+
+
+def type_problem(f: CandidateFile, max_bytes: int = 50 * 2**20) -> str | None:
+    """Why the content does not match the (allowed) extension, or None. Whole files are
+    read (streamed; JSON parsed if within ``max_bytes``), else the head."""
     ext, magic = extension(f.path), _magic(f.head)
     if ext in ("png", "pdf"):
-        return None if magic == ext else f"content is {magic or 'unrecognised'}, not {ext}"
+        if magic != ext:
+            return f"content is {magic or 'unrecognised'}, not {ext}"
+        return png_problem(f.stream()) if ext == "png" and f.whole else None
     if magic:
         return f"content is {magic}, not {ext}"
     text = _text(f.head, truncated=f.size > len(f.head))
-    if text is None:
+    if text is None or (f.whole and not _all_text(f.stream())):
         return "content is not UTF-8 text (binary data or NUL bytes)"
+    if ext == "json" and f.whole and f.size <= max_bytes:
+        return _json_problem(_whole_text(f), complete=True)
     return _text_problem(ext, text, complete=f.size <= len(f.head))
+
+
+def _whole_text(f: CandidateFile) -> str:
+    return b"".join(f.stream()).decode("utf-8").removeprefix("\ufeff")
+
+
+def _all_text(chunks: Iterator[bytes]) -> bool:
+    """Every byte of the stream is UTF-8 text without NUL bytes."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        for chunk in chunks:
+            if b"\x00" in chunk:
+                return False
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+_PNG_TEXT = frozenset({b"tEXt", b"zTXt", b"iTXt"})
+
+
+class _Bytes:
+    """Exact reads from a stream of chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+
+    def read(self, n: int) -> bytes:
+        parts, have = [self._buffer], len(self._buffer)
+        while have < n:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            parts.append(chunk)
+            have += len(chunk)
+        data = b"".join(parts)
+        self._buffer = data[n:]
+        return data[:n]
+
+    def skip(self, n: int) -> bool:
+        """Skip ``n`` bytes; False if the stream ended first."""
+        while n > 0:
+            step = min(n, 2**20)
+            if len(self.read(step)) < step:
+                return False
+            n -= step
+        return True
+
+
+def png_problem(chunks: Iterator[bytes]) -> str | None:
+    """Why a PNG's chunk structure may hide data, or None: text chunks (tEXt, zTXt, iTXt)
+    carry free text, and bytes after the IEND chunk are not part of the picture."""
+    stream = _Bytes(chunks)
+    stream.read(8)  # the signature, checked by the caller
+    while True:
+        header = stream.read(8)
+        if len(header) < 8:
+            return "the PNG ends without its IEND chunk"
+        length, kind = int.from_bytes(header[:4], "big"), header[4:]
+        if kind in _PNG_TEXT:
+            return f"the PNG holds a text chunk ({kind.decode('ascii')})"
+        if not stream.skip(length + 4):  # the data and its CRC
+            return "the PNG ends inside a chunk"
+        if kind == b"IEND":
+            break
+    if stream.read(1):
+        return "the PNG has data after its IEND end chunk"
+    return None
 
 
 def _text_problem(ext: str, text: str, complete: bool) -> str | None:
@@ -215,14 +324,20 @@ def check_file_type(files: list[CandidateFile], settings: AirlockSettings) -> li
         if ext not in settings.allowed_types:
             out.append(Finding("file_type", f.path, HARD, f"{f.path!r}: type {ext or '(none)'!r}"
                                f" is not allowed ({', '.join(settings.allowed_types)})"))
-        elif problem := type_problem(f):
+        elif problem := type_problem(f, settings.max_file_bytes):
             out.append(Finding("file_type", f.path, HARD, f"{f.path!r}: {problem}"))
-        elif ext == "svg" and _SVG_ACTIVE.search(f.head.decode("utf-8", "replace")):
+        elif ext == "svg" and _SVG_ACTIVE.search(_svg_text(f, settings.max_file_bytes)):
             out.append(Finding("file_type", f.path, SOFT, f"{f.path!r}: the SVG contains "
                                "scripts, event handlers or embedded HTML"))
         else:
             out.append(Finding("file_type", f.path, PASS, f"{ext} content matches the name"))
     return out
+
+
+def _svg_text(f: CandidateFile, limit: int) -> str:
+    """The SVG as text, whole when it is within the size limit (else its head)."""
+    data = b"".join(f.stream()) if f.size <= limit else f.head
+    return data.decode("utf-8", "replace")
 
 
 def check_size(files: list[CandidateFile], settings: AirlockSettings) -> list[Finding]:
@@ -320,11 +435,95 @@ def _small_counts(f: CandidateFile, threshold: int) -> list[Finding]:
                            f"no counts from 1 to {threshold - 1}", {"threshold": threshold})]
 
 
+# JSON: where a count may sit. A number under a key that names a count (as a table header
+# would: "n", "count", "total", "cases", "*_n", "*_count", ...), alone or in a list, is a
+# count; every integer of a "count-like" object (one whose values are all integers, such
+# as {"Oban": 3, "Glasgow": 12}) is a possible count. Integers elsewhere (in lists of
+# records, mixed objects) and numbers in strings are not seen.
+
+
+def _json_integer(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _pointer(parent: str, key: str | int) -> str:
+    return f"{parent}/{str(key).replace('~', '~0').replace('/', '~1')}"
+
+
+@dataclass
+class _JsonCounts:
+    threshold: int
+    counts: list[list[Any]] = field(default_factory=list)  # [["/groups/n", 4], ...]
+    possible: list[list[Any]] = field(default_factory=list)
+
+    def visit(self, value: Any, pointer: str = "", counting: bool = False) -> None:
+        """Walk ``value``; ``counting``: it sits under a key that names a count."""
+        pending: deque[tuple[Any, str, bool]] = deque([(value, pointer, counting)])
+        while pending:
+            value, pointer, counting = pending.popleft()
+            if isinstance(value, dict):
+                count_like = bool(value) and all(_json_integer(v) is not None
+                                                 for v in value.values())
+                for key, item in value.items():
+                    named = is_count_header(str(key))
+                    self._leaf(item, _pointer(pointer, key), named, count_like)
+                    pending.append((item, _pointer(pointer, key), named))
+            elif isinstance(value, list):
+                for i, item in enumerate(value):
+                    self._leaf(item, _pointer(pointer, i), counting, False)
+                    pending.append((item, _pointer(pointer, i), counting))
+
+    def _leaf(self, value: Any, pointer: str, counting: bool, count_like: bool) -> None:
+        number = _json_integer(value)
+        if number is None or not 1 <= number < self.threshold:
+            return
+        if counting:
+            self.counts.append([pointer, number])
+        elif count_like:
+            self.possible.append([pointer, number])
+
+
+def _json_small_counts(f: CandidateFile, settings: AirlockSettings) -> list[Finding]:
+    threshold = settings.count_threshold
+    if not f.whole or f.size > settings.max_file_bytes:
+        return [Finding("small_counts", f.path, HARD, f"{f.path!r}: too large to check "
+                        "for counts")]
+    try:
+        data = json.loads(_whole_text(f))
+    except ValueError:
+        return [Finding("small_counts", f.path, HARD,
+                        f"{f.path!r} could not be read as JSON")]
+    found = _JsonCounts(threshold)
+    found.visit(data)
+    out = []
+    for cells, kind in ((found.counts, "counts"), (found.possible, "possible_counts")):
+        if cells:
+            what = ("count(s)" if kind == "counts"
+                    else "possible count(s) (integers of an object of integers)")
+            out.append(Finding("small_counts", f.path, SOFT,
+                               f"{f.path!r}: {len(cells)} {what} from 1 to {threshold - 1}"
+                               "; check whether they count people",
+                               {"kind": kind, "threshold": threshold, "flagged": len(cells),
+                                "cells": cells[:MAX_CELLS]}))
+    return out or [Finding("small_counts", f.path, PASS,
+                           f"no counts from 1 to {threshold - 1}", {"threshold": threshold})]
+
+
 def check_small_counts(files: list[CandidateFile], settings: AirlockSettings
                        ) -> list[Finding]:
-    return [finding for f in files
-            if extension(f.path) in ("csv", "tsv") and path_problem(f) is None
-            for finding in _small_counts(f, settings.count_threshold)]
+    out: list[Finding] = []
+    for f in (f for f in files if path_problem(f) is None):
+        if extension(f.path) in ("csv", "tsv"):
+            out.extend(_small_counts(f, settings.count_threshold))
+        elif extension(f.path) == "json":
+            out.extend(_json_small_counts(f, settings))
+    return out
 
 
 CHECKS: list[Check] = [check_path, check_file_type, check_size, check_total_size,

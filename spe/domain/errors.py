@@ -57,5 +57,13 @@ class Conflict(DomainError):
     """The action does not fit the current state (e.g. cancelling a finished run)."""
 
 
+class TooManyRequests(DomainError):
+    """A client is over a rate limit; ``retry_after`` is in whole seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ServiceUnavailable(DomainError):
     """A dependency is down; the caller may retry later."""

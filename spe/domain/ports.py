@@ -320,10 +320,15 @@ class ReleaseRepository(Protocol):
 
     ``add_vote`` raises ``Conflict`` for a second vote of the same reviewer on the same
     file in the same round. ``page`` lists, newest first, the requests ``flt`` selects that
-    come after ``after``."""
+    come after ``after``.
+
+    ``add`` with ``open_limit`` raises ``Conflict`` (naming the limit) when the requester
+    already has that many ``OPEN`` requests in the request's project; the count and the
+    insert share one transaction, serialised with other adds (the SQL adapter appends the
+    event first, under the audit chain's lock)."""
 
     def add(self, request: ReleaseRequest, event: AuditEvent | None = None,
-            claim: WorkClaim | None = None) -> None: ...
+            claim: WorkClaim | None = None, open_limit: int | None = None) -> None: ...
 
     def get(self, request_id: str) -> ReleaseRequest | None: ...
 

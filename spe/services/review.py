@@ -56,6 +56,17 @@ class Ballot:
     can_review: bool
 
 
+@dataclass(frozen=True)
+class Preview:
+    """The head of a file for its reviewers: the bytes, how they are served, the type the
+    bytes show (``airlock_checks.sniff``) and the whole file's size."""
+
+    data: bytes
+    content_type: str
+    sniffed: str
+    size: int
+
+
 def _nothing(_request_id: str) -> None:
     return None
 
@@ -68,6 +79,7 @@ class Review:
     tokens: PageTokens
     on_approved: Callable[[str], object] = _nothing
     preview_max_bytes: int = 5 * 2**20
+    max_open: int = 20  # open requests of one requester in one project
     new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
 
     # -- reading -----------------------------------------------------------------------
@@ -124,13 +136,26 @@ class Review:
                       required_approvals=self.requests.settings(req.project).required_approvals,
                       can_review=self.can_review(who, req))
 
+    def findings(self, who: Principal, req: ReleaseRequest) -> list[dict[str, object]]:
+        """The check findings as ``who`` may see them: the values of flagged cells only
+        for the project's reviewers (never the requester); everyone else sees where."""
+        if self.sees_values(who, req):
+            return req.findings
+        return checks.without_values(req.findings)
+
+    def sees_values(self, who: Principal, req: ReleaseRequest) -> bool:
+        return (req.requester_sub != who.sub
+                and allowed(self.requests.gate.access(who), REVIEW,
+                            self.requests.resource(req)))
+
     def can_review(self, who: Principal, req: ReleaseRequest) -> bool:
         return (req.state == S.IN_REVIEW and req.requester_sub != who.sub
                 and allowed(self.requests.gate.access(who), REVIEW,
                             self.requests.resource(req)))
 
-    def preview(self, who: Principal, request_id: str, path: str) -> tuple[bytes, str]:
-        """The first ``preview_max_bytes`` of a quarantined file, for its reviewers."""
+    def preview(self, who: Principal, request_id: str, path: str) -> Preview:
+        """The first ``preview_max_bytes`` of a quarantined file, for its reviewers, with
+        the type its bytes show and its whole size."""
         req = self.requests.get(who, request_id, PREVIEW)
         if req.requester_sub == who.sub:
             raise Forbidden("a requester never reviews their own request", rule="independence")
@@ -144,7 +169,9 @@ class Review:
             if len(data) >= self.preview_max_bytes:
                 break
         self.requests.audit("release.preview", who, "granted", req.id, {"path": path})
-        return data[:self.preview_max_bytes], content_type(path, data)
+        size = next(f.size for f in req.files if f.path == path)
+        return Preview(data=data[:self.preview_max_bytes], content_type=content_type(path, data),
+                       sniffed=checks.sniff(data[:HEAD_BYTES]), size=size)
 
     # -- submitting --------------------------------------------------------------------
 
@@ -163,7 +190,7 @@ class Review:
         claim = self.requests.new_claim()
         self.requests.releases.add(req, self.requests.event(
             "release.submit", who, "submitted", req.id,
-            {"run": run.id, "files": [f.path for f in files]}), claim)
+            {"run": run.id, "files": [f.path for f in files]}), claim, open_limit=self.max_open)
         return self._check(req, claim)
 
     def _snapshot(self, run: Run, paths: list[str]) -> list[RequestedFile]:
@@ -311,7 +338,8 @@ class Review:
 
 
 def _candidate(store: ObjectStore, run_id: str, f: RequestedFile) -> checks.CandidateFile:
-    """What the checks see of one file: its size, first 8 KiB and, for tables, rows."""
+    """What the checks see of one file: its size, first 8 KiB, all its bytes (streamed)
+    and, for tables, rows."""
     key = f"{run_id}/{f.path}"
     head = b""
     for chunk in store.get(key):
@@ -326,6 +354,9 @@ def _candidate(store: ObjectStore, run_id: str, f: RequestedFile) -> checks.Cand
                                 errors="replace", newline="")
         yield from csv.reader(text, delimiter=delimiter)
 
+    def chunks() -> Iterator[bytes]:
+        yield from store.get(key)
+
     is_table = lower.endswith((".csv", ".tsv"))
     return checks.CandidateFile(path=f.path, size=f.size, head=head[:HEAD_BYTES],
-                                text_rows=rows if is_table else None)
+                                text_rows=rows if is_table else None, chunks=chunks)

@@ -5,6 +5,7 @@ included), work claims, and moves written with their audit events exactly once."
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,6 +22,7 @@ from spe.domain.airlock import (
     RequestedFile,
     WorkClaim,
 )
+from spe.domain.errors import Conflict
 from spe.domain.models import AuditEvent
 
 R = ReleaseState
@@ -156,3 +158,42 @@ def test_a_transition_and_a_decision_write_their_event_only_when_they_move(
                                event(req.id, "revoked"))
     assert events(engine, req.id) == 1
     assert repo.get(req.id).decided_at == T0  # type: ignore[union-attr]
+
+
+def test_the_open_limit_counts_open_requests_per_requester_and_project(
+        repo: SqlReleaseRepository, engine: Engine) -> None:
+    add(repo, state=R.IN_REVIEW)
+    add(repo, state=R.RETURNED)
+    add(repo, state=R.REJECTED)  # decided: not open
+    add(repo, requester="amy")  # another requester
+    add(repo, project="p2")  # another project
+    fresh = ReleaseRequest(id=uuid.uuid4().hex, run_id="run", project="p1",
+                           requester_sub="dev|alice", requester_name="alice",
+                           justification="why", state=R.SUBMITTED, files=[], created_at=T0)
+    submit = AuditEvent(action="release.submit", actor="dev|alice", outcome="submitted",
+                        target=fresh.id, at=T0)
+    with pytest.raises(Conflict, match="limit is 2"):
+        repo.add(fresh, submit, open_limit=2)
+    assert repo.get(fresh.id) is None and events(engine, fresh.id) == 0  # rolled back
+    repo.add(fresh, submit, open_limit=3)
+    assert repo.get(fresh.id) is not None and events(engine, fresh.id) == 1
+
+
+def test_concurrent_adds_never_overshoot_the_open_limit(
+        repo: SqlReleaseRepository) -> None:
+    def one(_: int) -> bool:
+        req = ReleaseRequest(id=uuid.uuid4().hex, run_id="run", project="p1",
+                             requester_sub="dev|alice", requester_name="alice",
+                             justification="why", state=R.SUBMITTED, files=[],
+                             created_at=T0)
+        try:
+            repo.add(req, AuditEvent(action="release.submit", actor="dev|alice",
+                                     outcome="submitted", target=req.id, at=T0),
+                     open_limit=3)
+        except Conflict:
+            return False
+        return True
+
+    with ThreadPoolExecutor(8) as pool:
+        added = list(pool.map(one, range(12)))
+    assert added.count(True) == 3

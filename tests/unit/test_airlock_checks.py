@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import struct
+import zlib
 from collections.abc import Iterator
 
 import pytest
@@ -24,7 +26,15 @@ from spe.domain.airlock_checks import (
     run_checks,
 )
 
-PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+
+# a whole 1x1 PNG: the type check walks its chunks to IEND
+PNG = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+       + _chunk(b"IDAT", zlib.compress(b"\x00\x80")) + _chunk(b"IEND", b""))
 ELF = b"\x7fELF\x02\x01\x01\x00" + bytes(32)
 SETTINGS = AirlockSettings()
 

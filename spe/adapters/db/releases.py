@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -13,6 +13,7 @@ from spe.adapters.db.repository import append_audit, utc
 from spe.adapters.db.tables import ReleaseRequestRow, ReleaseVoteRow
 from spe.domain.airlock import (
     CARRIED_ON,
+    OPEN,
     Decision,
     ReleaseCursor,
     ReleaseFilter,
@@ -92,8 +93,12 @@ class SqlReleaseRepository:
         self._sessions = sessions
 
     def add(self, request: ReleaseRequest, event: AuditEvent | None = None,
-            claim: WorkClaim | None = None) -> None:
+            claim: WorkClaim | None = None, open_limit: int | None = None) -> None:
         with self._sessions.begin() as s:
+            if event is not None:  # first: the chain's lock serialises the count below
+                append_audit(s, event)
+            if open_limit is not None:
+                _refuse_over_limit(s, request, open_limit)
             row = Row(
                 id=request.id, run_id=request.run_id, project=request.project,
                 requester_sub=request.requester_sub, requester_name=request.requester_name,
@@ -103,8 +108,6 @@ class SqlReleaseRepository:
                 work_claim_until=utc(claim.until) if claim else None)
             _fill(row, request)
             s.add(row)
-            if event is not None:
-                append_audit(s, event)
 
     def get(self, request_id: str) -> ReleaseRequest | None:
         with self._sessions() as s:
@@ -198,3 +201,14 @@ class SqlReleaseRepository:
             return [Vote(reviewer_sub=r.reviewer_sub, reviewer_name=r.reviewer_name,
                          path=r.path, decision=Decision(r.decision), reason=r.reason,
                          at=utc(r.at) or r.at, round=r.round) for r in s.scalars(query)]
+
+
+def _refuse_over_limit(s: Session, request: ReleaseRequest, limit: int) -> None:
+    query = (select(func.count()).select_from(Row)
+             .where(Row.project == request.project,
+                    Row.requester_sub == request.requester_sub,
+                    Row.state.in_([state.value for state in OPEN])))
+    if (s.scalar(query) or 0) >= limit:
+        raise Conflict(f"you already have {limit} open release requests in project "
+                       f"{request.project} (the limit is {limit}); wait for decisions or "
+                       "withdraw returned requests first")

@@ -429,7 +429,9 @@
     if (!state.previews.has(key)) {
       const resp = await api(`${requestPath(req.id)}/preview?path=${encodeURIComponent(file.path)}`, { raw: true });
       const type = (resp.headers.get('Content-Type') || '').split(';')[0].trim().toLowerCase();
-      state.previews.set(key, { type, bytes: await resp.arrayBuffer() });
+      const sniffed = resp.headers.get('X-SPE-Sniffed-Type') || 'unknown';
+      const size = Number(resp.headers.get('X-SPE-File-Size') || file.size);
+      state.previews.set(key, { type, sniffed, size, bytes: await resp.arrayBuffer() });
     }
     return state.previews.get(key);
   }
@@ -437,8 +439,11 @@
   async function showPreview(req, file, box) {
     box.textContent = 'Loading preview…';
     try {
-      const { type, bytes } = await fetchPreview(req, file);
-      box.replaceChildren();
+      const { type, sniffed, size, bytes } = await fetchPreview(req, file);
+      box.replaceChildren(el('p', {
+        class: 'muted', 'data-testid': 'preview-facts',
+        text: `True type (from its bytes): ${sniffed}; size: ${size.toLocaleString()} bytes.`,
+      }));
       if (type === 'text/csv' || type === 'text/plain') {
         const text = new TextDecoder('utf-8').decode(bytes);
         if (type === 'text/csv') box.append(csvTable(text));

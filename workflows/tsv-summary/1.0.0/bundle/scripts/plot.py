@@ -42,7 +42,8 @@ ax.plot([], [], marker="D", color="tab:red", linestyle="none", label="mean")
 ax.legend(loc="best", frameon=False, fontsize="small")
 ax.grid(axis="y", alpha=0.3)
 fig.tight_layout()
-fig.savefig(sm.output[0])
+# no tEXt chunk ("Software"): the airlock refuses PNG text chunks, which can hide data
+fig.savefig(sm.output[0], metadata={"Software": None})
 
 with open(sm.log[0], "w", encoding="utf-8") as log:
     print(f"plotted {sum(d.size for d in data)} points in {len(names)} group(s)", file=log)
