@@ -31,8 +31,11 @@ def outputs(run: Run) -> Body:
             for o in run.outputs}
 
 
-def run_log(run: Run, base_url: str) -> Body:
-    logs = f"{base_url}/spe/v1/runs/{run.id}/logs"
+def run_log(run: Run, base_url: str, logs_direct: bool = False) -> Body:
+    """WES RunLog. ``stdout``/``stderr`` are URLs of the engine's log only where the run's
+    project lets its researchers read it directly (``logs: direct``); elsewhere the log
+    is output of the run and leaves through the airlock, so there is no URL."""
+    logs = f"{base_url}/spe/v1/runs/{run.id}/logs" if logs_direct else None
     return {
         "run_id": run.id,
         "request": run.request.to_wes(),
@@ -42,8 +45,8 @@ def run_log(run: Run, base_url: str) -> Body:
             "cmd": list(run.cmd),
             "start_time": iso(run.start_time),
             "end_time": iso(run.end_time),
-            "stdout": f"{logs}/stdout",
-            "stderr": f"{logs}/stderr",
+            "stdout": f"{logs}/stdout" if logs else None,
+            "stderr": f"{logs}/stderr" if logs else None,
             "exit_code": run.exit_code,
             "system_logs": list(run.system_logs),
         }),

@@ -42,7 +42,8 @@ from pathlib import Path
 
 from spe.domain.catalog import Catalog
 from spe.domain.clock import utc_now
-from spe.domain.jobdir import JobDir
+from spe.domain.errors import DomainError
+from spe.domain.jobdir import LOG_PREFIX, JobDir
 from spe.domain.models import OutputFile, Run, RunEnding
 from spe.domain.ports import (
     Dispatcher,
@@ -61,6 +62,15 @@ from spe.services.data import DataService
 
 log = logging.getLogger(__name__)
 S = RunState
+
+
+def service_reason(exc: Exception) -> str:
+    """What a run's system log may say about an exception: the service's own message (a
+    domain error), else only its class. Other exceptions' text (an OS error naming a file,
+    a tool's output) may carry names or values from the run; it goes to the service log."""
+    if isinstance(exc, DomainError):
+        return str(exc)[:500]
+    return f"{type(exc).__name__} (details are in the service log)"
 
 
 @dataclass(frozen=True)
@@ -124,7 +134,7 @@ class Execution:
                                         else "")
         except Exception as exc:  # a failure to start is a system error of this run
             log.exception("run %s failed to start", run_id)
-            self._finish(run, S.SYSTEM_ERROR, None, f"failed to start: {exc}")
+            self._finish(run, S.SYSTEM_ERROR, None, f"failed to start: {service_reason(exc)}")
             return
         if self.executor.poll(run.handle).state in (S.QUEUED, S.UNKNOWN):
             fresh = self.repo.get(run_id)  # waits for its scheduler: stays INITIALIZING
@@ -281,7 +291,8 @@ class Execution:
             outputs = self._hash_outputs(fresh)
         except Exception as exc:  # a quarantine that cannot be written ends the run
             log.exception("run %s: outputs could not be quarantined", run.id)
-            message = f"{message}; outputs could not be quarantined: {exc}".lstrip("; ")
+            message = f"{message}; outputs could not be quarantined: " \
+                f"{service_reason(exc)}".lstrip("; ")
             target, outputs = S.SYSTEM_ERROR, []
         ending = RunEnding(target, self.clock(), exit_code, outputs, message[:2000])
         if self.repo.finish(run.id, token, fresh.state, ending):
@@ -299,5 +310,8 @@ class Execution:
         job = self.job(run.id)
         if engine is None or entry is None or not self.files.exists(job):
             return []  # an entry removed from the catalog lists no outputs; the run ends
-        found = engine.outputs(entry, job.root)
-        return self.data.quarantine(run.project, run.id, engine.output_dir(job.root), found)
+        found = [p for p in engine.outputs(entry, job.root)
+                 if not p.as_posix().startswith(LOG_PREFIX)]  # reserved for the logs
+        outputs = self.data.quarantine(run.project, run.id, engine.output_dir(job.root), found)
+        self.data.quarantine_logs(run.project, run.id, job)
+        return outputs
