@@ -134,9 +134,15 @@ def test_logs_direct_project_may_read_its_logs_and_each_read_is_audited(srv: Ser
     for user in ("bob", "bill"):  # the owner; a member of a project sharing its runs
         resp = as_user(srv, user).get(f"/spe/v1/runs/{run_id}/logs/stderr")
         assert resp.status_code == 200 and "rule first" in resp.text, resp.text
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    capped = as_user(srv, "bob").get(f"/spe/v1/runs/{run_id}/logs/stderr?max_bytes=10")
+    assert len(capped.content) == 10 and capped.content == resp.content[-10:]
+    run_log = as_user(srv, "bob").get(f"{WES}/runs/{run_id}").json()["run_log"]
+    assert run_log["stderr"].endswith(f"/spe/v1/runs/{run_id}/logs/stderr")
     rows = audit_rows(srv, "run.read_logs", run_id)
     assert [(actor, outcome) for actor, outcome, _ in rows] == [
-        ("dev|bob", "granted"), ("dev|bill", "granted")]
+        ("dev|bob", "granted"), ("dev|bill", "granted"), ("dev|bob", "granted")]
     assert json.loads(rows[0][2]) == {"stream": "stderr", "project": "proj-b"}
     assert as_user(srv, "oscar").get(f"/spe/v1/runs/{run_id}/logs/stderr").status_code == 403
     # in proj-a (no opt-in), even the owner does not read the raw log
