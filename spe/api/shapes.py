@@ -57,8 +57,12 @@ def run_log(run: Run, base_url: str, logs_direct: bool = False) -> Body:
 
 
 def task_log(task: TaskLog) -> Body:
+    """WES TaskLog: what the service reads off the engine's log as structure (job id, rule
+    name, times, exit code, scheduler ids), never the engine's text: a job's command line,
+    as the engine printed it, may carry values a workflow derived from the data, so
+    ``cmd`` is not returned."""
     return _drop_none({
-        "id": task.id, "name": task.name, "cmd": list(task.cmd),
+        "id": task.id, "name": task.name,
         "start_time": iso(task.start_time), "end_time": iso(task.end_time),
         "exit_code": task.exit_code, "system_logs": list(task.system_logs),
     })
