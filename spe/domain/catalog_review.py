@@ -117,7 +117,8 @@ def _dotted(node: ast.expr) -> str:
 
 def _interpolated(node: ast.expr) -> list[ast.expr]:
     """The values a message expression is built from (its literal text aside)."""
-    if isinstance(node, ast.Constant):
+    if isinstance(node, ast.Constant) or (isinstance(node, ast.Name)
+                                          and node.id[:1].isupper()):  # ``raise SomeError``
         return []
     if isinstance(node, ast.JoinedStr):
         return [v.value for v in node.values if isinstance(v, ast.FormattedValue)]
@@ -128,14 +129,18 @@ def _interpolated(node: ast.expr) -> list[ast.expr]:
         right = node.right
         return list(right.elts) if isinstance(right, ast.Tuple) else [right]
     if isinstance(node, ast.Call):
-        func = node.func
-        if isinstance(func, ast.Attribute) and func.attr == "format" \
-                and isinstance(func.value, ast.Constant):
-            return [*node.args, *(k.value for k in node.keywords)]
-        if isinstance(func, ast.Name) and func.id[:1].isupper():  # an exception class
-            return [p for arg in node.args for p in _interpolated(arg)]
-    if isinstance(node, ast.Name) and node.id[:1].isupper():  # ``raise SomeError``
-        return []
+        return _call_parts(node)
+    return [node]
+
+
+def _call_parts(node: ast.Call) -> list[ast.expr]:
+    """``"...".format(a, b)`` -> a, b; ``SomeError(message)`` -> the message's values."""
+    func = node.func
+    if isinstance(func, ast.Attribute) and func.attr == "format" \
+            and isinstance(func.value, ast.Constant):
+        return [*node.args, *(k.value for k in node.keywords)]
+    if isinstance(func, ast.Name) and func.id[:1].isupper():  # an exception class
+        return [p for arg in node.args for p in _interpolated(arg)]
     return [node]
 
 
@@ -208,18 +213,24 @@ def _is_safe(node: ast.expr, known: _Known) -> bool:
         return _snakemake_field(node, known)
     if isinstance(node, ast.Call):
         return _safe_call(node, known)
+    parts = _parts(node)
+    return parts is not None and all(_is_safe(p, known) for p in parts)
+
+
+def _parts(node: ast.expr) -> list[ast.expr] | None:
+    """What a composite value (f-string, arithmetic, list...) is built from; None for
+    anything else."""
     if isinstance(node, ast.JoinedStr):
-        return all(_is_safe(v.value, known) for v in node.values
-                   if isinstance(v, ast.FormattedValue))
+        return [v.value for v in node.values if isinstance(v, ast.FormattedValue)]
     if isinstance(node, ast.BinOp):
-        return _is_safe(node.left, known) and _is_safe(node.right, known)
+        return [node.left, node.right]
     if isinstance(node, ast.UnaryOp):
-        return _is_safe(node.operand, known)
+        return [node.operand]
     if isinstance(node, ast.List | ast.Tuple | ast.Set):
-        return all(_is_safe(e, known) for e in node.elts)
+        return list(node.elts)
     if isinstance(node, ast.Starred):
-        return _is_safe(node.value, known)
-    return False
+        return [node.value]
+    return None
 
 
 def _snakemake_field(node: ast.Attribute | ast.Subscript, known: _Known) -> bool:
