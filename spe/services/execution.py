@@ -303,15 +303,16 @@ class Execution:
 
     def _hash_outputs(self, run: Run) -> list[OutputFile]:
         """The declared outputs, copied into the project's quarantine (hashed while they
-        stream)."""
+        stream), and the engine's logs beside them (``_logs/``: output too)."""
         engine = self.engines.get(run.engine)
         entry = next((e for e in self.catalog.entries()
                       if (e.id, e.version) == (run.workflow_id, run.workflow_version)), None)
         job = self.job(run.id)
-        if engine is None or entry is None or not self.files.exists(job):
+        if not self.files.exists(job):
+            return []
+        self.data.quarantine_logs(run.project, run.id, job)
+        if engine is None or entry is None:
             return []  # an entry removed from the catalog lists no outputs; the run ends
         found = [p for p in engine.outputs(entry, job.root)
                  if not p.as_posix().startswith(LOG_PREFIX)]  # reserved for the logs
-        outputs = self.data.quarantine(run.project, run.id, engine.output_dir(job.root), found)
-        self.data.quarantine_logs(run.project, run.id, job)
-        return outputs
+        return self.data.quarantine(run.project, run.id, engine.output_dir(job.root), found)
