@@ -88,7 +88,7 @@ def _project(i: int, raw: Any, errors: _Errors) -> Project | None:
     if not isinstance(retention, int) or retention < 0:
         errors.add(f"{ptr}/retention_days", "a whole number of days, 0 to keep until purged")
         retention = 0
-    logs = raw.get("logs", "airlock")
+    logs = raw.get("logs") or "airlock"  # absent or empty: the default
     if logs not in LOG_MODES:
         errors.add(f"{ptr}/logs", f"one of {sorted(LOG_MODES)} (airlock: the engine's log "
                    "leaves only through a release request)")
