@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from spe.domain.catalog import Catalog, WorkflowEntry, bundle_digest, parse_manifest
+from spe.domain.catalog_review import message_problems, reads_enclave_data
 from spe.domain.errors import InvalidRequest
 
 MANIFEST = "manifest.yaml"
@@ -91,7 +92,20 @@ def verify_catalog(root: Path) -> list[CatalogProblem]:
             problems.append(CatalogProblem(
                 where, f"bundle digest drift: manifest pins {entry.bundle_digest}, "
                 f"bundle is {actual}"))
+        problems += review_messages(entry, bundle)
     return problems
+
+
+def review_messages(entry: WorkflowEntry, bundle: Path) -> list[CatalogProblem]:
+    """The review rule "approved workflows never echo data values in messages", checked
+    over the bundle's Python scripts of a workflow that reads enclave data
+    (``spe.domain.catalog_review``)."""
+    if not reads_enclave_data(entry.params_schema):
+        return []
+    return [CatalogProblem(str(bundle / rel), f"{problem} (review rule: messages never "
+                           "echo data values; docs/catalog.md)")
+            for rel, content in bundle_files(bundle) if rel.endswith(".py")
+            for problem in message_problems(content.decode("utf-8", errors="replace"))]
 
 
 def load_catalog(root: Path) -> tuple[Catalog, dict[str, Path]]:

@@ -31,8 +31,11 @@ def outputs(run: Run) -> Body:
             for o in run.outputs}
 
 
-def run_log(run: Run, base_url: str) -> Body:
-    logs = f"{base_url}/spe/v1/runs/{run.id}/logs"
+def run_log(run: Run, base_url: str, logs_direct: bool = False) -> Body:
+    """WES RunLog. ``stdout``/``stderr`` are URLs of the engine's log only where the run's
+    project lets its researchers read it directly (``logs: direct``); elsewhere the log
+    is output of the run and leaves through the airlock, so there is no URL."""
+    logs = f"{base_url}/spe/v1/runs/{run.id}/logs" if logs_direct else None
     return {
         "run_id": run.id,
         "request": run.request.to_wes(),
@@ -42,8 +45,8 @@ def run_log(run: Run, base_url: str) -> Body:
             "cmd": list(run.cmd),
             "start_time": iso(run.start_time),
             "end_time": iso(run.end_time),
-            "stdout": f"{logs}/stdout",
-            "stderr": f"{logs}/stderr",
+            "stdout": f"{logs}/stdout" if logs else None,
+            "stderr": f"{logs}/stderr" if logs else None,
             "exit_code": run.exit_code,
             "system_logs": list(run.system_logs),
         }),
@@ -54,8 +57,12 @@ def run_log(run: Run, base_url: str) -> Body:
 
 
 def task_log(task: TaskLog) -> Body:
+    """WES TaskLog: what the service reads off the engine's log as structure (job id, rule
+    name, times, exit code, scheduler ids), never the engine's text: a job's command line,
+    as the engine printed it, may carry values a workflow derived from the data, so
+    ``cmd`` is not returned."""
     return _drop_none({
-        "id": task.id, "name": task.name, "cmd": list(task.cmd),
+        "id": task.id, "name": task.name,
         "start_time": iso(task.start_time), "end_time": iso(task.end_time),
         "exit_code": task.exit_code, "system_logs": list(task.system_logs),
     })

@@ -85,7 +85,8 @@ class WesApi:
 
     def GetRunLog(self, run_id: str) -> Body:  # noqa: N802
         run = self.runs.get(self._who(), run_id)
-        return shapes.run_log(run, context.base_url(self.public_url))
+        return shapes.run_log(run, context.base_url(self.public_url),
+                              self.runs.logs_direct(run))
 
     def GetRunStatus(self, run_id: str) -> Body:  # noqa: N802
         run = self.runs.get(self._who(), run_id)

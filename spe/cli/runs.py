@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from spe.cli.client import ApiError, WesClient
+from spe.domain.jobdir import quarantined_log
 
 FINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"}
 console = Console(stderr=True)
@@ -204,7 +205,9 @@ def status(ctx: click.Context, run_id: str, wait: bool) -> None:
 @click.option("--tasks", is_flag=True, help="List the engine's jobs instead.")
 @click.pass_context
 def logs(ctx: click.Context, run_id: str, stream: str, tasks: bool) -> None:
-    """The engine's own log (size-capped), or its job list."""
+    """The run's job list (--tasks), or the engine's own log where the project lets its
+    researchers read it directly (``logs: direct``). Elsewhere the log is output of the
+    run: this says how to ask for its release through the airlock."""
     client = _client(ctx)
     try:
         if tasks:
@@ -216,6 +219,11 @@ def logs(ctx: click.Context, run_id: str, stream: str, tasks: bool) -> None:
         else:
             click.echo(client.log(run_id, stream), nl=False)
     except ApiError as exc:
+        if exc.status == 403 and not tasks:
+            raise click.ClickException(
+                f"{exc}\nThe job list is `spe run logs --tasks {run_id}`; to ask for the log: "
+                f"spe release request {run_id} --file {quarantined_log(stream)} "
+                "--justification '...'") from exc
         raise click.ClickException(str(exc)) from exc
 
 

@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from spe.domain.errors import InvalidRequest, NotOnAllowlist
+from spe.domain.jobdir import LOG_PREFIX
 
 WORKFLOW_TYPES = {"SMK": "snakemake", "NFL": "nextflow"}
 OPTION_TYPES = frozenset({"integer", "number", "boolean", "string"})
@@ -145,6 +146,9 @@ def parse_manifest(data: dict[str, Any]) -> WorkflowEntry:
     if not isinstance(approved_at, date | str) or not str(approved_at):
         errors.append(("/approval/approved_at", "required (YYYY-MM-DD)"))
     options = _parse_options(need("engine_options", dict), errors)
+    errors.extend((f"/outputs/{i}", f"{LOG_PREFIX} is reserved for the engine's logs")
+                  for i, o in enumerate(data.get("outputs") or [])
+                  if isinstance(o, str) and o.lstrip("./").startswith(LOG_PREFIX))
     entry = WorkflowEntry(
         id=wid, version=version, name=need("name", str), description=need("description", str),
         workflow_type=wtype, workflow_type_version=str(data.get("workflow_type_version", "")),

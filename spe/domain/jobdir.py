@@ -113,4 +113,16 @@ class JobDir:
         return self.root / ".start-lease"
 
 
+def quarantined_log(stream: str) -> str:
+    """Where the engine's ``stream`` is kept in the run's quarantine when the run ends, so
+    that a release request can name it like an output (``_logs/`` is reserved: no
+    workflow output may start with it)."""
+    if stream not in LOG_STREAMS:
+        raise KeyError(stream)
+    return f"{LOG_PREFIX}{stream}.txt"
+
+
+LOG_PREFIX = "_logs/"
+QUARANTINED_LOGS = frozenset(quarantined_log(s) for s in LOG_STREAMS)
+
 RELATIVE = JobDir(Path())  # the same names, relative to the job's directory

@@ -24,13 +24,14 @@ class Relation(StrEnum):
 R = Relation
 
 # permission -> the relations that grant it. Operators see run metadata everywhere, but
-# never logs or file contents.
+# never logs or file contents (see WITHHELD).
 PERMISSIONS: dict[str, frozenset[Relation]] = {
     "catalog.list": frozenset({R.ANYONE}),
     "me.read": frozenset({R.ANYONE}),
     "run.list": frozenset({R.ANYONE}),  # filtered to what run.read allows
     "run.submit": frozenset({R.PROJECT_RESEARCHER}),
     "run.read": frozenset({R.OWNER, R.PROJECT_SHARED, R.OPERATOR}),
+    # the engine's raw log, only where the project opted in (``logs: direct``)
     "run.read_logs": frozenset({R.OWNER, R.PROJECT_SHARED}),
     "run.cancel": frozenset({R.OWNER, R.OPERATOR}),
     "run.purge": frozenset({R.OWNER, R.OPERATOR}),
@@ -43,6 +44,15 @@ PERMISSIONS: dict[str, frozenset[Relation]] = {
     "release.preview": frozenset({R.PROJECT_REVIEWER}),
     "release.download": frozenset({R.OWNER}),
     "release.revoke": frozenset({R.PROJECT_REVIEWER, R.OPERATOR}),
+}
+
+
+# permission -> relations that withhold it even when another relation grants it. An operator
+# role in the run's project (or the global one) never reads engine logs, although a
+# project operator's entitlement usually makes them a member too; the run's owner keeps
+# what ownership grants.
+WITHHELD: dict[str, frozenset[Relation]] = {
+    "run.read_logs": frozenset({R.OPERATOR}),
 }
 
 
@@ -80,4 +90,7 @@ def relations(access: Access, resource: Resource) -> set[Relation]:
 
 def allowed(access: Access, name: str, resource: Resource) -> bool:
     """The one check. Unknown permission names are refused loudly."""
-    return bool(PERMISSIONS[permission(name)] & relations(access, resource))
+    held = relations(access, resource)
+    if WITHHELD.get(permission(name), frozenset()) & held and R.OWNER not in held:
+        return False
+    return bool(PERMISSIONS[name] & held)

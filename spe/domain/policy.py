@@ -21,6 +21,10 @@ from spe.domain.ports import JobAccount
 POSIX_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")  # what useradd accepts (no trailing $)
 ROLES = frozenset({"researcher", "reviewer", "operator"})
 VISIBILITIES = frozenset({"owner", "project"})
+# how a project's researchers see the engine's raw log of their runs: only as a file a
+# release request names ("airlock", the default), or also directly, each read audited
+# ("direct": for projects whose data are not sensitive)
+LOG_MODES = frozenset({"airlock", "direct"})
 GLOBAL = "*"
 
 
@@ -35,6 +39,7 @@ class Project:
     airlock: dict[str, Any] = field(default_factory=dict)
     visibility: str = "owner"
     retention_days: int = 0  # 0: a run's data is kept until purged by hand
+    logs: str = "airlock"  # one of LOG_MODES
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from spe.domain.errors import InvalidRequest
 from spe.domain.identity import Entitlement
 from spe.domain.policy import (
     GLOBAL,
+    LOG_MODES,
     POSIX_NAME,
     ROLES,
     VISIBILITIES,
@@ -27,7 +28,7 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _TOP = {"trusted_authorities", "visa_issuers", "visa_max_age_seconds", "projects", "roles",
         "datasets", "posix_accounts"}
 _PROJECT = {"id", "title", "entitlements", "posix_group", "slurm_account", "storage",
-            "airlock", "visibility", "retention_days"}
+            "airlock", "visibility", "retention_days", "logs"}
 
 
 class _Errors(list[tuple[str, str]]):
@@ -88,8 +89,13 @@ def _project(i: int, raw: Any, errors: _Errors) -> Project | None:
     if not isinstance(retention, int) or retention < 0:
         errors.add(f"{ptr}/retention_days", "a whole number of days, 0 to keep until purged")
         retention = 0
+    logs = raw.get("logs") or "airlock"  # absent or empty: the default
+    if logs not in LOG_MODES:
+        errors.add(f"{ptr}/logs", f"one of {sorted(LOG_MODES)} (airlock: the engine's log "
+                   "leaves only through a release request)")
+        logs = "airlock"
     return Project(id=str(pid), title=str(raw.get("title", pid)), entitlements=ents,
-                   retention_days=retention,
+                   retention_days=retention, logs=str(logs),
                    posix_group=str(raw.get("posix_group", "")),
                    slurm_account=str(raw.get("slurm_account", "")), storage=storage,
                    airlock=airlock, visibility=str(visibility))

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 from spe.domain.catalog import WorkflowEntry
 from spe.domain.data_refs import DataRef, parse_refs, set_pointer
 from spe.domain.errors import Forbidden, InvalidRequest
-from spe.domain.jobdir import JobDir
+from spe.domain.jobdir import LOG_STREAMS, JobDir, quarantined_log
 from spe.domain.models import AuditEvent, OutputFile, Principal
 from spe.domain.ports import AuditLog, JobFiles, ObjectStore
 from spe.services.access import Gate
@@ -114,6 +114,21 @@ class DataService:
             recorded.append(OutputFile(path=rel.as_posix(), size=reader.size,
                                        sha256=reader.sha256.hexdigest()))
         return recorded
+
+    def quarantine_logs(self, project: str, run_id: str, job: JobDir) -> int:
+        """Copy the engine's stdout and stderr into the quarantine under ``_logs/``
+        (``quarantined_log``): output like any other, released only through the airlock.
+        A stream the engine never wrote is skipped; returns how many were copied."""
+        store = self.stores(self.quarantine_location(project))
+        copied = 0
+        for stream in LOG_STREAMS:
+            try:
+                with self.files.read(job.stream(stream)) as fh:
+                    store.put(f"{run_id}/{quarantined_log(stream)}", fh)
+            except FileNotFoundError:
+                continue
+            copied += 1
+        return copied
 
     def purge_quarantine(self, project: str, run_id: str) -> int:
         store = self.stores(self.quarantine_location(project))

@@ -42,7 +42,8 @@ from pathlib import Path
 
 from spe.domain.catalog import Catalog, WorkflowEntry
 from spe.domain.clock import utc_now
-from spe.domain.jobdir import JobDir
+from spe.domain.errors import DomainError
+from spe.domain.jobdir import LOG_PREFIX, JobDir
 from spe.domain.models import AuditEvent, OutputFile, Run, RunEnding
 from spe.domain.ports import (
     AuditLog,
@@ -65,7 +66,18 @@ S = RunState
 
 
 class CatalogDrift(RuntimeError):
-    """A bundle on disk no longer hashes to its approved digest."""
+    """A bundle on disk no longer hashes to its approved digest (the service's own
+    message: it names the entry and the digests, never the run's data)."""
+
+
+def service_reason(exc: Exception) -> str:
+    """What a run's system log may say about an exception: the service's own message (a
+    domain error, a catalog drift), else only its class. Other exceptions' text (an OS
+    error naming a file, a tool's output) may carry names or values from the run; it goes
+    to the service log."""
+    if isinstance(exc, DomainError | CatalogDrift):
+        return str(exc)[:500]
+    return f"{type(exc).__name__} (details are in the service log)"
 
 
 @dataclass(frozen=True)
@@ -130,7 +142,7 @@ class Execution:
                                         else "")
         except Exception as exc:  # a failure to start is a system error of this run
             log.exception("run %s failed to start", run_id)
-            self._finish(run, S.SYSTEM_ERROR, None, f"failed to start: {exc}")
+            self._finish(run, S.SYSTEM_ERROR, None, f"failed to start: {service_reason(exc)}")
             return
         if self.executor.poll(run.handle).state in (S.QUEUED, S.UNKNOWN):
             fresh = self.repo.get(run_id)  # waits for its scheduler: stays INITIALIZING
@@ -303,7 +315,8 @@ class Execution:
             outputs = self._hash_outputs(fresh)
         except Exception as exc:  # a quarantine that cannot be written ends the run
             log.exception("run %s: outputs could not be quarantined", run.id)
-            message = f"{message}; outputs could not be quarantined: {exc}".lstrip("; ")
+            message = f"{message}; outputs could not be quarantined: " \
+                f"{service_reason(exc)}".lstrip("; ")
             target, outputs = S.SYSTEM_ERROR, []
         ending = RunEnding(target, self.clock(), exit_code, outputs, message[:2000])
         if self.repo.finish(run.id, token, fresh.state, ending):
@@ -314,12 +327,16 @@ class Execution:
 
     def _hash_outputs(self, run: Run) -> list[OutputFile]:
         """The declared outputs, copied into the project's quarantine (hashed while they
-        stream)."""
+        stream), and the engine's logs beside them (``_logs/``: output too)."""
         engine = self.engines.get(run.engine)
         entry = next((e for e in self.catalog.entries()
                       if (e.id, e.version) == (run.workflow_id, run.workflow_version)), None)
         job = self.job(run.id)
-        if engine is None or entry is None or not self.files.exists(job):
+        if not self.files.exists(job):
+            return []
+        self.data.quarantine_logs(run.project, run.id, job)
+        if engine is None or entry is None:
             return []  # an entry removed from the catalog lists no outputs; the run ends
-        found = engine.outputs(entry, job.root)
+        found = [p for p in engine.outputs(entry, job.root)
+                 if not p.as_posix().startswith(LOG_PREFIX)]  # reserved for the logs
         return self.data.quarantine(run.project, run.id, engine.output_dir(job.root), found)

@@ -30,11 +30,12 @@ from spe.domain.airlock import (
 )
 from spe.domain.attachments import check_attachment_names
 from spe.domain.errors import Conflict, DomainError, Forbidden, InvalidRequest, NotFound
+from spe.domain.jobdir import QUARANTINED_LOGS
 from spe.domain.models import Page, Principal, Run
 from spe.domain.paging import PageTokens
 from spe.domain.permissions import allowed
 from spe.domain.ports import ObjectStore, RunRepository
-from spe.domain.states import RunState
+from spe.domain.states import RunState, is_final
 from spe.services.airlock import PREVIEW, REQUEST, REVIEW, ReleaseRequests, Zones
 from spe.services.streams import Chunks, content_type, digest
 
@@ -178,10 +179,7 @@ class Review:
     def create(self, who: Principal, run_id: str, paths: list[str],
                justification: str) -> ReleaseRequest:
         run = self.requests.gate.check_run(who, self.runs.get(run_id), REQUEST, run_id)
-        if run.state != RunState.COMPLETE or run.purged_at is not None:
-            raise Conflict(f"run {run.id} is {run.state.value}"
-                           f"{' and purged' if run.purged_at else ''}: only the outputs of "
-                           "a completed, unpurged run can be released")
+        _check_releasable(run, paths)
         files = self._snapshot(run, paths)
         req = ReleaseRequest(id=self.new_id(), run_id=run.id, project=run.project,
                              requester_sub=who.sub, requester_name=who.username,
@@ -200,18 +198,23 @@ class Review:
         except InvalidRequest as exc:
             raise InvalidRequest("the file list is not safe", [
                 (p.replace("/workflow_attachment", "/files"), m) for p, m in exc.errors]) from exc
-        outputs = {o.path: o for o in run.outputs}
+        store = self.zones.quarantine(run.project)
+        outputs = {o.path for o in run.outputs} | self._logs_of(store, run.id)
         unknown = [p for p in paths if p not in outputs]
         if unknown:
             raise InvalidRequest("only outputs of the run can be released",
                                  [(f"/files/{paths.index(p)}", f"{p[:200]!r} is not an "
                                    "output of the run") for p in unknown])
-        store = self.zones.quarantine(run.project)
         files = []
         for path in paths:
             size, sha = digest(store.get(f"{run.id}/{path}"))
             files.append(RequestedFile(path=path, size=size, sha256=sha))
         return files
+
+    @staticmethod
+    def _logs_of(store: ObjectStore, run_id: str) -> set[str]:
+        """The engine logs kept in the run's quarantine (``_logs/stdout.txt``, ...)."""
+        return {path for path in QUARANTINED_LOGS if store.stat(f"{run_id}/{path}") is not None}
 
     def resume_checks(self, request_id: str) -> ReleaseRequest | None:
         """Carry on a request left in SUBMITTED or CHECKING (a crash, a failed attempt):
@@ -335,6 +338,19 @@ class Review:
             self.on_approved(request_id)
         except Exception:  # best-effort: the reconciler releases it anyway
             log.exception("could not start the release of request %s", request_id)
+
+
+def _check_releasable(run: Run, paths: list[str]) -> None:
+    """Outputs leave from a completed, unpurged run; the engine's logs from any run that
+    has ended (a failed run's log is what its owner needs), unpurged."""
+    logs_only = bool(paths) and all(p in QUARANTINED_LOGS for p in paths)
+    if run.purged_at is None and (run.state == RunState.COMPLETE
+                                  or (logs_only and is_final(run.state))):
+        return
+    raise Conflict(f"run {run.id} is {run.state.value}"
+                   f"{' and purged' if run.purged_at else ''}: only the outputs of a "
+                   "completed, unpurged run can be released (the engine's logs of any "
+                   "ended, unpurged run)")
 
 
 def _candidate(store: ObjectStore, run_id: str, f: RequestedFile) -> checks.CandidateFile:

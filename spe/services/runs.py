@@ -14,8 +14,8 @@ from pathlib import Path
 
 from spe.domain.catalog import Catalog
 from spe.domain.clock import utc_now
-from spe.domain.errors import Conflict, DomainError, NotFound, ServiceUnavailable
-from spe.domain.jobdir import JobDir
+from spe.domain.errors import Conflict, DomainError, Forbidden, NotFound, ServiceUnavailable
+from spe.domain.jobdir import LOG_STREAMS, JobDir, quarantined_log
 from spe.domain.models import (
     AuditEvent,
     Page,
@@ -228,16 +228,30 @@ class RunService:
             raise NotFound(f"task {task_id[:64]!r} of run {run.id} not found")
         return task
 
+    def logs_direct(self, run: Run) -> bool:
+        """Whether the run's project lets its researchers read engine logs directly."""
+        project = self.gate.policy.project(run.project)
+        return project is not None and project.logs == "direct"
+
     def log_tail(self, who: Principal, run_id: str, stream: str, max_bytes: int) -> bytes:
-        """The last ``max_bytes`` of the engine's own stdout/stderr."""
-        run = self.get(who, run_id, RUN_READ_LOGS)
-        try:
-            path = JobDir.of(self.runs_dir, run.id).stream(stream)
-        except KeyError:
-            raise NotFound(f"no {stream[:20]} log for run {run.id}") from None
-        tail = self.files.tail(path, max_bytes)
-        if tail is None:
+        """The last ``max_bytes`` of the engine's own stdout/stderr, only in a project that
+        opted in with ``logs: direct`` (each read audited), never to operators. Elsewhere
+        the log is output: 403 saying how to request its release through the airlock."""
+        run = self.get(who, run_id)
+        if stream not in LOG_STREAMS:
             raise NotFound(f"no {stream[:20]} log for run {run.id}")
+        if not self.logs_direct(run):
+            raise Forbidden(
+                f"the engine's {stream} of run {run.id} is output of the run, so the API "
+                "does not return it; ask for its release through the airlock with a "
+                f"release request naming {quarantined_log(stream)} of this run",
+                rule="logs.airlock")
+        self.gate.check_run(who, run, RUN_READ_LOGS, run_id)
+        tail = self.files.tail(JobDir.of(self.runs_dir, run.id).stream(stream), max_bytes)
+        if tail is None:
+            raise NotFound(f"no {stream} log for run {run.id}")
+        self._audit("run.read_logs", who, "granted", run.id,
+                    {"stream": stream, "project": run.project})
         return tail
 
     def _audit(self, action: str, who: Principal, outcome: str, target: str,

@@ -36,8 +36,9 @@ def test_submit_prints_the_run_id_and_list_status_logs_find_it(server: Server,
     assert run_id in spe(server, user, "run", "list").stdout
     tasks = spe(server, user, "run", "logs", "--tasks", run_id)
     assert "nap" in tasks.stdout and "finish" in tasks.stdout
-    log = spe(server, user, "run", "logs", run_id)
-    assert "steps (100%) done" in log.stdout
+    log = spe(server, user, "run", "logs", run_id)  # the log is output: the airlock
+    assert log.returncode != 0 and "HTTP 403" in log.stderr
+    assert f"spe release request {run_id} --file _logs/stderr.txt" in log.stderr
 
 
 def test_cancel_through_the_cli(server: Server, user: str) -> None:

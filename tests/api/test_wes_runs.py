@@ -155,17 +155,17 @@ def test_another_user_gets_404_for_every_run_endpoint(server: Server, api: Api) 
     assert run_id not in mallory.get(f"{WES}/runs").text
 
 
-def test_engine_log_is_served_size_capped_as_plain_text(server: Server, api: Api) -> None:
+def test_engine_log_is_output_and_not_served_by_default(server: Server, api: Api) -> None:
+    """The built-in policy's project keeps engine logs for the airlock (issue 11): the
+    owner gets 403 naming the file to request; the served, size-capped tail of a project
+    with ``logs: direct`` is tested in tests/security/test_engine_logs.py."""
     run_id = api.run_id(api.submit("sleepy", {"seconds": 0}))
     api.wait(run_id)
     resp = api.get(f"/spe/v1/runs/{run_id}/logs/stderr")
-    assert resp.status_code == 200
-    assert resp.headers["Content-Type"].startswith("text/plain")
-    assert resp.headers["X-Content-Type-Options"] == "nosniff"
-    assert "Finished jobid" in resp.text or "steps (100%) done" in resp.text
-    capped = api.get(f"/spe/v1/runs/{run_id}/logs/stderr?max_bytes=10")
-    assert len(capped.content) == 10
-    assert capped.content == resp.content[-10:]
+    assert resp.status_code == 403
+    assert "_logs/stderr.txt" in resp.json()["msg"] and "airlock" in resp.json()["msg"]
+    run_log = api.get(f"{WES}/runs/{run_id}").json()["run_log"]
+    assert "stdout" not in run_log and "stderr" not in run_log
 
 
 def test_workflows_listing_carries_schemas_and_examples(server: Server, api: Api) -> None:

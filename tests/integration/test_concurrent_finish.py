@@ -46,18 +46,26 @@ class CountingStore:
     """Counts ``put`` calls into a real filesystem store; ``hold`` makes a put wait for it."""
 
     def __init__(self, inner: FilesystemStore) -> None:
-        self.inner, self.puts = inner, 0
+        self.inner, self.puts, self.keys = inner, 0, list[str]()
         self.copying, self.hold = threading.Event(), threading.Event()
         self.hold.set()
 
     def put(self, key: str, stream: BinaryIO) -> ObjectInfo:
         self.puts += 1
+        self.keys.append(key)
         self.copying.set()
         assert self.hold.wait(timeout=30)
         return self.inner.put(key, stream)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
+
+
+def assert_copied_once(store: CountingStore) -> None:
+    """One reconciler copied: the output and the engine's two logs (issue 11), each once."""
+    assert sorted(store.keys) == ["r1/_logs/stderr.txt", "r1/_logs/stdout.txt",
+                                  f"r1/{OUTPUT.as_posix()}"]
+    assert store.puts == len(store.keys)
 
 
 def _execution(repo: SqlRunRepository, tmp_path: Path, registry: dict[str, FakeProcess],
@@ -110,7 +118,7 @@ def test_two_reconcilers_finishing_one_run_at_once_finish_it_once(
     assert (done.state, done.exit_code) == (S.COMPLETE, 0)
     assert done.end_time is not None and done.start_time is not None
     assert [o.path for o in done.outputs] == [OUTPUT.as_posix()]
-    assert store.puts == 1
+    assert_copied_once(store)
     assert (tmp_path / "quarantine" / "r1" / OUTPUT).read_text() == "a,b\n1,2\n"
 
 
@@ -127,7 +135,7 @@ def test_a_late_reconciler_with_a_stale_read_changes_nothing(
 
     again = repo.get("r1")
     assert again == finished
-    assert store.puts == 1
+    assert_copied_once(store)
 
 
 def test_a_cancel_while_outputs_are_copied_ends_the_run_canceled_with_its_outputs(
@@ -147,4 +155,4 @@ def test_a_cancel_while_outputs_are_copied_ends_the_run_canceled_with_its_output
     assert done is not None
     assert done.state == S.CANCELED and done.end_time is not None
     assert [o.path for o in done.outputs] == [OUTPUT.as_posix()]
-    assert store.puts == 1
+    assert_copied_once(store)

@@ -1,6 +1,8 @@
 """With a policy naming two projects, nobody sees, cancels or reads what the policy does
 not grant them, whatever the endpoint. Project A keeps runs private to their owner;
-project B shares them with its members; operators see metadata everywhere, never logs."""
+project B shares them with its members; operators see metadata everywhere, never logs.
+Neither project opts in to ``logs: direct``, so nobody reads an engine log through the API
+(403 where the run may be read): the log leaves through the airlock."""
 
 from __future__ import annotations
 
@@ -55,14 +57,14 @@ def logs(run_id: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("user", "run", "read", "log"), [
-    ("alice", "a", 200, 200),   # owner
+    ("alice", "a", 200, 403),   # owner: the engine log is output (airlock)
     ("amy", "a", 404, 404),     # same project, but proj-a keeps runs private
     ("rita", "a", 404, 404),    # a reviewer of proj-a reads outputs only through the airlock
     ("bob", "a", 404, 404),     # other project
     ("nobody", "a", 404, 404),  # no project at all
     ("olga", "a", 200, 403),    # operator: metadata, never logs
-    ("bob", "b", 200, 200),     # owner
-    ("bill", "b", 200, 200),    # proj-b shares runs with its members
+    ("bob", "b", 200, 403),     # owner
+    ("bill", "b", 200, 403),    # proj-b shares runs with its members
     ("alice", "b", 404, 404),   # other project
     ("olga", "b", 200, 403),
 ])

@@ -135,3 +135,29 @@ def test_a_project_operator_lists_the_projects_runs() -> None:
     gate = Gate(parse_policy(data))
     visible = gate.visibility(who("spe:proj-a:role=ops"))
     assert visible.projects == ("proj-a",) and not visible.everything
+
+
+def test_a_project_operator_never_reads_logs_though_its_entitlement_makes_it_a_member(
+        ) -> None:
+    data = yaml.safe_load(POLICY_FILE.read_text())
+    data["roles"].append({"role": "operator", "project": "proj-b",
+                          "entitlement": "urn:geant:dev.invalid:group:spe:proj-b:role=operator"})
+    oscar = parse_policy(data).access(who("spe:proj-b:role=operator"), NOW)
+    shared = Resource(project="proj-b", owner_sub="dev|bob", shared=True)
+    assert "researcher" in oscar.projects["proj-b"]  # same group path: a member too
+    assert allowed(oscar, "run.read", shared)
+    assert not allowed(oscar, "run.read_logs", shared)
+    own = Resource(project="proj-b", owner_sub="dev|x", shared=True)
+    assert allowed(oscar, "run.read_logs", own)  # their own run
+
+
+def test_logs_mode_defaults_to_airlock_and_takes_only_known_values() -> None:
+    data = yaml.safe_load(POLICY_FILE.read_text())
+    policy = parse_policy(data)
+    assert {p.logs for p in policy.projects.values()} == {"airlock"}
+    data["projects"][1]["logs"] = "direct"
+    assert parse_policy(data).projects["proj-b"].logs == "direct"
+    data["projects"][1]["logs"] = "yes"
+    with pytest.raises(InvalidRequest) as err:
+        parse_policy(data)
+    assert any(p == "/projects/1/logs" for p, _ in err.value.errors)

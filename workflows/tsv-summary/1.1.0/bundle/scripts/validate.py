@@ -1,5 +1,6 @@
 """Validate and clean a cohort TSV: every expected column present, rows with a missing
-or non-numeric value in any used column dropped (and counted)."""
+or non-numeric value in any used column dropped (and counted). Messages name columns
+and counts, never a value read from the input (docs/catalog.md, review rules)."""
 
 import csv
 import json
@@ -18,7 +19,10 @@ with open(sm.input[0], newline="", encoding="utf-8") as fh:
     header = reader.fieldnames or []
     absent = [c for c in wanted if c not in header]
     if absent:
-        raise ValueError(f"{sm.input[0]}: missing column(s) {absent}; header is {header}")
+        # never echo the header: in a non-conforming file it is the first record
+        raise ValueError(f"the input lacks {len(absent)} of the columns this workflow "
+                         f"needs ({', '.join(wanted)}); is it a tab-separated table "
+                         "with a header row?")
     rows = list(reader)
 
 kept, dropped_by_column, dropped_ids, seen = [], {c: 0 for c in wanted}, [], set()
@@ -48,7 +52,7 @@ for row in rows:
     kept.append({c: row[c].strip() for c in wanted})
 
 if not kept:
-    raise ValueError(f"{sm.input[0]}: no complete rows left after cleaning")
+    raise ValueError(f"no complete rows left after cleaning ({len(rows)} read)")
 
 with open(sm.output.clean, "w", newline="", encoding="utf-8") as fh:
     writer = csv.DictWriter(fh, fieldnames=wanted, delimiter="\t", lineterminator="\n")
