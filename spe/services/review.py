@@ -32,7 +32,7 @@ from spe.domain.attachments import check_attachment_names
 from spe.domain.errors import Conflict, DomainError, Forbidden, InvalidRequest, NotFound
 from spe.domain.models import Page, Principal, Run
 from spe.domain.paging import PageTokens
-from spe.domain.permissions import allowed
+from spe.domain.permissions import allowed, member_projects
 from spe.domain.ports import ObjectStore, RunRepository
 from spe.domain.states import RunState
 from spe.services.airlock import PREVIEW, REQUEST, REVIEW, ReleaseRequests, Zones
@@ -100,13 +100,14 @@ class Review:
         access = self.requests.gate.access(who)
         reviewing = tuple(sorted(p for p in access.projects
                                  if "reviewer" in access.roles_in(p)))
+        member_of = member_projects(access)  # an ex-member's old requests are not theirs
         if role == "requester":
-            return ReleaseFilter(sub=who.sub, state=wanted)
+            return ReleaseFilter(sub=who.sub, state=wanted, member_of=member_of)
         if role == "reviewer":
             return ReleaseFilter(sub=who.sub, own=False, projects=reviewing, not_own=True,
                                  state=wanted)
         return ReleaseFilter(sub=who.sub, projects=reviewing, everything=access.is_operator,
-                             state=wanted)
+                             state=wanted, member_of=member_of)
 
     def _cursor(self, page_token: str, scope: str) -> ReleaseCursor:
         text = self.tokens.decode_text(page_token, scope)
