@@ -39,7 +39,7 @@ from spe.api.errors import (
     on_problem,
     on_unexpected,
 )
-from spe.api.limits import BodySizeLimit
+from spe.api.limits import BodySizeLimit, JsonDepthLimit
 from spe.api.security import Authenticator, security_map
 from spe.api.spe_ext import SpeApi
 from spe.api.ui_routes import add_ui_routes
@@ -179,6 +179,7 @@ def add_error_handling(app: FlaskApp, max_request_bytes: int) -> None:
     app.add_error_handler(Exception, on_unexpected)
     app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_EXCEPTION,
                        max_bytes=max_request_bytes)
+    app.add_middleware(JsonDepthLimit, position=MiddlewarePosition.BEFORE_SWAGGER)
 
 
 def make_service_info(settings: Settings, catalog: Catalog,

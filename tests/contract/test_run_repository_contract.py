@@ -444,9 +444,11 @@ def test_page_shows_only_the_owners_runs(repo: SqlRunRepository) -> None:
     alice = [repo.add(make_run("alice")) for _ in range(3)]
     bob = [repo.add(make_run("bob")) for _ in range(2)]
     assert set(_ids(repo.page(ALICE, RunFilter(), None, 100))) == set(_ids(alice))
-    assert set(_ids(repo.page(Visibility("dev|bob", member_of=MEMBER), RunFilter(), None, 100))) == set(_ids(bob))
+    bobs = Visibility("dev|bob", member_of=MEMBER)
+    assert set(_ids(repo.page(bobs, RunFilter(), None, 100))) == set(_ids(bob))
     assert repo.page(Visibility("dev|carol", member_of=MEMBER), RunFilter(), None, 100) == []
-    assert repo.page(Visibility("alice", member_of=MEMBER), RunFilter(), None, 100) == []  # sub, not name
+    by_name = Visibility("alice", member_of=MEMBER)
+    assert repo.page(by_name, RunFilter(), None, 100) == []  # sub, not name
 
 
 def test_page_filters_by_state(repo: SqlRunRepository) -> None:
