@@ -67,8 +67,8 @@ class BodySizeLimit:
 
 
 def _is_json(scope: Scope) -> bool:
-    content_type = dict(scope.get("headers") or []).get(b"content-type", b"").lower()
-    media = content_type.split(b";")[0].strip()
+    content_type: bytes = dict(scope.get("headers") or []).get(b"content-type", b"")
+    media = content_type.lower().split(b";")[0].strip()
     return media == b"application/json" or media.endswith(b"+json")
 
 
