@@ -21,12 +21,13 @@ RR = "/spe/v1/release-requests"
 FILES = ["results/done.txt", "results/first.txt"]
 AUTHORITY = "perun.aai.lifescience-ri.eu"
 LS_GROUP = "urn:geant:lifescience-ri.eu:group:spe:proj-a"
+KEY = {"Idempotency-Key": "ex-member-run-1"}
 
 
 def released_request(owner: Api, reviewers: list[Api]) -> tuple[str, str]:
     """A completed run of ``owner`` and a release request of it, approved by
     ``reviewers`` and released; the owner can download it while a member."""
-    run_id = owner.run_id(owner.submit("sleepy", {"seconds": 0}))
+    run_id = owner.run_id(owner.submit("sleepy", {"seconds": 0}, headers=KEY))
     assert owner.wait(run_id) == "COMPLETE"
     resp = owner.post(RR, json={"run_id": run_id, "files": FILES,
                                 "justification": "Aggregate counts for the paper only."})
@@ -63,6 +64,8 @@ def assert_sees_nothing(ex: Api, run_id: str, req_id: str) -> None:
     again = ex.post(RR, json={"run_id": run_id, "files": FILES,
                               "justification": "Asking again after leaving the project."})
     assert again.status_code == 404, again.text
+    replay = ex.submit("sleepy", {"seconds": 0}, headers=KEY)  # the key names the old run
+    assert replay.status_code == 404, replay.text
     runs = ex.get(f"{WES}/runs").json()["runs"]
     assert run_id not in {r["run_id"] for r in runs}
     counts = ex.get(f"{WES}/service-info").json()["system_state_counts"]
