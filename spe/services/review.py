@@ -32,7 +32,7 @@ from spe.domain.attachments import check_attachment_names
 from spe.domain.errors import Conflict, DomainError, Forbidden, InvalidRequest, NotFound
 from spe.domain.models import Page, Principal, Run
 from spe.domain.paging import PageTokens
-from spe.domain.permissions import allowed, member_projects
+from spe.domain.permissions import allowed, is_member, member_projects
 from spe.domain.ports import ObjectStore, RunRepository
 from spe.domain.states import RunState
 from spe.services.airlock import PREVIEW, REQUEST, REVIEW, ReleaseRequests, Zones
@@ -252,8 +252,11 @@ class Review:
         return claim
 
     def _own(self, who: Principal, request_id: str, state: ReleaseState) -> ReleaseRequest:
+        """The caller's own request, while they are a member of its project (a requester
+        who left it but reads it as a reviewer may not act as its requester)."""
         req = self.requests.get(who, request_id)
-        if req.requester_sub != who.sub:
+        if req.requester_sub != who.sub \
+                or not is_member(self.requests.gate.access(who), req.project):
             raise Forbidden("only the requester may do this", rule="requester")
         if req.state != state:
             raise Conflict(f"release request {req.id} is {req.state.value}")
