@@ -17,6 +17,7 @@ import flask
 from connexion import FlaskApp
 from connexion.exceptions import ProblemException
 from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from sqlalchemy import Engine, text
 from starlette.exceptions import HTTPException
@@ -39,7 +40,8 @@ from spe.api.errors import (
     on_problem,
     on_unexpected,
 )
-from spe.api.limits import BodySizeLimit
+from spe.api.headers import SecurityHeaders
+from spe.api.limits import BodySizeLimit, JsonDepthLimit
 from spe.api.security import Authenticator, security_map
 from spe.api.spe_ext import SpeApi
 from spe.api.ui_routes import add_ui_routes
@@ -177,8 +179,11 @@ def add_error_handling(app: FlaskApp, max_request_bytes: int) -> None:
     app.add_error_handler(MultiPartException, on_multipart_error)
     app.add_error_handler(UnicodeDecodeError, on_bad_encoding)
     app.add_error_handler(Exception, on_unexpected)
+    # added first, so outermost: the 413s of BodySizeLimit carry the headers too
+    app.add_middleware(SecurityHeaders, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_EXCEPTION,
                        max_bytes=max_request_bytes)
+    app.add_middleware(JsonDepthLimit, position=MiddlewarePosition.BEFORE_SWAGGER)
 
 
 def make_service_info(settings: Settings, catalog: Catalog,
@@ -287,7 +292,8 @@ def create_app(settings: Settings, *, migrate: bool = True,
             dev_issuer.stop()
 
     app = FlaskApp(__name__, specification_dir=str(OPENAPI), lifespan=lifespan,
-                   security_map=security_map(authenticate))
+                   security_map=security_map(authenticate),
+                   swagger_ui_options=SwaggerUIOptions(swagger_ui=settings.swagger_ui_enabled))
     audit_query = AuditQuery(store=core.audit, gate=core.gate, tokens=runs.tokens,
                              log=core.audit)
     app.add_api("wes.yaml", resolver=_resolver(WesApi(runs, info, authenticate,

@@ -164,6 +164,10 @@ class Settings(BaseSettings):
     snakemake_bin: str = Field("snakemake", description="Snakemake executable.")
     nextflow_bin: str = Field("nextflow", description="Nextflow executable.")
 
+    swagger_ui: bool | None = Field(
+        None, description="Serve Swagger UI at /ga4gh/wes/v1/ui/ and /spe/v1/ui/; unset: "
+        "on with auth_mode=dev, off with auth_mode=oidc (production).")
+
     service_name: str = Field("SPE workflow execution service", description="service-info name.")
     organization_name: str = Field("de.NBI SPE", description="service-info organization.")
     organization_url: str = Field("https://www.denbi.de", description="Organization URL.")
@@ -197,6 +201,11 @@ class Settings(BaseSettings):
         if self.auth_mode == "dev" and not _is_loopback(self.host):
             raise ValueError(f"auth_mode=dev serves only on a loopback address, not "
                              f"{self.host!r}; configure an OIDC issuer (SPE_AUTH_MODE=oidc)")
+
+    @property
+    def swagger_ui_enabled(self) -> bool:
+        """``swagger_ui`` if set, else only in development (``auth_mode=dev``)."""
+        return self.swagger_ui if self.swagger_ui is not None else self.auth_mode == "dev"
 
     @property
     def db_url(self) -> str:

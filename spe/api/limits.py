@@ -1,5 +1,6 @@
-"""An ASGI middleware that refuses request bodies over a size limit with 413 and a GA4GH
-``ErrorResponse``, whether the client sends a Content-Length or streams chunks."""
+"""ASGI middlewares that refuse request bodies over a size limit with 413 and a GA4GH
+``ErrorResponse``, whether the client sends a Content-Length or streams chunks, and JSON
+bodies nested too deep with 400."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from spe.domain.json_limits import MAX_JSON_DEPTH, depth_error, too_deep
 
 
 class BodyTooLarge(HTTPException):
@@ -61,3 +64,48 @@ class BodySizeLimit:
         except BodyTooLarge:
             if not started:
                 await self._reject(send)
+
+
+def _is_json(scope: Scope) -> bool:
+    content_type: bytes = dict(scope.get("headers") or []).get(b"content-type", b"")
+    media = content_type.lower().split(b";")[0].strip()
+    return media == b"application/json" or media.endswith(b"+json")
+
+
+class JsonDepthLimit:
+    """Refuses a JSON request body nested deeper than ``max_depth`` levels with 400 and an
+    ``ErrorResponse`` before any parser sees it (a deep body would make connexion's and
+    Flask's ``json.loads`` raise ``RecursionError``, a 500). Other bodies pass untouched;
+    a JSON body is read whole, within the body-size limit outside this middleware."""
+
+    def __init__(self, app: ASGIApp, max_depth: int = MAX_JSON_DEPTH) -> None:
+        self.app = app
+        self.max_depth = max_depth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        body = b""
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        if too_deep(body.decode("utf-8", errors="replace"), self.max_depth):
+            error = depth_error("body", self.max_depth)
+            reply = json.dumps({"msg": str(error), "status_code": 400}).encode()
+            await send({"type": "http.response.start", "status": 400,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(reply)).encode())]})
+            await send({"type": "http.response.body", "body": reply})
+            return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)

@@ -11,7 +11,7 @@ import flask
 from spe.api import context, shapes
 from spe.domain.catalog import Catalog
 from spe.domain.errors import NotFound
-from spe.services.audit import AuditFilter, AuditQuery, parse_instant
+from spe.services.audit import AuditQuery, AuditSearch
 from spe.services.runs import RunService
 
 Body = dict[str, Any]
@@ -84,10 +84,9 @@ class SpeApi:
                           page_size: int = 100, page_token: str = "") -> Body:
         if self.audit_query is None:
             raise NotFound("the audit log is not served here")
-        flt = AuditFilter(action=action, actor=actor, target=target,
-                          since=parse_instant("since", since),
-                          until=parse_instant("until", until))
-        page = self.audit_query.list(context.principal(), flt, page_size, page_token)
+        search = AuditSearch(action=action, actor=actor, target=target, since=since,
+                             until=until)
+        page = self.audit_query.list(context.principal(), search, page_size, page_token)
         return {"events": [
             {"id": e.id, "at": e.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
              "action": e.action, "actor": e.actor, "outcome": e.outcome, "target": e.target,

@@ -130,8 +130,9 @@ class WorkClaim:
 @dataclass(frozen=True)
 class ReleaseFilter:
     """Which release requests a listing shows (the repository filters in SQL): the
-    caller's own (``own``), those of ``projects``, or all (``everything``); never the
-    caller's own with ``not_own``; only ``state`` when given."""
+    caller's own (``own``) in the projects they are a member of now (``member_of``), those
+    of ``projects``, or all (``everything``); never the caller's own with ``not_own``;
+    only ``state`` when given."""
 
     sub: str
     own: bool = True
@@ -139,11 +140,13 @@ class ReleaseFilter:
     everything: bool = False
     not_own: bool = False
     state: ReleaseState | None = None
+    member_of: tuple[str, ...] = ()
 
     def scope(self) -> str:
         """What a page token of this listing is bound to."""
         return (f"release-requests|{self.sub}|{int(self.own)}|{sorted(self.projects)}|"
-                f"{int(self.everything)}|{int(self.not_own)}|{self.state or ''}")
+                f"{int(self.everything)}|{int(self.not_own)}|{self.state or ''}|"
+                f"{sorted(self.member_of)}")
 
 
 @dataclass(frozen=True)

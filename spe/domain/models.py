@@ -152,12 +152,15 @@ class SubmissionKey:
 
 @dataclass(frozen=True)
 class Visibility:
-    """Which runs a listing may show: the caller's own, those of ``projects`` (projects
-    that share runs with their members), or, for operators, ``everything``."""
+    """Which runs a listing may show: the caller's own in the projects they are a member
+    of now (``member_of``: an ex-member's old runs are not theirs to see), those of
+    ``projects`` (projects that share runs with their members), or, for operators,
+    ``everything``."""
 
     owner_sub: str
     projects: tuple[str, ...] = ()
     everything: bool = False
+    member_of: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from spe.domain.policy import Access
 
 class Relation(StrEnum):
     ANYONE = "anyone authenticated"
-    OWNER = "owner of the run"
+    OWNER = "owner of the run (or requester), while a member of its project"
     PROJECT_SHARED = "member of the run's project, where the project shares runs"
     PROJECT_RESEARCHER = "researcher in the project"
     PROJECT_REVIEWER = "reviewer in the project"
@@ -72,14 +72,26 @@ class Resource:
     shared: bool = False  # the project's runs are visible to its members
 
 
+def is_member(access: Access, project: str) -> bool:
+    """``project``'s member NOW: holds one of its entitlements (every member is a
+    researcher there). A reviewer or operator role alone is not membership."""
+    return "researcher" in access.projects.get(project, ())
+
+
+def member_projects(access: Access) -> tuple[str, ...]:
+    """The projects ``access`` is a member of now, sorted."""
+    return tuple(sorted(p for p in access.projects if is_member(access, p)))
+
+
 def relations(access: Access, resource: Resource) -> set[Relation]:
     found = {R.ANYONE}
-    if resource.owner_sub and resource.owner_sub == access.principal.sub:
-        found.add(R.OWNER)
+    member = bool(resource.project) and is_member(access, resource.project)
+    if member and resource.owner_sub and resource.owner_sub == access.principal.sub:
+        found.add(R.OWNER)  # ownership alone is not enough: an ex-member owns nothing
     roles = access.roles_in(resource.project) if resource.project else frozenset()
     if resource.shared and resource.project in access.projects:
         found.add(R.PROJECT_SHARED)
-    if resource.project and "researcher" in access.projects.get(resource.project, ()):
+    if member:
         found.add(R.PROJECT_RESEARCHER)
     if "operator" in access.global_roles or "operator" in roles:
         found.add(R.OPERATOR)

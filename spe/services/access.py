@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from spe.domain.errors import Forbidden, NotFound
 from spe.domain.models import Principal, Run, Visibility
-from spe.domain.permissions import Resource, allowed, permission
+from spe.domain.permissions import Resource, allowed, member_projects, permission
 from spe.domain.policy import Access, Policy
 
 RUN_READ = permission("run.read")
@@ -66,4 +66,5 @@ class Gate:
             p for p in access.projects
             if "operator" in access.roles_in(p)
             or ((proj := self.policy.project(p)) is not None and proj.visibility == "project")))
-        return Visibility(owner_sub=who.sub, projects=shared, everything=access.is_operator)
+        return Visibility(owner_sub=who.sub, projects=shared, everything=access.is_operator,
+                          member_of=member_projects(access))

@@ -63,15 +63,35 @@ class AuditFilter:
 
 
 def parse_instant(name: str, value: str | None) -> datetime | None:
-    """An ISO 8601 date-time query value as an aware datetime (no offset means UTC)."""
+    """An ISO 8601 date-time query value as an aware datetime (no offset means UTC); one
+    that cannot be expressed in UTC (``0001-01-01T00:00:00+01:00``) is 400 too."""
     if not value:
         return None
     try:
         parsed = datetime.fromisoformat(value)
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except ValueError as exc:
         raise InvalidRequest(f"{name} is not an ISO 8601 date-time",
                              [(f"/{name}", str(exc)[:100])]) from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise InvalidRequest(f"{name} is out of range", [(f"/{name}", "not a time in UTC "
+                                                          "between years 1 and 9999")]) from exc
+
+
+@dataclass(frozen=True)
+class AuditSearch:
+    """The query as given: parsed only once the caller may read the log."""
+
+    action: str = ""
+    actor: str = ""
+    target: str = ""
+    since: str | None = None
+    until: str | None = None
+
+    def parse(self) -> AuditFilter:
+        return AuditFilter(action=self.action, actor=self.actor, target=self.target,
+                           since=parse_instant("since", self.since),
+                           until=parse_instant("until", self.until))
 
 
 @dataclass
@@ -81,9 +101,11 @@ class AuditQuery:
     tokens: PageTokens
     log: AuditLog | None = None
 
-    def list(self, who: Principal, flt: AuditFilter, page_size: int,
+    def list(self, who: Principal, search: AuditSearch, page_size: int,
              page_token: str = "") -> Page[AuditEntry]:
+        """Authorise first, then parse: a refused caller never reaches the parser."""
         self._authorize(who)
+        flt = search.parse()
         size = max(1, min(page_size, MAX_PAGE_SIZE))
         scope = f"audit|{who.sub}|{flt.scope()}"
         before = self.tokens.decode(page_token, scope) if page_token else None

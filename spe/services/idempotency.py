@@ -13,6 +13,7 @@ import json
 from datetime import datetime, timedelta
 
 from spe.domain.errors import Conflict, InvalidRequest
+from spe.domain.json_limits import load_json
 from spe.domain.models import SubmissionKey
 from spe.services.submission import Submission
 
@@ -37,8 +38,8 @@ def key_of(sub: Submission) -> str:
 
 def _tag_value(raw: str) -> str:
     try:
-        tags = json.loads(raw) if raw.strip() else {}
-    except ValueError:
+        tags = load_json(raw, "tags") if raw.strip() else {}
+    except (ValueError, InvalidRequest):
         return ""  # the request parser reports a malformed tags field
     value = tags.get(KEY_TAG, "") if isinstance(tags, dict) else ""
     return value if isinstance(value, str) else ""
@@ -56,8 +57,8 @@ def fingerprint(sub: Submission) -> str:
 
 def _canonical(value: str) -> object:
     try:
-        return {"json": json.loads(value)} if value.strip()[:1] in ("{", "[") else value
-    except ValueError:
+        return {"json": load_json(value, "")} if value.strip()[:1] in ("{", "[") else value
+    except (ValueError, InvalidRequest):  # the request parser reports it
         return value
 
 

@@ -33,7 +33,7 @@ from spe.domain.errors import Conflict, DomainError, Forbidden, InvalidRequest, 
 from spe.domain.jobdir import QUARANTINED_LOGS
 from spe.domain.models import Page, Principal, Run
 from spe.domain.paging import PageTokens
-from spe.domain.permissions import allowed
+from spe.domain.permissions import allowed, is_member, member_projects
 from spe.domain.ports import ObjectStore, RunRepository
 from spe.domain.states import RunState, is_final
 from spe.services.airlock import PREVIEW, REQUEST, REVIEW, ReleaseRequests, Zones
@@ -113,13 +113,14 @@ class Review:
         access = self.requests.gate.access(who)
         reviewing = tuple(sorted(p for p in access.projects
                                  if "reviewer" in access.roles_in(p)))
+        member_of = member_projects(access)  # an ex-member's old requests are not theirs
         if role == "requester":
-            return ReleaseFilter(sub=who.sub, state=wanted)
+            return ReleaseFilter(sub=who.sub, state=wanted, member_of=member_of)
         if role == "reviewer":
             return ReleaseFilter(sub=who.sub, own=False, projects=reviewing, not_own=True,
                                  state=wanted)
         return ReleaseFilter(sub=who.sub, projects=reviewing, everything=access.is_operator,
-                             state=wanted)
+                             state=wanted, member_of=member_of)
 
     def _cursor(self, page_token: str, scope: str) -> ReleaseCursor:
         text = self.tokens.decode_text(page_token, scope)
@@ -281,8 +282,11 @@ class Review:
         return claim
 
     def _own(self, who: Principal, request_id: str, state: ReleaseState) -> ReleaseRequest:
+        """The caller's own request, while they are a member of its project (a requester
+        who left it but reads it as a reviewer may not act as its requester)."""
         req = self.requests.get(who, request_id)
-        if req.requester_sub != who.sub:
+        if req.requester_sub != who.sub \
+                or not is_member(self.requests.gate.access(who), req.project):
             raise Forbidden("only the requester may do this", rule="requester")
         if req.state != state:
             raise Conflict(f"release request {req.id} is {req.state.value}")

@@ -132,6 +132,9 @@ class RunService:
         return run.id
 
     def _replay(self, who: Principal, key: SubmissionKey, run_id: str, digest: str) -> str:
+        """The key's run, for a caller who may still read it (an ex-member of its project
+        gets 404, as for any of their old runs)."""
+        self.gate.check_run(who, self.repo.get(run_id), RUN_READ, run_id)
         same_request(key, run_id, digest)
         self._audit("run.submit", who, "replayed", run_id, {"idempotency_key": key.key})
         return run_id

@@ -10,6 +10,7 @@ from typing import Any
 from spe.domain.attachments import check_attachment_names
 from spe.domain.catalog import Catalog, WorkflowEntry, bundle_digest
 from spe.domain.errors import InvalidRequest, NotOnAllowlist, PayloadTooLarge
+from spe.domain.json_limits import load_json
 from spe.domain.models import RunRequest
 from spe.domain.params import validate_engine_options, validate_params
 
@@ -45,7 +46,7 @@ def _json_object(fields: dict[str, str], name: str) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        value = json.loads(raw)
+        value = load_json(raw, name)
     except json.JSONDecodeError as exc:
         raise InvalidRequest(f"{name} is not valid JSON", [(f"/{name}", exc.msg)]) from exc
     if not isinstance(value, dict):

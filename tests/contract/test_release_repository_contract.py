@@ -72,7 +72,7 @@ def test_pages_walk_every_request_once_newest_first_even_with_equal_times(
     same = [add(repo, at=T0) for _ in range(5)]  # five requests of the same instant
     newer = add(repo, at=T0 + timedelta(seconds=1))
     older = add(repo, at=T0 - timedelta(seconds=1))
-    flt = ReleaseFilter(sub="dev|alice")
+    flt = ReleaseFilter(sub="dev|alice", member_of=("p1",))
     expected = [newer.id, *sorted((r.id for r in same), reverse=True), older.id]
     for size in (1, 2, 3, 7, 100):
         assert all_pages(repo, flt, size) == expected, size
@@ -89,14 +89,19 @@ def test_the_listing_filters_in_sql(repo: SqlReleaseRepository) -> None:
         return {r.id for r in repo.page(flt, None, 100)}
 
     alice = "dev|alice"
-    assert ids(ReleaseFilter(sub=alice)) == {mine.id, mine_released.id}
-    assert ids(ReleaseFilter(sub=alice, projects=("p1",))) == {mine.id, mine_released.id,
-                                                               bobs_p1.id}
+    member = ("p1", "p2")
+    assert ids(ReleaseFilter(sub=alice, member_of=member)) == {mine.id, mine_released.id}
+    assert ids(ReleaseFilter(sub=alice, projects=("p1",), member_of=member)) == {
+        mine.id, mine_released.id, bobs_p1.id}
+    # an ex-member of p2 no longer sees their own request of p2; of none, none at all
+    assert ids(ReleaseFilter(sub=alice, member_of=("p1",))) == {mine.id}
+    assert ids(ReleaseFilter(sub=alice)) == set()
     assert ids(ReleaseFilter(sub=alice, own=False, projects=("p1", "p2"), not_own=True)) \
         == {bobs_p1.id, bobs_p2.id}
     assert ids(ReleaseFilter(sub=alice, everything=True)) == {
         mine.id, mine_released.id, bobs_p1.id, bobs_p2.id, carols_p3.id}
-    assert ids(ReleaseFilter(sub=alice, state=R.RELEASED)) == {mine_released.id}
+    assert ids(ReleaseFilter(sub=alice, state=R.RELEASED, member_of=member)) == {
+        mine_released.id}
     assert ids(ReleaseFilter(sub=alice, own=False)) == set()
 
 

@@ -42,7 +42,8 @@ def repo(engine: Engine) -> SqlRunRepository:
     return SqlRunRepository(make_sessions(engine))
 
 
-ALICE = Visibility("dev|alice")
+MEMBER = ("", "pa")  # the callers' projects (make_run's runs name none: "")
+ALICE = Visibility("dev|alice", member_of=MEMBER)
 
 
 def make_run(owner: str = "alice", state: RunState = S.QUEUED,
@@ -432,7 +433,7 @@ def test_page_shows_shared_projects_and_everything_to_whom_it_may(
     mine = repo.add(make_run("alice", project="pa"))
     team = repo.add(make_run("bob", project="pa"))
     other = repo.add(make_run("carol", project="pb"))
-    shared = Visibility("dev|alice", projects=("pa",))
+    shared = Visibility("dev|alice", projects=("pa",), member_of=MEMBER)
     assert set(_ids(repo.page(shared, RunFilter(), None, 100))) == {mine.id, team.id}
     assert set(_ids(repo.page(Visibility("dev|zed", everything=True), RunFilter(), None,
                               100))) == {mine.id, team.id, other.id}
@@ -443,9 +444,11 @@ def test_page_shows_only_the_owners_runs(repo: SqlRunRepository) -> None:
     alice = [repo.add(make_run("alice")) for _ in range(3)]
     bob = [repo.add(make_run("bob")) for _ in range(2)]
     assert set(_ids(repo.page(ALICE, RunFilter(), None, 100))) == set(_ids(alice))
-    assert set(_ids(repo.page(Visibility("dev|bob"), RunFilter(), None, 100))) == set(_ids(bob))
-    assert repo.page(Visibility("dev|carol"), RunFilter(), None, 100) == []
-    assert repo.page(Visibility("alice"), RunFilter(), None, 100) == []  # sub, not name
+    bobs = Visibility("dev|bob", member_of=MEMBER)
+    assert set(_ids(repo.page(bobs, RunFilter(), None, 100))) == set(_ids(bob))
+    assert repo.page(Visibility("dev|carol", member_of=MEMBER), RunFilter(), None, 100) == []
+    by_name = Visibility("alice", member_of=MEMBER)
+    assert repo.page(by_name, RunFilter(), None, 100) == []  # sub, not name
 
 
 def test_page_filters_by_state(repo: SqlRunRepository) -> None:
@@ -490,14 +493,25 @@ def test_page_with_filters_pages_by_before_seq(repo: SqlRunRepository) -> None:
     assert _ids(first) + _ids(rest) == _ids(tagged)[::-1]
 
 
+def test_an_ex_member_sees_none_of_their_old_runs(repo: SqlRunRepository) -> None:
+    kept = repo.add(make_run("alice", project="pa"))
+    left = repo.add(make_run("alice", project="pb"))
+    assert set(_ids(repo.page(Visibility("dev|alice", member_of=("pa",)), RunFilter(), None,
+                              100))) == {kept.id}
+    assert repo.page(Visibility("dev|alice"), RunFilter(), None, 100) == []  # member of none
+    assert repo.state_counts(Visibility("dev|alice")) == {}
+    both = Visibility("dev|alice", member_of=("", "pa", "pb"))
+    assert set(_ids(repo.page(both, RunFilter(), None, 100))) == {kept.id, left.id}
+
+
 def test_state_counts_are_per_owner(repo: SqlRunRepository) -> None:
     for state in (S.QUEUED, S.QUEUED, S.COMPLETE, S.EXECUTOR_ERROR):
         repo.add(make_run("alice", state=state))
     repo.add(make_run("bob", state=S.RUNNING))
 
     assert repo.state_counts(ALICE) == {"QUEUED": 2, "COMPLETE": 1, "EXECUTOR_ERROR": 1}
-    assert repo.state_counts(Visibility("dev|bob")) == {"RUNNING": 1}
-    assert repo.state_counts(Visibility("dev|carol")) == {}
+    assert repo.state_counts(Visibility("dev|bob", member_of=MEMBER)) == {"RUNNING": 1}
+    assert repo.state_counts(Visibility("dev|carol", member_of=MEMBER)) == {}
 
 
 def test_state_counts_follow_transitions(repo: SqlRunRepository) -> None:

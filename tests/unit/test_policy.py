@@ -118,6 +118,22 @@ def test_operators_read_run_metadata_but_never_logs() -> None:
     assert not allowed(operator, "run.read_logs", run)
 
 
+def test_the_owner_relation_needs_current_membership_of_the_project() -> None:
+    data = yaml.safe_load(POLICY_FILE.read_text())
+    data["roles"].append({"role": "reviewer", "project": "proj-a",
+                          "entitlement": "urn:geant:dev.invalid:group:spe:panel:role=reviewer"})
+    policy = parse_policy(data)
+    mine = Resource(project="proj-a", owner_sub="dev|x")
+    member = policy.access(who("spe:proj-a"), NOW)
+    assert all(allowed(member, p, mine) for p in ("run.read", "run.read_logs",
+                                                  "release.request", "release.download"))
+    for ex in (policy.access(who(), NOW), policy.access(who("spe:proj-b"), NOW),
+               policy.access(who("spe:panel:role=reviewer"), NOW)):  # a role, no membership
+        for name in ("run.read_logs", "run.cancel", "run.purge", "release.request",
+                     "release.download"):
+            assert not allowed(ex, name, mine), name
+
+
 def test_duplicate_dataset_ids_are_refused() -> None:
     data = yaml.safe_load(POLICY_FILE.read_text())
     data["datasets"].append(dict(data["datasets"][0]))

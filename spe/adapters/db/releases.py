@@ -70,7 +70,8 @@ def _selected(flt: ReleaseFilter) -> list[ColumnElement[bool]]:
     """The WHERE clauses of a listing."""
     where: list[ColumnElement[bool]] = []
     if not flt.everything:
-        mine = Row.requester_sub == flt.sub if flt.own else false()
+        mine = and_(Row.requester_sub == flt.sub, Row.project.in_(flt.member_of)) \
+            if flt.own and flt.member_of else false()
         theirs = Row.project.in_(flt.projects) if flt.projects else false()
         where.append(or_(mine, theirs))
     if flt.not_own:

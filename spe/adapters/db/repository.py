@@ -6,7 +6,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, func, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    delete,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -83,7 +94,8 @@ def _guarded(s: Session, run_id: str, where: list[ColumnElement[bool]],
 def _visible(visible: Visibility) -> ColumnElement[bool]:
     if visible.everything:
         return true()
-    own = RunRow.owner_sub == visible.owner_sub
+    own = and_(RunRow.owner_sub == visible.owner_sub, RunRow.project.in_(visible.member_of)) \
+        if visible.member_of else false()
     return or_(own, RunRow.project.in_(visible.projects)) if visible.projects else own
 
 
