@@ -5,7 +5,8 @@ says. An operation without a rule here fails the test, so a new endpoint cannot 
 without one.
 
 Expected answers: anonymous callers get 401 (public operations excepted); a caller the
-table allows passes authorisation (2xx, or 409 where the resource's state forbids the
+table allows (``PERMISSIONS``, less what ``WITHHELD`` takes from a non-owner) passes
+authorisation (2xx, or 409 where the resource's state forbids the
 action: cancelling a finished run, downloading an unreleased request); a caller who may
 read the resource but not do this gets 403; anyone else gets 404, as if it did not exist.
 """
@@ -21,7 +22,7 @@ import pytest
 import requests
 import yaml
 
-from spe.domain.permissions import PERMISSIONS, Relation
+from spe.domain.permissions import PERMISSIONS, WITHHELD, Relation
 from tests.helpers import ROOT, Api, Server
 
 R = Relation
@@ -135,7 +136,8 @@ def expected(caller: Caller | None, op: Operation) -> frozenset[int]:
     if op.op_id == "RunWorkflow":  # a run of proj-a: the project is the resource
         return PASSED if R.PROJECT_RESEARCHER in caller.relations else frozenset({403})
     relations = caller.relations_to(visible)
-    if PERMISSIONS[perm] & relations:
+    withheld = WITHHELD.get(perm, frozenset()) & relations and R.OWNER not in relations
+    if PERMISSIONS[perm] & relations and not withheld:
         return PASSED
     if visible is None or PERMISSIONS[visible] & relations:
         return frozenset({403})
