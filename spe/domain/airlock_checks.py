@@ -22,11 +22,15 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import PurePosixPath
 from typing import Any
 
+from spe.domain.json_limits import too_deep
+
 HARD, SOFT, PASS = "hard", "soft", "pass"
 MAX_CELLS = 50  # cells listed in one small_counts finding
 KNOWN_TYPES = ("csv", "tsv", "txt", "json", "png", "pdf", "svg")  # the types we can sniff
 RESERVED_PATHS = frozenset({"ro-crate-metadata.json", "ro-crate-preview.html"})
 
+
+MAX_OUTPUT_JSON_DEPTH = 64  # deeper JSON outputs are blocked, never parsed
 
 @dataclass(frozen=True)
 class AirlockSettings:
@@ -205,6 +209,8 @@ def _delimited_problem(ext: str, text: str) -> str | None:
 def _json_problem(text: str, complete: bool) -> str | None:
     if not text.lstrip().startswith(("{", "[")):
         return "content is not a JSON object or array"
+    if too_deep(text, MAX_OUTPUT_JSON_DEPTH):
+        return f"content nests deeper than {MAX_OUTPUT_JSON_DEPTH} levels of arrays and objects"
     try:
         if complete:
             json.loads(text)
@@ -494,8 +500,12 @@ def _json_small_counts(f: CandidateFile, settings: AirlockSettings) -> list[Find
     if not f.whole or f.size > settings.max_file_bytes:
         return [Finding("small_counts", f.path, HARD, f"{f.path!r}: too large to check "
                         "for counts")]
+    text = _whole_text(f)
+    if too_deep(text, MAX_OUTPUT_JSON_DEPTH):
+        return [Finding("small_counts", f.path, HARD, f"{f.path!r}: nested too deeply "
+                        "to check for counts")]
     try:
-        data = json.loads(_whole_text(f))
+        data = json.loads(text)
     except ValueError:
         return [Finding("small_counts", f.path, HARD,
                         f"{f.path!r} could not be read as JSON")]
