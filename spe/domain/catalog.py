@@ -140,14 +140,17 @@ def parse_manifest(data: dict[str, Any]) -> WorkflowEntry:
         errors.append(("/bundle_digest", "must be sha256:<64 hex>"))
     approval = need("approval", dict)
     approved_by = approval.get("approved_by") or []
-    if not approved_by or not all(isinstance(a, str) for a in approved_by):
+    if not isinstance(approved_by, list) or not approved_by \
+            or not all(isinstance(a, str) for a in approved_by):
         errors.append(("/approval/approved_by", "at least one approver is required"))
+        approved_by = []
     approved_at = approval.get("approved_at")
     if not isinstance(approved_at, date | str) or not str(approved_at):
         errors.append(("/approval/approved_at", "required (YYYY-MM-DD)"))
     options = _parse_options(need("engine_options", dict), errors)
+    outputs = need("outputs", list)
     errors.extend((f"/outputs/{i}", f"{LOG_PREFIX} is reserved for the engine's logs")
-                  for i, o in enumerate(data.get("outputs") or [])
+                  for i, o in enumerate(outputs)
                   if isinstance(o, str) and o.lstrip("./").startswith(LOG_PREFIX))
     entry = WorkflowEntry(
         id=wid, version=version, name=need("name", str), description=need("description", str),
@@ -155,7 +158,7 @@ def parse_manifest(data: dict[str, Any]) -> WorkflowEntry:
         engine=str(data.get("workflow_engine") or WORKFLOW_TYPES.get(wtype, "")),
         entrypoint=need("entrypoint", str), bundle_digest=digest,
         params_schema=need("params_schema", dict), engine_options=options,
-        outputs=tuple(need("outputs", list)), examples=_examples(data, errors),
+        outputs=tuple(outputs), examples=_examples(data, errors),
         approved_by=tuple(approved_by), approved_at=str(approved_at),
         resources=_resources(data, errors),
     )
