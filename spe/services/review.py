@@ -30,6 +30,7 @@ from spe.domain.airlock import (
 )
 from spe.domain.attachments import check_attachment_names
 from spe.domain.errors import Conflict, DomainError, Forbidden, InvalidRequest, NotFound
+from spe.domain.file_types import CandidateFile, sniff
 from spe.domain.jobdir import QUARANTINED_LOGS
 from spe.domain.models import Page, Principal, Run
 from spe.domain.paging import PageTokens
@@ -60,7 +61,7 @@ class Ballot:
 @dataclass(frozen=True)
 class Preview:
     """The head of a file for its reviewers: the bytes, how they are served, the type the
-    bytes show (``airlock_checks.sniff``) and the whole file's size."""
+    bytes show (``file_types.sniff``) and the whole file's size."""
 
     data: bytes
     content_type: str
@@ -173,7 +174,7 @@ class Review:
         self.requests.audit("release.preview", who, "granted", req.id, {"path": path})
         size = next(f.size for f in req.files if f.path == path)
         return Preview(data=data[:self.preview_max_bytes], content_type=content_type(path, data),
-                       sniffed=checks.sniff(data[:HEAD_BYTES]), size=size)
+                       sniffed=sniff(data[:HEAD_BYTES]), size=size)
 
     # -- submitting --------------------------------------------------------------------
 
@@ -357,7 +358,7 @@ def _check_releasable(run: Run, paths: list[str]) -> None:
                    "ended, unpurged run)")
 
 
-def _candidate(store: ObjectStore, run_id: str, f: RequestedFile) -> checks.CandidateFile:
+def _candidate(store: ObjectStore, run_id: str, f: RequestedFile) -> CandidateFile:
     """What the checks see of one file: its size, first 8 KiB, all its bytes (streamed)
     and, for tables, rows."""
     key = f"{run_id}/{f.path}"
@@ -378,5 +379,5 @@ def _candidate(store: ObjectStore, run_id: str, f: RequestedFile) -> checks.Cand
         yield from store.get(key)
 
     is_table = lower.endswith((".csv", ".tsv"))
-    return checks.CandidateFile(path=f.path, size=f.size, head=head[:HEAD_BYTES],
+    return CandidateFile(path=f.path, size=f.size, head=head[:HEAD_BYTES],
                                 text_rows=rows if is_table else None, chunks=chunks)

@@ -14,10 +14,10 @@ from spe.domain.airlock_checks import (
     PASS,
     SOFT,
     AirlockSettings,
-    CandidateFile,
     Finding,
     run_checks,
 )
+from spe.domain.file_types import CandidateFile
 
 SETTINGS = AirlockSettings()
 

@@ -18,13 +18,12 @@ from spe.domain.airlock_checks import (
     PASS,
     SOFT,
     AirlockSettings,
-    CandidateFile,
     Finding,
     blocking,
-    extension,
     is_count_header,
     run_checks,
 )
+from spe.domain.file_types import CandidateFile, extension
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from spe.domain.airlock_checks import AirlockSettings, CandidateFile, run_checks
+from spe.domain.airlock_checks import AirlockSettings, run_checks
+from spe.domain.file_types import CandidateFile
 from spe.domain.rocrate import (
     COMPLETED,
     CONTEXT,
