@@ -32,6 +32,7 @@ from spe.adapters.auth.passports import PassportVerifier
 from spe.adapters.queue.inline import InlineDispatcher
 from spe.api import context
 from spe.api.airlock import AirlockApi
+from spe.api.cors import add_cors
 from spe.api.errors import (
     on_bad_encoding,
     on_domain_error,
@@ -45,6 +46,7 @@ from spe.api.limits import BodySizeLimit, JsonDepthLimit
 from spe.api.security import Authenticator, security_map
 from spe.api.spe_ext import SpeApi
 from spe.api.ui_routes import add_ui_routes
+from spe.api.validation import VALIDATORS, quiet_content_type_notice
 from spe.api.wes import WesApi
 from spe.config import Settings
 from spe.core import build_core
@@ -79,17 +81,6 @@ class Service:
     dispatcher: InlineDispatcher
     dev_issuer: DevIssuer | None = None
     extras: dict[str, Any] = field(default_factory=dict)
-
-
-def default_engine_parameters(catalog: Catalog) -> list[dict[str, str]]:
-    seen: dict[str, dict[str, str]] = {}
-    for entry in catalog.entries():
-        for opt in entry.engine_options:
-            seen.setdefault(f"{entry.engine}:{opt.name}", {
-                "name": opt.name, "type": opt.type,
-                "default_value": json.dumps(opt.default) if isinstance(opt.default, bool)
-                else str(opt.default)})
-    return [seen[k] for k in sorted(seen)]
 
 
 def auth_instructions(settings: Settings, dev_issuer: DevIssuer | None) -> str:
@@ -186,15 +177,23 @@ def add_error_handling(app: FlaskApp, max_request_bytes: int) -> None:
     app.add_middleware(JsonDepthLimit, position=MiddlewarePosition.BEFORE_SWAGGER)
 
 
-def make_service_info(settings: Settings, catalog: Catalog,
+def make_service_info(settings: Settings, catalog: Catalog, policy: Policy,
                       engine_versions: Callable[[], dict[str, str]]) -> ServiceInfo:
+    """service-info; ``supported_filesystem_protocols`` are the forms of data references
+    the policy's datasets accept (``dataset://``, paths, and ``s3://`` where a dataset
+    lives in a bucket)."""
+    protocols = ["dataset", "file"]
+    if any(d.location.startswith("s3://") for d in policy.datasets.values()):
+        protocols.append("s3")
     return ServiceInfo(catalog=catalog, engine_versions=engine_versions,
                        name=settings.service_name,
                        organization_name=settings.organization_name,
                        organization_url=settings.organization_url,
                        auth_instructions_url=settings.auth_instructions_url,
-                       started_at=datetime.now(UTC),
-                       default_engine_parameters=default_engine_parameters(catalog))
+                       started_at=datetime.now(UTC), filesystem_protocols=protocols,
+                       contact_url=settings.contact_url,
+                       documentation_url=settings.documentation_url,
+                       environment=settings.environment)
 
 
 def make_celery_dispatcher(settings: Settings) -> CeleryDispatcher:
@@ -274,7 +273,7 @@ def create_app(settings: Settings, *, migrate: bool = True,
     airlock.review.on_approved = lambda request_id: background.submit(
         partial(airlock.outbox.release, request_id))
     worker.reconciler.schedule(airlock.work.carry_on)
-    info = make_service_info(settings, core.catalog, core.engine_versions)
+    info = make_service_info(settings, core.catalog, core.policy, core.engine_versions)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
@@ -291,9 +290,11 @@ def create_app(settings: Settings, *, migrate: bool = True,
         if dev_issuer is not None:
             dev_issuer.stop()
 
+    quiet_content_type_notice()
     app = FlaskApp(__name__, specification_dir=str(OPENAPI), lifespan=lifespan,
                    security_map=security_map(authenticate),
-                   swagger_ui_options=SwaggerUIOptions(swagger_ui=settings.swagger_ui_enabled))
+                   swagger_ui_options=SwaggerUIOptions(swagger_ui=settings.swagger_ui_enabled),
+                   validator_map=VALIDATORS)
     audit_query = AuditQuery(store=core.audit, gate=core.gate, tokens=runs.tokens,
                              log=core.audit)
     app.add_api("wes.yaml", resolver=_resolver(WesApi(runs, info, authenticate,
@@ -303,6 +304,7 @@ def create_app(settings: Settings, *, migrate: bool = True,
     app.add_api("spe.yaml", resolver=_resolver(AirlockApi(airlock.review, airlock.outbox),
                                                spe_api))
     add_error_handling(app, settings.max_request_bytes)
+    add_cors(app, settings.cors_allowed_origins)
     add_plain_routes(app, core.db)
     add_ui_routes(app, issuer=dev_issuer.issuer_url if dev_issuer else settings.oidc_issuer,
                   client_id=settings.oidc_audience,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Literal
@@ -174,6 +175,15 @@ class Settings(BaseSettings):
     auth_instructions_url: str = Field(
         "", description="Where users learn to get a token; empty: this service's own "
         "/spe/v1/auth-instructions.")
+    contact_url: str = Field("", description="service-info contactUrl (a mailto: or "
+                             "https URL); empty: left out.")
+    documentation_url: str = Field("", description="service-info documentationUrl; "
+                                   "empty: left out.")
+    environment: str = Field("", description="service-info environment, e.g. 'prod' or "
+                             "'test'; empty: left out.")
+    cors_allowed_origins: tuple[str, ...] = Field(
+        (), description="Origins (scheme://host[:port]) whose browser pages may call the "
+        "API with a bearer token (CORS), e.g. a dashboard's; empty: CORS is off.")
 
     @classmethod
     def settings_customise_sources(
@@ -193,6 +203,10 @@ class Settings(BaseSettings):
             raise ValueError("auth_mode=oidc needs oidc_issuer")
         if self.auth_mode == "oidc" and self.policy_file is None:
             raise ValueError("auth_mode=oidc needs policy_file (deny by default)")
+        for origin in self.cors_allowed_origins:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin):
+                raise ValueError(f"SPE_CORS_ALLOWED_ORIGINS: {origin[:100]!r} is not an "
+                                 "origin (scheme://host[:port], no path, no '*')")
         return self
 
     def check_for_serving(self) -> None:
