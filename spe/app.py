@@ -56,6 +56,7 @@ from spe.domain.policy import Policy
 from spe.domain.ports import Dispatcher, ExecutorChoice, TokenVerifier
 from spe.services.audit import AuditQuery
 from spe.services.execution import Execution
+from spe.services.review_context import ReviewContext
 from spe.services.runs import RunService
 from spe.services.service_info import ServiceInfo
 from spe.workers.background import Background
@@ -301,8 +302,10 @@ def create_app(settings: Settings, *, migrate: bool = True,
                                                       settings.public_url)))
     spe_api = SpeApi(runs, core.catalog, settings.log_max_bytes,
                      auth_instructions(settings, dev_issuer), audit_query=audit_query)
-    app.add_api("spe.yaml", resolver=_resolver(AirlockApi(airlock.review, airlock.outbox),
-                                               spe_api))
+    reviewing = ReviewContext(airlock.review.requests, core.repo, core.catalog,
+                              airlock.review.zones)
+    app.add_api("spe.yaml", resolver=_resolver(
+        AirlockApi(airlock.review, airlock.outbox, reviewing), spe_api))
     add_error_handling(app, settings.max_request_bytes)
     add_cors(app, settings.cors_allowed_origins)
     add_plain_routes(app, core.db)
