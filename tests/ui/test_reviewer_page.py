@@ -329,8 +329,8 @@ def test_previews_of_a_table_and_a_plot(ui_server: Server, driver: Any,
     assert request["state"] == "IN_REVIEW", request
     sign_in(driver, ui_server, "rita", REVIEWER_GROUPS)
     open_request(driver, request["id"])
-    datasets = css(driver, "[data-testid=ctx-datasets]").text  # what the run read
-    assert "demo-cohorts" in datasets and "/input" in datasets, datasets
+    assert css(driver, "[data-testid=ctx-workflow]").text == "tsv-summary@1.0.0"
+    assert '"input"' in css(driver, "[data-testid=ctx-params]").text  # what the run read
     table = wait(driver, lambda b: file_card(b, "results/summary.csv").find_element(
         "css selector", "[data-testid=preview-table]"), "the CSV preview")
     header = [th.text for th in table.find_elements("css selector", "thead th")]
