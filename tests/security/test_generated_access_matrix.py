@@ -92,6 +92,7 @@ RULES: dict[str, tuple[str, str | None]] = {
     "preview_release_file": ("release.preview", "release.read"),
     "download_released_file": ("release.download", "release.read"),
     "get_release_crate": ("release.read", "release.read"),
+    "get_release_context": ("release.review", "release.read"),
     "list_audit_events": ("audit.read", None),
 }
 
