@@ -32,7 +32,7 @@ def _run_demo(home: Path, port: int, *args: str, timeout: float = 900
               ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SPE_HOME": str(home), "SPE_PORT": str(port)}
     env.pop("SPE_TOKEN", None)
-    return subprocess.run(["bash", str(DEMO), *args], env=env, capture_output=True,
+    return subprocess.run(["/bin/bash", str(DEMO), *args], env=env, capture_output=True,
                           text=True, timeout=timeout, check=False)
 
 
