@@ -56,7 +56,8 @@ class TesApi:
                   tag_key: list[str] | None = None, tag_value: list[str] | None = None,
                   page_size: int = 256, page_token: str = "", view: str = "MINIMAL") -> Body:
         who = context.principal()
-        flt = RunFilter(states=(RunState(state),) if state else (),
+        # the spec's tesState defaults to UNKNOWN, which connexion fills in: no filter
+        flt = RunFilter(states=(RunState(state),) if state and state != "UNKNOWN" else (),
                         tags=_tags(tag_key, tag_value), name_prefix=name_prefix)
         page = self.tasks.page(who, page_size, page_token, flt)
         view = _view(view)

@@ -36,8 +36,9 @@ def image_import(source: Path, name: str, tag: str, aliases: tuple[str, ...],
                  group: str | None, store: Path | None) -> None:
     """Add an image root (a folder or a tar archive) to the catalog, pinned by digest."""
     from spe.adapters.containers.images import import_image
-    from spe.cli.main import _settings
+    from spe.cli.main import _settings, _write_privately
 
+    _write_privately()  # the store is the service's: private unless a group is named
     try:
         entry = import_image(_store(store), source, name, tag, aliases=aliases,
                              group=_settings().image_group if group is None else group)

@@ -25,6 +25,7 @@ from spe.domain.images import ImageCatalog, ImageEntry, normalise
 from spe.domain.tes import MOUNT_POINTS
 
 CATALOG = "images.yaml"
+RUNTIME_MOUNTS = ("dev", "proc", "sys", "home", "etc")
 PASSWD = "root:x:0:0:root:/tmp:/bin/sh\nnobody:x:65534:65534:nobody:/tmp:/bin/sh\n"  # noqa: S105
 GROUP = "root:x:0:\nnogroup:x:65534:\n"
 
@@ -126,8 +127,9 @@ def _unpack(source: Path, dest: Path) -> None:
 
 
 def _prepare_root(root: Path) -> None:
-    """The folders tasks bind into (images are read-only) and the runtime's /etc files."""
-    for name in MOUNT_POINTS:
+    """The folders tasks bind into (images are read-only), those the runtime mounts its
+    own file systems on, and the runtime's /etc files."""
+    for name in (*MOUNT_POINTS, *RUNTIME_MOUNTS):
         target = root / name
         if target.is_symlink():
             target.unlink()

@@ -318,7 +318,7 @@ def _by_exit_code(code: int | None, detail: str) -> ExecutionStatus:
     if code is None:
         return ExecutionStatus(S.SYSTEM_ERROR, None,
                                f"the job ended without an exit status{detail}")
-    return ExecutionStatus(S.EXECUTOR_ERROR, code, f"the engine exited with {code}{detail}")
+    return ExecutionStatus(S.EXECUTOR_ERROR, code, f"the job exited with {code}{detail}")
 
 
 def _read(path: Path) -> str:
