@@ -509,7 +509,8 @@ class TaskDriver(Protocol):
       matches of a wildcard ``pattern``), never following a symlink or leaving the tree.
     - ``write(job, container_path, content)`` puts an input's content in the tree;
       ``host(job, container_path)`` is a container path's place in the job.
-    - ``mounts(job, points)`` creates the folders of those mount points and returns their
+    - ``mounts(job, points, folders)`` creates the folders of those mount points (and the
+      container ``folders`` below them: volumes, working directories) and returns the
       binds."""
 
     def install(self, job: JobDir, plan: JSON) -> tuple[str, ...]: ...
@@ -523,4 +524,4 @@ class TaskDriver(Protocol):
 
     def host(self, job: JobDir, container_path: str) -> Path: ...
 
-    def mounts(self, job: JobDir, points: list[str]) -> list[Bind]: ...
+    def mounts(self, job: JobDir, points: list[str], folders: list[str]) -> list[Bind]: ...

@@ -15,14 +15,15 @@ does differently from a workflow run.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from spe.domain.data_refs import DataRef, parse_refs
-from spe.domain.errors import DomainError
+from spe.domain.errors import Forbidden
 from spe.domain.images import ImageEntry
 from spe.domain.jobdir import LOG_STREAMS, JobDir, quarantined_executor_log
 from spe.domain.models import AuditEvent, OutputFile, Principal, Run, TaskLog
+from spe.domain.policy import Dataset
 from spe.domain.ports import (
     AuditLog,
     ContainerRuntime,
@@ -41,17 +42,22 @@ CONTAINER_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 DEFAULT_WORKDIR = CONTAINER_TMP
 
 
-class ImageDrift(DomainError):
+class ImageDrift(Forbidden):
     """An image's root no longer hashes to its pinned digest (the service's own words)."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message, rule="image")
 
-def input_refs(task: TaskRequest, datasets: dict[str, object]) -> list[DataRef]:
-    """The data references of a task's ``url`` inputs, as for a workflow's params (pointers
-    ``/inputs/<i>/url``); 400 for one that is not inside a registered dataset."""
-    urls = {str(i): inp.url for i, inp in enumerate(task.inputs) if inp.content is None}
-    schema = {"type": "object", "properties": {k: {"x-spe-input": True} for k in urls}}
-    refs = parse_refs(schema, urls, datasets)  # type: ignore[arg-type]
-    return [replace(r, pointer=f"/inputs{r.pointer}/url") for r in refs]
+
+INPUTS_SCHEMA = {"type": "object", "properties": {"inputs": {"type": "array", "items": {
+    "type": "object", "properties": {"url": {"type": "string", "x-spe-input": True}}}}}}
+
+
+def input_refs(task: TaskRequest, datasets: dict[str, Dataset]) -> list[DataRef]:
+    """The data references of a task's ``url`` inputs, read as a workflow's params are
+    (pointers ``/inputs/<i>/url``); 400 for one that is not inside a registered dataset."""
+    inputs = [{} if inp.content is not None else {"url": inp.url} for inp in task.inputs]
+    return parse_refs(INPUTS_SCHEMA, {"inputs": inputs}, datasets, what="the task's inputs")
 
 
 def directory_pointers(task: TaskRequest) -> frozenset[str]:
@@ -106,7 +112,8 @@ class TaskJobs:
         if self.check_images(task, "system", run.id) != pinned:
             raise ImageDrift("an image of the task now names other bytes than when the "
                              "task was created; the task was not started")
-        binds = self.driver.mounts(job, mount_points(task))
+        folders = [*task.volumes, *(ex.workdir for ex in task.executors if ex.workdir)]
+        binds = self.driver.mounts(job, mount_points(task), folders)
         self._stage(run, task, job)
         catalog = self.images.catalog()
         steps = []
@@ -134,7 +141,7 @@ class TaskJobs:
         for inp in task.inputs:
             if inp.content is not None:
                 self.driver.write(job, inp.path, inp.content.encode())
-        refs = input_refs(task, self.data.gate.policy.datasets)  # type: ignore[arg-type]
+        refs = input_refs(task, self.data.gate.policy.datasets)
         by_pointer: dict[str, TaskInput] = {
             f"/inputs/{i}/url": inp for i, inp in enumerate(task.inputs)}
         items = [(ref, self.driver.host(job, by_pointer[ref.pointer].path),
@@ -146,7 +153,7 @@ class TaskJobs:
                 details={"task": run.id, "project": run.project, "inputs": count}))
 
     def authorize_inputs(self, who: Principal, task: TaskRequest, project: str) -> None:
-        refs = input_refs(task, self.data.gate.policy.datasets)  # type: ignore[arg-type]
+        refs = input_refs(task, self.data.gate.policy.datasets)
         self.data.check_refs(who, refs, project, "tes-task", directory_pointers(task))
 
     def task_logs(self, run: Run, job: JobDir) -> list[TaskLog]:

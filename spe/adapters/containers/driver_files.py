@@ -67,12 +67,14 @@ class LocalTaskDriver:
     def host(self, job: JobDir, container_path: str) -> Path:
         return job.container(container_path)
 
-    def mounts(self, job: JobDir, points: list[str]) -> list[Bind]:
+    def mounts(self, job: JobDir, points: list[str], folders: list[str]) -> list[Bind]:
         binds = []
         for point in points:
             host = job.container("/" + point)
             host.mkdir(parents=True, exist_ok=True)
             binds.append(Bind(host, "/" + point))
+        for folder in folders:
+            job.container(folder).mkdir(parents=True, exist_ok=True)
         return binds
 
     def write(self, job: JobDir, container_path: str, content: bytes) -> None:
