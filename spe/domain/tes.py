@@ -98,8 +98,9 @@ def mount_point(path: str) -> str:
     return path.strip("/").split("/", 1)[0]
 
 
-def path_problem(path: Any, *, glob: bool = False) -> str:
-    """Why ``path`` is not a container path a task may name, or ""."""
+def path_problem(path: Any, *, glob: bool = False, folder: bool = False) -> str:
+    """Why ``path`` is not a container path a task may name, or "" (a ``folder``, such as a
+    working directory or a volume, may be a mount point itself)."""
     if not isinstance(path, str) or not path:
         return "must be a non-empty string"
     parts = path.strip("/").split("/")
@@ -112,7 +113,7 @@ def path_problem(path: Any, *, glob: bool = False) -> str:
          "must be a normalised path (no '.', '..' or '//')"),
         (not glob and any(c in GLOB_CHARS for c in path),
          "wildcards are only allowed in output paths"),
-        (parts[0] not in MOUNT_POINTS or (len(parts) < 2 and parts[0] != "tmp"),
+        (parts[0] not in MOUNT_POINTS or (len(parts) < 2 and not folder and parts[0] != "tmp"),
          "must lie below one of the task mount points "
          f"{', '.join('/' + m for m in MOUNT_POINTS)} (images are read-only)"),
     )
@@ -242,7 +243,7 @@ def _executor(pointer: str, body: dict[str, Any], errors: Errors) -> TaskExecuto
     paths = {}
     for name in ("workdir", "stdin", "stdout", "stderr"):
         value = _text(body, name, pointer, errors, 1024)
-        if value and (problem := path_problem(value)):
+        if value and (problem := path_problem(value, folder=name == "workdir")):
             errors.append((f"{pointer}/{name}", problem))
         paths[name] = value
     return TaskExecutor(image=str(image), command=command,
@@ -315,7 +316,7 @@ def parse_task(body: Any) -> TaskRequest:
     outputs = [_output(p, b, errors) for p, b in _objects(body, "outputs", errors, MAX_FILES)]
     volumes = _strings(body.get("volumes", []), "/volumes", errors, 50, 1024)
     for i, volume in enumerate(volumes):
-        if problem := path_problem(volume):
+        if problem := path_problem(volume, folder=True):
             errors.append((f"/volumes/{i}", problem))
     task = TaskRequest(executors=tuple(executors), inputs=tuple(inputs),
                        outputs=tuple(outputs), volumes=volumes,

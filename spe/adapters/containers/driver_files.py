@@ -88,12 +88,18 @@ class LocalTaskDriver:
         tree = job.work.resolve()
         if pattern:
             base = _longest_plain_prefix(container_path)
-            return [f for f in _walk(job, tree, base)
-                    if fnmatch.fnmatchcase(f.path, container_path)]
+            return [f for f in _walk(job, tree, base) if _matches(f.path, container_path)]
         if directory:
             return _walk(job, tree, container_path)
         host = job.container(container_path)
         return [Found(host, container_path)] if _inside(host, job.work, tree) else []
+
+
+def _matches(path: str, pattern: str) -> bool:
+    """POSIX pathname matching: a wildcard never matches a '/'."""
+    parts, wanted = path.split("/"), pattern.split("/")
+    return len(parts) == len(wanted) and all(
+        fnmatch.fnmatchcase(p, w) for p, w in zip(parts, wanted, strict=True))
 
 
 def _longest_plain_prefix(pattern: str) -> str:
