@@ -36,10 +36,11 @@ def busybox_root(dest: Path) -> Path:
 
 
 def import_image(home: Path, root: Path, name: str, tag: str, *aliases: str,
-                 store: Path | None = None) -> str:
+                 store: Path | None = None, group: str = "") -> str:
     """`spe image import` as an operator runs it; returns the pinned digest."""
     argv = [sys.executable, "-m", "spe.cli.main", "image", "import", str(root),
-            "--name", name, "--tag", tag, *(a for alias in aliases for a in ("--alias", alias))]
+            "--name", name, "--tag", tag, "--group", group,
+            *(a for alias in aliases for a in ("--alias", alias))]
     if store is not None:
         argv += ["--store", str(store)]
     proc = subprocess.run(argv, env={"SPE_HOME": str(home), "PATH": "/usr/bin:/bin"},

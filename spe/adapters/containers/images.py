@@ -44,7 +44,7 @@ def image_digest(root: Path) -> str:
             elif path.is_dir():
                 line = f"D {rel}"
             elif path.is_file():
-                line = f"F {rel} {mode & 0o111:o} {_file_sha256(path)}"
+                line = f"F {rel} {mode & 0o100:o} {_file_sha256(path)}"  # owner x: shared or not
             else:
                 line = f"O {rel}"  # devices, fifos: named, never read
             total.update(line.encode("utf-8", "surrogateescape") + b"\0")
