@@ -18,6 +18,7 @@ from spe.cli import images as image_commands
 from spe.cli import login as login_commands
 from spe.cli import release as release_commands
 from spe.cli import runs as run_commands
+from spe.cli import tasks as task_commands
 from spe.config import Settings
 from spe.domain.errors import DomainError
 
@@ -341,6 +342,7 @@ def audit_export(since: datetime | None) -> None:
 
 main.add_command(run_commands.run)
 main.add_command(image_commands.image)
+main.add_command(task_commands.task)
 main.add_command(release_commands.release)
 main.add_command(login_commands.login)
 main.add_command(login_commands.logout)
