@@ -5,25 +5,14 @@ follows a link out, and the task driver itself (real processes, no container).""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from spe.adapters.containers import task_driver
-from spe.adapters.containers.apptainer import Apptainer
-from spe.adapters.containers.charliecloud import Charliecloud
-from spe.adapters.containers.driver_files import LocalTaskDriver
-from spe.adapters.containers.images import image_digest, import_image, load_catalog
 from spe.api import tes_shapes
 from spe.domain.errors import Forbidden, InvalidRequest
 from spe.domain.images import ImageCatalog, ImageEntry
-from spe.domain.jobdir import JobDir
 from spe.domain.models import TASK, OutputFile, Run, RunRequest, TaskLog
-from spe.domain.ports import Bind
 from spe.domain.resources import SiteLimits
 from spe.domain.states import RunState
 from spe.domain.tes import parse_task, path_problem, to_document
@@ -112,22 +101,6 @@ def test_backend_parameters_are_a_closed_list() -> None:
         "cpus": 4, "memory_mb": 2048, "time_minutes": 60, "disk_mb": 2048}
 
 
-def test_charliecloud_and_apptainer_command_lines() -> None:
-    binds = [Bind(Path("/jobs/1/work/data"), "/data")]
-    ch = Charliecloud("/usr/bin/ch-run").launch(Path("/img"), binds, "/data", {"A": "$x,y"},
-                                               ("sh", "-c", "echo"))
-    assert ch.argv == ("/usr/bin/ch-run", "--no-passwd", "--unset-env=*", "--env-no-expand",
-                       "--set-env=A=$x,y", "-b", "/jobs/1/work/data:/data", "-c", "/data",
-                       "/img", "--", "sh", "-c", "echo")
-    both = [*binds, Bind(Path("/i"), "/inputs", read_only=True)]
-    ap = Apptainer("apptainer").launch(Path("/img"), both, "/data", {"A": "$x,y"}, ("cat",))
-    assert ap.argv[:2] == ("apptainer", "exec")
-    assert {"--containall", "--cleanenv", "--no-home"} <= set(ap.argv)
-    assert "/jobs/1/work/data:/data:rw" in ap.argv and "/i:/inputs:ro" in ap.argv
-    assert ap.argv[-2:] == ("/img", "cat")
-    assert ap.env == {"APPTAINERENV_A": "$x,y"}  # never split at commas, never expanded
-
-
 def test_images_resolve_by_name_alias_or_digest_and_nothing_else() -> None:
     entry = ImageEntry("busybox", "1.36", "sha256:" + "a" * 64, "f", ("alpine:latest",))
     catalog = ImageCatalog([entry])
@@ -136,79 +109,6 @@ def test_images_resolve_by_name_alias_or_digest_and_nothing_else() -> None:
     for name in ("busybox", "alpine:3.19", "busybox@sha256:" + "b" * 64, "docker.io/x"):
         with pytest.raises(Forbidden, match="image catalog"):
             catalog.resolve(name)
-
-
-def test_an_image_digest_sees_every_change(tmp_path: Path) -> None:
-    root = tmp_path / "root"
-    (root / "bin").mkdir(parents=True)
-    (root / "bin" / "tool").write_text("v1")
-    store = tmp_path / "store"
-    entry = import_image(store, root, "tool", "1", aliases=("t",))
-    assert load_catalog(store).resolve("t:latest") == entry
-    imported = store / entry.folder
-    assert image_digest(imported) == entry.digest
-    assert (imported / "data").is_dir() and (imported / "etc" / "passwd").is_file()
-    before = entry.digest
-    (imported / "bin" / "tool").chmod(0o755)
-    assert image_digest(imported) != before
-    (imported / "bin" / "tool").chmod(0o644)
-    (imported / "bin" / "link").symlink_to("/etc/shadow")
-    assert image_digest(imported) != before
-    assert oct(imported.stat().st_mode & 0o777) == "0o700"  # private without a group
-
-
-def test_outputs_are_collected_without_following_a_link_out(tmp_path: Path) -> None:
-    job = JobDir(tmp_path / "job")
-    driver = LocalTaskDriver()
-    driver.mounts(job, ["data", "tmp"], ["/data/sub"])
-    secret = tmp_path / "secret.txt"
-    secret.write_text("host secret")
-    (job.work / "data" / "ok.txt").write_text("ok")
-    (job.work / "data" / "sub" / "a.txt").write_text("a")
-    (job.work / "data" / "link.txt").symlink_to(secret)
-    (job.work / "data" / "dirlink").symlink_to(tmp_path)
-    assert [f.path for f in driver.collect(job, "/data/ok.txt", False, False)] == ["/data/ok.txt"]
-    assert driver.collect(job, "/data/link.txt", False, False) == []
-    assert driver.collect(job, "/data/dirlink/secret.txt", False, False) == []
-    assert driver.collect(job, "/data/dirlink", True, False) == []
-    assert [f.path for f in driver.collect(job, "/data", True, False)] == [
-        "/data/ok.txt", "/data/sub/a.txt"]
-    assert [f.path for f in driver.collect(job, "/data/*.txt", False, True)] == [
-        "/data/ok.txt"]
-
-
-def run_driver(tmp_path: Path, steps: list[dict[str, object]]) -> tuple[int, JobDir]:
-    job = JobDir(tmp_path / "job")
-    job.root.mkdir(parents=True)
-    argv = LocalTaskDriver(sys.executable).install(job, {"executors": steps})
-    proc = subprocess.run(argv, cwd=job.root, capture_output=True, timeout=60, check=False,
-                          env={"PATH": os.environ["PATH"]})
-    return proc.returncode, job
-
-
-def test_the_driver_runs_executors_in_order_and_stops_at_a_failure(tmp_path: Path) -> None:
-    out = tmp_path / "copy.txt"
-    code, job = run_driver(tmp_path, [
-        {"argv": ["sh", "-c", "echo one; echo e >&2; exit 4"], "ignore_error": True,
-         "stdout": str(out)},
-        {"argv": ["sh", "-c", "exit 5"]},
-        {"argv": ["sh", "-c", "echo never"]}])
-    assert code == 5
-    records = LocalTaskDriver().records(job)
-    assert [r.exit_code for r in records] == [4, 5]
-    assert all(r.start_time and r.end_time for r in records)
-    assert job.executor_stream(0, "stdout").read_text() == "one\n"
-    assert job.executor_stream(0, "stderr").read_text() == "e\n"
-    assert out.read_text() == "one\n"
-    assert not job.executor_stream(2, "stdout").exists()
-
-
-def test_the_driver_is_standard_library_only() -> None:
-    text = Path(task_driver.__file__).read_text()
-    imports = {line.split()[1].split(".")[0] for line in text.splitlines()
-               if line.startswith(("import ", "from "))}
-    assert imports <= {"__future__", "json", "os", "pwd", "shutil", "signal", "subprocess",
-                       "sys", "datetime", "pathlib", "typing"}, imports
 
 
 def a_task(**kw: object) -> Run:
