@@ -18,6 +18,8 @@ REQUIREMENTS=(
   "python3-venv /usr/share/python-wheels/pip-*.whl"
   "redis-server /usr/bin/redis-server"
   "redis-tools /usr/bin/redis-cli"
+  "nginx /usr/sbin/nginx"
+  "openssl /usr/bin/openssl"
 )
 
 present() {
