@@ -93,7 +93,8 @@ class Server:
     port: int = field(default_factory=free_port)
     env_extra: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
-    ca_file: Path | None = None  # set: the server speaks https (SPE_TLS_CERT_FILE in env)
+    ca_file: Path | None = None  # set: the server speaks https (--tls-cert in serve_args)
+    serve_args: tuple[str, ...] = ()  # more options of `spe serve`
 
     @property
     def url(self) -> str:
@@ -117,7 +118,8 @@ class Server:
         log = os.fdopen(os.open(self.home / "server.log",
                                 os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "spe.cli.main", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "spe.cli.main", "serve", "--port", str(self.port),
+             *self.serve_args],
             env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
