@@ -130,7 +130,8 @@ def _prefix() -> Path:
     root.chmod(0o711)
     (root / "snippets").mkdir()
     (root / "sites").mkdir()
-    (root / "tmp").mkdir(mode=0o700)
+    (root / "tmp").mkdir()
+    (root / "tmp").chmod(0o711)  # nginx makes its folders in it, owned by the workers
     return root
 
 

@@ -49,6 +49,11 @@ def test_a_wes_run_completes_over_https(tls_server: Server) -> None:
     assert api.wait(run_id) == "COMPLETE"
     run = api.get(f"{WES}/runs/{run_id}").json()
     assert run["task_logs_url"].startswith(f"{api.base}/")  # the scheme the client used
+    # no proxy is trusted: forwarded headers change neither the scheme nor the host
+    spoofed = api.get(f"{WES}/runs/{run_id}", headers={
+        "X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example",
+        "Forwarded": "host=evil.example;proto=http"}).json()
+    assert spoofed["task_logs_url"] == run["task_logs_url"]
 
 
 def test_the_reviewer_page_is_served_over_https(tls_server: Server, ca: TestCa) -> None:
