@@ -70,7 +70,7 @@ class Settings(BaseSettings):
         "name; without this file, against the system's CAs.")
     s3_ca_file: Path | None = Field(
         None, description="CA bundle (PEM) the https S3 endpoint's certificate must chain "
-        "to; empty: the CAs boto3 ships.")
+        "to; empty: boto3's default (AWS_CA_BUNDLE, else the CAs it ships).")
 
     auth_mode: Literal["dev", "oidc"] = Field(
         "dev", description="'dev': built-in development issuer on loopback (embedded "

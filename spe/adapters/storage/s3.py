@@ -8,7 +8,7 @@ Errors become domain errors: a missing key ``NotFound``, a refusal ``Forbidden``
 unreachable or failing service ``ServiceUnavailable``. Credentials are held only by the
 boto3 client and never appear in messages or ``repr``. Over https the endpoint's
 certificate is always verified: against ``verify`` (a CA bundle) when given, else against
-the CAs boto3 ships.
+boto3's default CAs (``AWS_CA_BUNDLE``, else its own bundle).
 """
 
 from __future__ import annotations
