@@ -20,6 +20,8 @@ REQUIREMENTS=(
   "redis-tools /usr/bin/redis-cli"
   "charliecloud-runtime /usr/bin/ch-run"
   "busybox-static /usr/share/doc/busybox-static"
+  "nginx /usr/sbin/nginx"
+  "openssl /usr/bin/openssl"
 )
 
 present() {

@@ -42,6 +42,7 @@ from spe.api.errors import (
 )
 from spe.api.headers import SecurityHeaders
 from spe.api.limits import BodySizeLimit, JsonDepthLimit
+from spe.api.proxy import TrustedProxies
 from spe.api.security import Authenticator, security_map
 from spe.api.spe_ext import SpeApi
 from spe.api.tes import TesApi
@@ -209,7 +210,8 @@ def make_celery_dispatcher(settings: Settings) -> CeleryDispatcher:
 
     timeout = settings.celery_broker_timeout_seconds
     app = make_celery(BrokerOptions(settings.redis_url,
-                                    settings.celery_visibility_timeout_seconds, timeout))
+                                    settings.celery_visibility_timeout_seconds, timeout,
+                                    str(settings.redis_ca_file or "")))
     return CeleryDispatcher(app, timeout)
 
 
@@ -307,6 +309,9 @@ def create_app(settings: Settings, *, migrate: bool = True,
                      auth_instructions(settings, dev_issuer), audit_query=audit_query)
     app.add_api("spe.yaml", resolver=_resolver(AirlockApi(airlock.review, airlock.outbox),
                                                spe_api))
+    # outermost: every later layer sees the client and scheme the trusted proxy reported
+    app.add_middleware(TrustedProxies, position=MiddlewarePosition.BEFORE_EXCEPTION,
+                       trusted=settings.trusted_proxies)
     add_error_handling(app, settings.max_request_bytes)
     add_plain_routes(app, core.db)
     add_ui_routes(app, issuer=dev_issuer.issuer_url if dev_issuer else settings.oidc_issuer,

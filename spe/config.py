@@ -17,6 +17,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from spe.config_tls import check_transport_security, verified_database_url
+
 _REPO_CATALOG = Path(__file__).resolve().parent.parent / "workflows"
 
 
@@ -48,6 +50,27 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `spe serve` binds to.")
     port: int = Field(8080, ge=0, le=65535, description="Port `spe serve` binds to.")
     public_url: str = Field("", description="External base URL, used in log links.")
+    trusted_proxies: tuple[str, ...] = Field(
+        (), description="Addresses or networks (CIDR) of the reverse proxies in front of "
+        "the service (JSON list, e.g. '[\"127.0.0.1\"]'). Only a request arriving from "
+        "one of them may set the client address and scheme (X-Forwarded-For, "
+        "X-Forwarded-Proto); from anyone else those headers are dropped. Empty: none.")
+    tls_cert_file: Path | None = Field(
+        None, description="`spe serve` speaks HTTPS itself (small sites without a proxy): "
+        "the certificate chain, PEM. Needs tls_key_file.")
+    tls_key_file: Path | None = Field(None, description="The private key of tls_cert_file, "
+                                      "PEM (mode 0600).")
+    database_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) PostgreSQL's certificate must chain to; set, "
+        "every connection uses sslmode=verify-full (encrypted, certificate and host name "
+        "verified).")
+    redis_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) Redis's certificate must chain to; needs a "
+        "rediss:// redis_url. A rediss:// URL always verifies the certificate and host "
+        "name; without this file, against the system's CAs.")
+    s3_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) the https S3 endpoint's certificate must chain "
+        "to; empty: boto3's default (AWS_CA_BUNDLE, else the CAs it ships).")
 
     auth_mode: Literal["dev", "oidc"] = Field(
         "dev", description="'dev': built-in development issuer on loopback (embedded "
@@ -207,6 +230,7 @@ class Settings(BaseSettings):
             raise ValueError("auth_mode=oidc needs oidc_issuer")
         if self.auth_mode == "oidc" and self.policy_file is None:
             raise ValueError("auth_mode=oidc needs policy_file (deny by default)")
+        check_transport_security(self)
         return self
 
     def check_for_serving(self) -> None:
@@ -223,7 +247,9 @@ class Settings(BaseSettings):
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'spe.db'}"
+        """The SQLAlchemy URL; with database_ca_file, PostgreSQL's certificate verified."""
+        url = self.database_url or f"sqlite:///{self.home / 'spe.db'}"
+        return verified_database_url(url, self.database_ca_file)
 
     @property
     def images_dir(self) -> Path:

@@ -177,7 +177,8 @@ def make_stores(settings: Settings) -> StoreFactory:
     if settings.s3_access_key and settings.s3_secret_key is not None:
         s3 = S3Settings(settings.s3_endpoint_url, settings.s3_access_key,
                         settings.s3_secret_key.get_secret_value(), settings.s3_region,
-                        settings.s3_sse, settings.s3_sse_kms_key_id)
+                        settings.s3_sse, settings.s3_sse_kms_key_id,
+                        str(settings.s3_ca_file or ""))
     plugins = {scheme: _store_opener(scheme, settings)
                for scheme in registry.names(registry.STORES)}
     return StoreFactory(s3=s3, plugins=plugins)
