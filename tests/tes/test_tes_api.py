@@ -351,3 +351,19 @@ def test_errors_are_ga4gh_error_responses(tes_server: Server) -> None:
         assert resp.status_code == 400, (raw, resp.text)
     assert alice.get(f"{TES}/tasks/nope").status_code == 404
     assert alice.post(f"{TES}/tasks/nope:cancel").status_code == 404
+
+
+def test_a_finished_task_is_purged_as_a_run_is(tes_server: Server) -> None:
+    task_id = created(tes_server, task_body(
+        ["sh", "-c", "echo x > /data/x.txt"],
+        outputs=[{"path": "/data/x.txt", "url": "quarantine:///x.txt"}]))
+    assert wait(tes_server, task_id)["state"] == "COMPLETE"
+    alice = as_user(tes_server, "alice")
+    outputs = alice.get(f"/spe/v1/runs/{task_id}/outputs").json()["outputs"]
+    assert [o["path"] for o in outputs] == ["x.txt"]
+    purged = requests.delete(f"{tes_server.url}/spe/v1/runs/{task_id}", timeout=30,
+                             headers={"Authorization": f"Bearer {alice.token}"})
+    assert purged.status_code == 200, purged.text
+    assert not (tes_server.home / "runs" / task_id).exists()
+    assert not (tes_server.home / "quarantine/proj-a" / task_id).exists()
+    assert get(tes_server, task_id, "BASIC")["state"] == "COMPLETE"  # metadata stays
