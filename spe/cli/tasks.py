@@ -118,7 +118,7 @@ def follow(client: WesClient, task_id: str, poll: float = 1.0, timeout: float = 
         while time.monotonic() < deadline:
             body = _call(client, "GET", f"/tasks/{task_id}", params={"view": "BASIC"})
             state = str(body.get("state"))
-            ended = len((body.get("logs") or [{}])[0].get("logs", []))
+            ended = len((body.get("logs") or [{}])[0].get("logs") or [])
             total = len(body.get("executors", []))
             progress.update(bar, description=f"{task_id[:8]} {state} "
                                              f"({ended}/{total} executors ended)")
@@ -135,7 +135,7 @@ def show(client: WesClient, task_id: str, as_json: bool = False) -> None:
         return
     log = (body.get("logs") or [{}])[0]
     out.print(f"task {task_id}: [bold]{body['state']}[/bold]")
-    for i, ex in enumerate(log.get("logs", [])):
+    for i, ex in enumerate(log.get("logs") or []):
         out.print(f"  executor {i}: exit code {ex.get('exit_code')}")
     for line in log.get("system_logs", []):
         out.print(f"  {line}")
