@@ -169,6 +169,7 @@ class RunFilter:
 
     states: tuple[RunState, ...] = ()
     tags: tuple[tuple[str, str], ...] = ()
+    workflow: str = ""  # a catalog id, or <id>@<version>
 
 
 @dataclass(frozen=True)
