@@ -78,7 +78,7 @@ class _Cli(click.Group):
 
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="spe", message="%(prog)s %(version)s")
+@click.version_option(package_name="spe", message="spe %(version)s")
 def main() -> None:
     """Secure Processing Environment: GA4GH WES service, catalog and client.
 

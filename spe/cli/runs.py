@@ -76,12 +76,13 @@ run.add_command(workflows)
 @click.option("--idempotency-key", default="", metavar="KEY",
               help="Names this submission: a repeat with the same KEY returns the same run "
               "(default: a new random key).")
-@click.option("--retries", default=5, show_default=True, type=click.IntRange(0, 20),
-              help="How often to retry the submission when the connection fails.")
+@click.option("--retries", default=None, type=click.IntRange(0, 20),
+              help="How often to retry when the connection fails or the answer is lost "
+              "(default: SPE_CLI_RETRIES or 4).")
 @click.pass_context
 def submit(ctx: click.Context, workflow: str, param: tuple[str, ...], params_file: Path | None,
            example: str, engine_param: tuple[str, ...], tag: tuple[str, ...],
-           wait: bool, idempotency_key: str, retries: int) -> None:
+           wait: bool, idempotency_key: str, retries: int | None) -> None:
     """Submit WORKFLOW (id, id@version or sha256:digest) from the catalog; prints the run
     id. The submission carries an Idempotency-Key, so retrying it after a lost connection
     never makes a second run."""
@@ -284,7 +285,7 @@ def _gain(before: str, after: str) -> str | None:
     the two do not overlap (more was written than a tail holds)."""
     if after.startswith(before):
         return after[len(before):]
-    probe = after[:64]
+    probe = after[:max(1, min(64, len(after) // 2))]
     at = before.find(probe) if probe else -1
     while at != -1:
         if after.startswith(before[at:]):
