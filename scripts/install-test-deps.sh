@@ -18,6 +18,8 @@ REQUIREMENTS=(
   "python3-venv /usr/share/python-wheels/pip-*.whl"
   "redis-server /usr/bin/redis-server"
   "redis-tools /usr/bin/redis-cli"
+  "charliecloud-runtime /usr/bin/ch-run"
+  "busybox-static /usr/share/doc/busybox-static"
 )
 
 present() {

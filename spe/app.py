@@ -44,6 +44,7 @@ from spe.api.headers import SecurityHeaders
 from spe.api.limits import BodySizeLimit, JsonDepthLimit
 from spe.api.security import Authenticator, security_map
 from spe.api.spe_ext import SpeApi
+from spe.api.tes import TesApi
 from spe.api.ui_routes import add_ui_routes
 from spe.api.wes import WesApi
 from spe.config import Settings
@@ -52,10 +53,11 @@ from spe.domain.catalog import Catalog
 from spe.domain.errors import DomainError
 from spe.domain.policy import Policy
 from spe.domain.ports import Dispatcher, ExecutorChoice, TokenVerifier
+from spe.domain.tes_resources import BACKEND_PARAMETERS
 from spe.services.audit import AuditQuery
 from spe.services.execution import Execution
 from spe.services.runs import RunService
-from spe.services.service_info import ServiceInfo
+from spe.services.service_info import ServiceInfo, TesServiceInfo
 from spe.workers.background import Background
 from spe.workers.worker import Worker
 
@@ -298,6 +300,9 @@ def create_app(settings: Settings, *, migrate: bool = True,
                              log=core.audit)
     app.add_api("wes.yaml", resolver=_resolver(WesApi(runs, info, authenticate,
                                                       settings.public_url)))
+    app.add_api("tes.yaml", resolver=_resolver(TesApi(core.task_service(runs), TesServiceInfo(
+        settings.service_name, settings.organization_name, settings.organization_url,
+        info.started_at, BACKEND_PARAMETERS))))
     spe_api = SpeApi(runs, core.catalog, settings.log_max_bytes,
                      auth_instructions(settings, dev_issuer), audit_query=audit_query)
     app.add_api("spe.yaml", resolver=_resolver(AirlockApi(airlock.review, airlock.outbox),

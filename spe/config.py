@@ -164,6 +164,20 @@ class Settings(BaseSettings):
     snakemake_bin: str = Field("snakemake", description="Snakemake executable.")
     nextflow_bin: str = Field("nextflow", description="Nextflow executable.")
 
+    image_store: Path | None = Field(
+        None, description="The TES image store and its catalog images.yaml (`spe image "
+        "import`); empty: SPE_HOME/images.")
+    image_group: str = Field("", description="POSIX group that may read imported images "
+                             "(on SLURM: every researcher's, e.g. spe-researchers); "
+                             "empty: private to the service.")
+    container_runtime: Literal["charliecloud", "apptainer"] = Field(
+        "charliecloud", description="HPC container runtime TES executors run under.")
+    ch_run_bin: str = Field("ch-run", description="Charliecloud's ch-run on the nodes.")
+    apptainer_bin: str = Field("apptainer", description="Apptainer on the nodes.")
+    task_python: str = Field("", description="Python 3 that runs a TES task's driver in its "
+                             "job (any, standard library only); empty: the service's own "
+                             "with the local executor, /usr/bin/python3 on SLURM.")
+
     swagger_ui: bool | None = Field(
         None, description="Serve Swagger UI at /ga4gh/wes/v1/ui/ and /spe/v1/ui/; unset: "
         "on with auth_mode=dev, off with auth_mode=oidc (production).")
@@ -210,6 +224,10 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'spe.db'}"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.image_store or self.home / "images"
 
     @property
     def runs_dir(self) -> Path:

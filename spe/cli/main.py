@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from spe.cli import data as data_commands
+from spe.cli import images as image_commands
 from spe.cli import login as login_commands
 from spe.cli import release as release_commands
 from spe.cli import runs as run_commands
@@ -162,12 +163,14 @@ def catalog_verify(path: Path | None) -> None:
     from spe.adapters.catalog import verify_catalog
 
     root = path or _settings().catalog_dir
-    problems = verify_catalog(root)
+    from spe.adapters.containers.images import verify_images
+
+    problems = [*map(str, verify_catalog(root)), *verify_images(_settings().images_dir)]
     for problem in problems:
         click.echo(f"DRIFT {problem}", err=True)
     if problems:
         sys.exit(1)
-    click.echo(f"catalog {root}: every entry verifies")
+    click.echo(f"catalog {root}: every entry verifies (and every TES image)")
 
 
 @catalog.command("digest")
@@ -348,6 +351,7 @@ def audit_export(since: datetime | None) -> None:
 
 
 main.add_command(run_commands.run)
+main.add_command(image_commands.image)
 main.add_command(release_commands.release)
 main.add_command(data_commands.data)
 main.add_command(login_commands.login)
