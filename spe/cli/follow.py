@@ -49,6 +49,35 @@ class JobCount:
         return f"{self.done}/{self.known} jobs{failed}"
 
 
+POLL_ERRORS = (requests.ConnectionError, requests.Timeout, ApiError)
+
+
+@dataclass
+class Outage:
+    """How long the service has been away while a command follows ``run_id``."""
+
+    run_id: str
+    patience: float = PATIENCE
+    clock: Callable[[], float] = time.monotonic
+    since: float | None = None
+
+    def lost(self, exc: Exception) -> None:
+        """A poll failed: re-raise what is no outage (a 4xx), give up (exit 3) once the
+        service has been away longer than ``patience``."""
+        if isinstance(exc, ApiError) and exc.status not in TRANSIENT:
+            raise exc
+        self.since = self.since or self.clock()
+        if self.clock() - self.since > self.patience:
+            raise Unreachable(f"lost the service for {self.patience:.0f} s; run "
+                              f"{self.run_id} may still be running: "
+                              f"{follow_hint(self.run_id)}") from None
+
+    def back(self) -> bool:
+        """A poll worked: whether the service had been away."""
+        was_away, self.since = self.since is not None, None
+        return was_away
+
+
 def follow_hint(run_id: str) -> str:
     return (f"`spe run status --wait {run_id}` follows it again, `spe run cancel {run_id}` "
             "stops it")
@@ -60,39 +89,33 @@ def follow(client: WesClient, run_id: str, poll: float = 1.0, timeout: float = 8
     """Show progress until the run reaches a final state; return that state. A service
     that goes away (restart) is waited for up to ``patience`` seconds."""
     try:
-        return _follow(client, run_id, poll, clock() + timeout, patience, clock)
+        return _follow(client, run_id, poll, clock() + timeout,
+                       Outage(run_id, patience, clock), clock)
     except KeyboardInterrupt:
         raise Interrupted(f"stopped following run {run_id}; it carries on in the service: "
                           f"{follow_hint(run_id)}") from None
 
 
 def _follow(client: WesClient, run_id: str, poll: float, deadline: float,
-            patience: float, clock: Callable[[], float]) -> str:
+            outage: Outage, clock: Callable[[], float]) -> str:
     jobs = JobCount()
     err = console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.fields[jobs]}"), TimeElapsedColumn(),
                   console=err, transient=False) as progress:
         bar = progress.add_task(f"{run_id[:8]} QUEUED", total=None, jobs=jobs.label())
-        lost_since: float | None = None
         while clock() < deadline:
             try:
                 state = str(client.status(run_id)["state"])
                 tasks = client.tasks(run_id)
-            except (requests.ConnectionError, requests.Timeout, ApiError) as exc:
-                if isinstance(exc, ApiError) and exc.status not in TRANSIENT:
-                    raise
-                lost_since = lost_since or clock()
-                if clock() - lost_since > patience:
-                    raise Unreachable(f"lost the service for {patience:.0f} s; run {run_id} "
-                                      f"may still be running: {follow_hint(run_id)}") from None
+            except POLL_ERRORS as exc:
+                outage.lost(exc)
                 progress.update(bar, description=f"{run_id[:8]} service unreachable, "
                                 "retrying")
                 time.sleep(max(poll, 2.0))
                 continue
-            if lost_since is not None:
+            if outage.back():
                 progress.console.print(f"run {run_id}: the service is back")
-                lost_since = None
             grew_from = jobs.update(tasks)
             if grew_from is not None:
                 progress.console.print(f"run {run_id[:8]}: the engine now reports "

@@ -14,7 +14,7 @@ import requests
 from spe.cli.catalog_view import workflows
 from spe.cli.client import WesClient, client_for, service_options
 from spe.cli.errors import ApiError, BadInput, CliError, Interrupted, Unreachable
-from spe.cli.follow import FINAL, follow, follow_hint
+from spe.cli.follow import FINAL, POLL_ERRORS, Outage, follow, follow_hint
 from spe.cli.output import console, emit, output_options, show, table
 from spe.domain.jobdir import quarantined_log
 
@@ -263,10 +263,16 @@ def _follow_log(client: WesClient, run_id: str, stream: str, shown: str,
     """Print what the log gained since ``shown`` until the run ends (the service serves
     the log's tail: when more was written between two polls than the tail holds, a line
     says so)."""
+    outage = Outage(run_id)
     try:
         while True:
-            ended = _run_state(client, run_id) in FINAL
-            text = client.log(run_id, stream)
+            try:
+                ended = _run_state(client, run_id) in FINAL
+                text = client.log(run_id, stream)
+            except POLL_ERRORS as exc:
+                outage.lost(exc)
+                time.sleep(max(poll, 2.0))
+                continue
             new = _gain(shown, text)
             if new is None:
                 click.echo("[... earlier lines not shown: the log grew past its tail]")
@@ -297,10 +303,16 @@ def _gain(before: str, after: str) -> str | None:
 def _follow_jobs(client: WesClient, run_id: str, poll: float = 2.0) -> None:
     """Print each job as the engine reports it starting and ending, until the run ends."""
     seen: dict[str, tuple[Any, Any]] = {}
+    outage = Outage(run_id)
     try:
         while True:
-            state = _run_state(client, run_id)
-            for t in client.tasks(run_id):
+            try:
+                state, tasks = _run_state(client, run_id), client.tasks(run_id)
+            except POLL_ERRORS as exc:
+                outage.lost(exc)
+                time.sleep(max(poll, 2.0))
+                continue
+            for t in tasks:
                 now = (t.get("start_time"), t.get("exit_code"))
                 if seen.get(t["id"]) != now:
                     what = "started" if now[1] is None else f"ended (exit {now[1]})"

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from spe.cli import errors
 from spe.cli.catalog_view import bounds
-from spe.cli.follow import JobCount
+from spe.cli.follow import JobCount, Outage
 from spe.cli.main import main
 from spe.cli.runs import _gain
 from tests.helpers import free_port
@@ -184,3 +184,18 @@ def test_a_later_log_tail_adds_only_the_new_text() -> None:
 def test_schema_bounds_in_words() -> None:
     assert bounds({"minimum": 1, "maximum": 4}) == ">= 1, <= 4"
     assert bounds({"enum": ["a", "b"], "maxLength": 3}) == 'length <= 3, one of "a", "b"'
+
+
+def test_an_outage_is_waited_for_until_patience_runs_out() -> None:
+    now = [0.0]
+    outage = Outage("r1", patience=10, clock=lambda: now[0])
+    with pytest.raises(errors.ApiError):
+        outage.lost(errors.ApiError(404, "no such run"))  # not an outage
+    outage.lost(requests.ConnectionError("refused"))
+    now[0] = 9
+    outage.lost(errors.ApiError(503, "restarting"))
+    assert outage.back() and not outage.back()
+    outage.lost(requests.ConnectionError("refused"))
+    now[0] = 20
+    with pytest.raises(errors.Unreachable, match="spe run status --wait r1"):
+        outage.lost(requests.ConnectionError("refused"))
