@@ -72,9 +72,10 @@ class WesApi:
                                   context.base_url(self.public_url))
 
     def ListRuns(self, page_size: int = 50, page_token: str = "",  # noqa: N802
-                 state: list[str] | None = None, tag: list[str] | None = None) -> Body:
+                 state: list[str] | None = None, tag: list[str] | None = None,
+                 workflow: str = "") -> Body:
         who = self._who()
-        flt = RunFilter(states=_states(state), tags=_tags(tag), kind=RUN)
+        flt = RunFilter(states=_states(state), tags=_tags(tag), kind=RUN, workflow=workflow)
         page = self.runs.list(who, page_size, page_token, flt)
         return {"runs": [shapes.run_summary(r) for r in page.items],
                 "next_page_token": page.next_token}

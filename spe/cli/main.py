@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-import requests
 
+from spe.cli import data as data_commands
 from spe.cli import images as image_commands
 from spe.cli import login as login_commands
 from spe.cli import release as release_commands
 from spe.cli import runs as run_commands
 from spe.cli import tasks as task_commands
+from spe.cli.errors import handled
 from spe.config import Settings
 from spe.domain.errors import DomainError
 
@@ -60,28 +61,31 @@ def _refuse_open_state(settings: Settings) -> None:
 
 
 def _settings(**overrides: object) -> Settings:
+    from pydantic import ValidationError
+
+    from spe.cli.settings_errors import describe
+
     try:
         return Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates them
-    except Exception as exc:  # pydantic's ValidationError lists every bad option
-        raise click.ClickException(f"invalid settings: {exc}") from exc
+    except ValidationError as exc:  # name the environment variable, not the field
+        raise click.ClickException(f"invalid settings: {describe(exc)}") from None
 
 
 class _Cli(click.Group):
-    """The root group: a service that cannot be reached is a one-line error, not a trace."""
+    """The root group: every command, of every group, fails as ``spe.cli.errors`` says
+    (one line on stderr, a documented exit code), never with a traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
-        try:
+        with handled():
             return super().invoke(ctx)
-        except requests.ConnectionError as exc:
-            url = getattr(exc.request, "url", "") or "the service"
-            raise click.ClickException(
-                f"cannot reach {str(url).split('?')[0]}: is the service running, and is "
-                "SPE_URL (or --url) right?") from exc
 
 
-@click.group(cls=_Cli)
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="spe", message="spe %(version)s")
 def main() -> None:
-    """Secure Processing Environment: GA4GH WES service, catalog and client."""
+    """Secure Processing Environment: GA4GH WES service, catalog and client.
+
+    Exit codes: 0 ok, 1 failure, 2 usage, 3 service unreachable, 130 interrupted."""
 
 
 @main.command()
@@ -290,6 +294,13 @@ def dev_token(user: str, lifetime: int, groups: tuple[str, ...]) -> None:
     settings = _settings()
     if settings.auth_mode != "dev":
         raise click.ClickException("the development issuer is disabled (SPE_AUTH_MODE=oidc)")
+    from spe.adapters.auth.dev_issuer import KEY_FILE, STATE_DIR
+
+    if not (settings.home / STATE_DIR / KEY_FILE).is_file():
+        raise click.ClickException(
+            f"no development issuer key in SPE_HOME={settings.home}: `spe serve` makes it "
+            "at its first start; set SPE_HOME to the home of the running server (a token "
+            "signed with a new key would be refused)")
     try:
         issuer = DevIssuer(settings.home, port=settings.dev_issuer_port)
         claims = {"eduperson_entitlement": [dev_entitlement(g) for g in groups]}
@@ -356,6 +367,7 @@ main.add_command(run_commands.run)
 main.add_command(image_commands.image)
 main.add_command(task_commands.task)
 main.add_command(release_commands.release)
+main.add_command(data_commands.data)
 main.add_command(login_commands.login)
 main.add_command(login_commands.logout)
 

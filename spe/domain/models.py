@@ -181,6 +181,7 @@ class RunFilter:
     tags: tuple[tuple[str, str | None], ...] = ()
     kind: str = ""
     name_prefix: str = ""
+    workflow: str = ""  # runs: a catalog id, or <id>@<version>
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ class RunService:
              flt: RunFilter) -> Page[Run]:
         visible = self.gate.visibility(who)
         scope = (f"{flt.kind}s|{visible}|{sorted(s.value for s in flt.states)}|"
-                 f"{sorted(flt.tags, key=repr)}|{flt.name_prefix}")
+                 f"{sorted(flt.tags, key=repr)}|{flt.name_prefix}|{flt.workflow}")
         before = self.tokens.decode(page_token, scope) if page_token else None
         rows = self.repo.page(visible, flt, before, page_size + 1)
         items = rows[:page_size]

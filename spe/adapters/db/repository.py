@@ -238,6 +238,11 @@ class SqlRunRepository:
             query = query.where(RunRow.name.startswith(flt.name_prefix, autoescape=True))
         if flt.states:
             query = query.where(RunRow.state.in_([s.value for s in flt.states]))
+        if flt.workflow:
+            workflow_id, _, version = flt.workflow.partition("@")
+            query = query.where(RunRow.workflow_id == workflow_id)
+            if version:
+                query = query.where(RunRow.workflow_version == version)
         if flt.tags:  # drive from the tag index, so a rare or absent tag is cheap
             key, value = flt.tags[0]
             query = query.join(RunTagRow, RunTagRow.run_seq == RunRow.seq).where(
