@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-import requests
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from spe.cli.client import ApiError, WesClient
-from spe.cli.runs import _client, _pairs
+from spe.cli.client import WesClient, client_for, service_options
+from spe.cli.errors import BadInput
+from spe.cli.output import emit, output_options
 
 TES = "/ga4gh/tes/v1"
 FINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"}
@@ -24,23 +24,25 @@ out = Console()
 
 
 def _call(client: WesClient, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-    try:
-        body = client.call(method, TES + path, **kwargs).json()
-    except ApiError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except requests.ConnectionError as exc:
-        raise click.ClickException(f"cannot reach {client.base}") from exc
+    """One TES request; errors reach the CLI's one handler (spe/cli/errors.py)."""
+    body = client.call(method, TES + path, **kwargs).json()
     return body if isinstance(body, dict) else {}
 
 
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    result = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadInput(f"{what} must be KEY=VALUE, got {item[:200]!r}")
+        result[key] = value
+    return result
+
+
 @click.group()
-@click.option("--url", envvar="SPE_URL", default="http://127.0.0.1:8080", show_default=True,
-              help="Base URL of the service (SPE_URL).")
-@click.option("--token", envvar="SPE_TOKEN", default="", help="Bearer token (SPE_TOKEN).")
-@click.pass_context
-def task(ctx: click.Context, url: str, token: str) -> None:
+@service_options
+def task() -> None:
     """Create and follow single container tasks (GA4GH TES)."""
-    ctx.obj = {"url": url, "token": token}
 
 
 def _io(values: tuple[str, ...], what: str) -> list[dict[str, str]]:
@@ -55,9 +57,9 @@ def _body(file: Path | None, image: str, cmd: tuple[str, ...], inputs: tuple[str
         try:
             body = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise click.BadParameter(f"{file} is not a readable JSON task: {exc}") from exc
+            raise BadInput(f"{file} is not a readable JSON task: {exc}") from exc
         if not isinstance(body, dict):
-            raise click.BadParameter(f"{file} must hold a JSON object (a tesTask)")
+            raise BadInput(f"{file} must hold a JSON object (a tesTask)")
         return body
     if not image or not cmd:
         raise click.UsageError("give a task file, or --image and a command after --")
@@ -89,14 +91,13 @@ def submit(ctx: click.Context, image: str, inputs: tuple[str, ...],
 
     spe task submit --image alpine -o quarantine:///n.txt=/data/n.txt -- sh -c 'echo 1 >
     /data/n.txt'"""
-    client = _client(ctx)
+    client = client_for(ctx)
     if not image and len(args) != 1:
         raise click.UsageError("give one task file, or --image and a command after --")
     file = None if image else Path(args[0])
     body = _body(file, image, args if image else (), inputs, outputs, name, tag)
     key = uuid.uuid4().hex  # a retry of this very submission never makes a second task
-    task_id = str(_call(client, "POST", "/tasks", json=body,
-                        headers={"Idempotency-Key": key})["id"])
+    task_id = str(_call(client, "POST", "/tasks", json=body, idempotency_key=key)["id"])
     if as_json and not wait:
         out.print_json(json.dumps({"id": task_id}))
         return
@@ -105,7 +106,7 @@ def submit(ctx: click.Context, image: str, inputs: tuple[str, ...],
         out.print(task_id)
         return
     state = follow(client, task_id)
-    show(client, task_id, as_json)
+    show(client, task_id)
     if state != "COMPLETE":
         raise SystemExit(1)
 
@@ -128,11 +129,12 @@ def follow(client: WesClient, task_id: str, poll: float = 1.0, timeout: float = 
     raise click.ClickException(f"task {task_id} did not end within {timeout:.0f} s")
 
 
-def show(client: WesClient, task_id: str, as_json: bool = False) -> None:
+def show(client: WesClient, task_id: str) -> None:
     body = _call(client, "GET", f"/tasks/{task_id}", params={"view": "FULL"})
-    if as_json:
-        out.print_json(json.dumps(body))
-        return
+    emit(body, lambda: _render(task_id, body))
+
+
+def _render(task_id: str, body: dict[str, Any]) -> None:
     log = (body.get("logs") or [{}])[0]
     out.print(f"task {task_id}: [bold]{body['state']}[/bold]")
     for i, ex in enumerate(log.get("logs") or []):
@@ -148,33 +150,33 @@ def show(client: WesClient, task_id: str, as_json: bool = False) -> None:
 
 @task.command("get")
 @click.argument("task_id")
-@click.option("--json", "as_json", is_flag=True, help="The FULL task as JSON.")
+@output_options
 @click.pass_context
-def get(ctx: click.Context, task_id: str, as_json: bool) -> None:
-    """State, executors' exit codes and outputs of one task."""
-    show(_client(ctx), task_id, as_json)
+def get(ctx: click.Context, task_id: str) -> None:
+    """State, executors' exit codes and outputs of one task (--json: the FULL task)."""
+    show(client_for(ctx), task_id)
 
 
 @task.command("list")
 @click.option("--page-size", type=click.IntRange(1, 2047), default=20, show_default=True)
 @click.option("--state", default="", help="Only tasks in this state.")
 @click.option("--name-prefix", default="")
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 @click.pass_context
-def list_tasks(ctx: click.Context, page_size: int, state: str, name_prefix: str,
-               as_json: bool) -> None:
+def list_tasks(ctx: click.Context, page_size: int, state: str, name_prefix: str) -> None:
     """Your tasks, newest first."""
     params = {"view": "BASIC", "page_size": page_size, "name_prefix": name_prefix,
               **({"state": state} if state else {})}
-    body = _call(_client(ctx), "GET", "/tasks", params=params)
-    if as_json:
-        out.print_json(json.dumps(body))
-        return
-    table = Table("state", "created", "name")
-    table.add_column("id", no_wrap=True, min_width=32)
-    for t in body.get("tasks", []):
-        table.add_row(t["state"], t.get("creation_time", ""), t.get("name", ""), t["id"])
-    out.print(table)
+    body = _call(client_for(ctx), "GET", "/tasks", params=params)
+
+    def render() -> None:
+        table = Table("state", "created", "name")
+        table.add_column("id", no_wrap=True, min_width=32)
+        for t in body.get("tasks", []):
+            table.add_row(t["state"], t.get("creation_time", ""), t.get("name", ""), t["id"])
+        out.print(table)
+
+    emit(body, render)
 
 
 @task.command("cancel")
@@ -182,5 +184,5 @@ def list_tasks(ctx: click.Context, page_size: int, state: str, name_prefix: str,
 @click.pass_context
 def cancel(ctx: click.Context, task_id: str) -> None:
     """Cancel a task (its job is stopped; it ends CANCELED)."""
-    _call(_client(ctx), "POST", f"/tasks/{task_id}:cancel")
+    _call(client_for(ctx), "POST", f"/tasks/{task_id}:cancel")
     console.print(f"canceling task {task_id}")
