@@ -10,6 +10,7 @@ object; the script reads the manifests back from that Secret.
 
     python3.12 scripts/helm_render.py CHART [-f VALUES.yaml ...] [--kube-version 1.30]
         [--release NAME] [--namespace NS]
+    python3.12 scripts/helm_render.py --lint CHART     # Helm's lint, as JSON
 
 Output (stdout): ``{"manifest": "...", "hooks": [{"path": ..., "manifest": ...}],
 "objects": [...]}`` where ``objects`` are the non-hook objects Helm then sent. Exit 1 with
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import helm_sdkpy  # Python 3.12: run this script with the venv of scripts/helm-venv.sh
 import yaml
 
 # group/version -> [(plural, Kind, namespaced)]: what the stub says it serves.
@@ -82,7 +84,7 @@ class Stub(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     server: Stub
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _send(self, code: int, body: dict[str, Any]) -> None:
@@ -97,7 +99,7 @@ class Handler(BaseHTTPRequestHandler):
         self._send(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
                          "reason": "NotFound", "code": 404, "message": "not found"})
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         path = urlparse(self.path).path.rstrip("/")
         major, minor = self.server.kube_version.split(".")[:2]
         if path == "/version":
@@ -124,7 +126,7 @@ class Handler(BaseHTTPRequestHandler):
         body: dict[str, Any] = json.loads(raw or b"{}")
         return body
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         obj = self._body()
         with self.server.lock:
             if obj.get("kind") == "Secret" and obj.get("metadata", {}).get(
@@ -137,17 +139,17 @@ class Handler(BaseHTTPRequestHandler):
              "creationTimestamp": "2026-01-01T00:00:00Z"})
         self._send(201, obj)
 
-    def do_PUT(self) -> None:  # noqa: N802 - stdlib name
+    def do_PUT(self) -> None:
         obj = self._body()
         with self.server.lock:
             if obj.get("kind") == "Secret":
                 self.server.releases.append(obj)
         self._send(200, obj)
 
-    def do_PATCH(self) -> None:  # noqa: N802 - stdlib name
+    def do_PATCH(self) -> None:
         self._not_found()
 
-    def do_DELETE(self) -> None:  # noqa: N802 - stdlib name
+    def do_DELETE(self) -> None:
         self._send(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
 
 
@@ -224,8 +226,6 @@ def kubeconfig(url: str, namespace: str) -> str:
 
 def render(chart: Path, values: dict[str, Any], kube_version: str, release: str,
            namespace: str) -> dict[str, Any]:
-    import helm_sdkpy  # Python 3.12 only; imported late so --help works anywhere
-
     stub = Stub(kube_version)
     thread = threading.Thread(target=stub.serve_forever, daemon=True)
     thread.start()
@@ -259,14 +259,19 @@ def main() -> int:
     parser.add_argument("--kube-version", default="1.30")
     parser.add_argument("--release", default="spe")
     parser.add_argument("--namespace", default="spe")
+    parser.add_argument("--lint", action="store_true", help="run Helm's lint instead")
     args = parser.parse_args()
+    if args.lint:
+        config = helm_sdkpy.Configuration()
+        json.dump(asyncio.run(helm_sdkpy.Lint(config).run(str(args.chart))), sys.stdout)
+        return 0
     values: dict[str, Any] = {}
     for path in args.values:
         values = merge(values, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
     try:
         out = render(args.chart, values, args.kube_version, args.release, args.namespace)
     except RuntimeError as exc:
-        print(exc, file=sys.stderr)
+        sys.stderr.write(f"{exc}\n")
         return 1
     json.dump(out, sys.stdout)
     return 0

@@ -18,6 +18,7 @@ REQUIREMENTS=(
   "python3-venv /usr/share/python-wheels/pip-*.whl"
   "redis-server /usr/bin/redis-server"
   "redis-tools /usr/bin/redis-cli"
+  "systemd /usr/bin/systemd-analyze"
 )
 
 present() {
