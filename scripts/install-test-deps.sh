@@ -10,6 +10,7 @@ REQUIREMENTS=(
   "postgresql /usr/lib/postgresql/*/bin/initdb"
   "chromium /usr/bin/chromium"
   "chromium-driver /usr/bin/chromedriver"
+  "systemd /usr/bin/systemd-analyze"
   "slurm-wlm /usr/sbin/slurmctld"
   "slurmd /usr/sbin/slurmd"
   "slurmctld /usr/sbin/slurmctld"
@@ -18,7 +19,6 @@ REQUIREMENTS=(
   "python3-venv /usr/share/python-wheels/pip-*.whl"
   "redis-server /usr/bin/redis-server"
   "redis-tools /usr/bin/redis-cli"
-  "systemd /usr/bin/systemd-analyze"
 )
 
 present() {

@@ -20,6 +20,7 @@ RENDER = ROOT / "scripts" / "helm_render.py"
 KUBE_VERSIONS = ("1.28", "1.29", "1.30", "1.31")
 SECRET_ENV = frozenset({"SPE_DATABASE_URL", "SPE_REDIS_URL", "SPE_OIDC_CLIENT_SECRET",
                         "SPE_S3_ACCESS_KEY", "SPE_S3_SECRET_KEY", "SPE_SECRET_KEY",
+                        "SPE_METRICS_TOKEN",
                         "POSTGRES_PASSWORD"})
 
 

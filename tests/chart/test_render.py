@@ -183,6 +183,8 @@ def test_the_site_example_uses_its_claims_and_monitoring(
     assert "PersistentVolumeClaim" not in by_kind  # existing claims only
     (monitor,) = by_kind["ServiceMonitor"]
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert monitor["spec"]["endpoints"][0]["authorization"]["credentials"] == {
+        "name": "spe-metrics", "key": "token"}
     settings = next(d for d in by_kind["ConfigMap"] if d["metadata"]["name"] == "spe-settings")
     assert settings["data"]["SPE_EXECUTOR"] == "slurm"
     assert settings["data"]["SPE_QUARANTINE_DIR"] == "/var/lib/spe-quarantine"

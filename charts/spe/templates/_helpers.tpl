@@ -70,9 +70,11 @@ float64, so 67108864 would otherwise print as 6.7108864e+07). */}}
 {{- end -}}
 {{- end -}}
 
-{{/* Settings that are not secret, as SPE_* name: value (the ConfigMap's data). */}}
+{{/* Settings that are not secret, as SPE_* name: value (the ConfigMap's data). SPE_HOME is
+a folder inside the claim, not its root: `spe serve` refuses a home others may read or
+write, and a claim's root is often group- or world-writable; the service makes home 0700. */}}
 {{- define "spe.settings" -}}
-SPE_HOME: /var/lib/spe
+SPE_HOME: /var/lib/spe-state/home
 SPE_HOST: 0.0.0.0
 SPE_PORT: {{ .Values.api.port | quote }}
 SPE_AUTH_MODE: oidc
@@ -120,6 +122,10 @@ SPE_{{ upper $key }}: {{ include "spe.scalar" $value }}
 - name: SPE_SECRET_KEY
   valueFrom: {secretKeyRef: {name: {{ .name | quote }}, key: {{ .key | quote }}}}
 {{- end }}{{ end }}
+{{- with .Values.secrets.metrics }}{{- if .name }}
+- name: SPE_METRICS_TOKEN
+  valueFrom: {secretKeyRef: {name: {{ .name | quote }}, key: {{ .key | quote }}}}
+{{- end }}{{ end }}
 {{- end -}}
 
 {{- define "spe.policyConfigMap" -}}
@@ -162,7 +168,7 @@ SPE_{{ upper $key }}: {{ include "spe.scalar" $value }}
 - name: tmp
   mountPath: /tmp
 - name: home
-  mountPath: /var/lib/spe
+  mountPath: /var/lib/spe-state
 - name: policy
   mountPath: /etc/spe/policy
   readOnly: true
