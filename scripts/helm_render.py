@@ -12,9 +12,11 @@ object; the script reads the manifests back from that Secret.
         [--release NAME] [--namespace NS]
     python3.12 scripts/helm_render.py --lint CHART     # Helm's lint, as JSON
 
-Output (stdout): ``{"manifest": "...", "hooks": [{"path": ..., "manifest": ...}],
-"objects": [...]}`` where ``objects`` are the non-hook objects Helm then sent. Exit 1 with
-Helm's error on stderr when rendering fails (a template error, a schema violation).
+Output (stdout): ``{"manifest": "...", "hooks": [{"path": ..., "manifest": ...,
+"events": [...]}], "error": "..."}``; ``error`` is where Helm's install stopped after
+storing the release (at the first hook or object: the stub serves no OpenAPI document),
+which does not matter for rendering. Exit 1 with Helm's error on stderr when rendering
+fails (a template error, a schema violation, an unsupported Kubernetes version).
 """
 
 from __future__ import annotations
@@ -76,7 +78,6 @@ class Stub(ThreadingHTTPServer):
     def __init__(self, kube_version: str) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.kube_version = kube_version
-        self.created: list[dict[str, Any]] = []
         self.releases: list[dict[str, Any]] = []
         self.lock = threading.Lock()
 
@@ -132,8 +133,6 @@ class Handler(BaseHTTPRequestHandler):
             if obj.get("kind") == "Secret" and obj.get("metadata", {}).get(
                     "labels", {}).get("owner") == "helm":
                 self.server.releases.append(obj)
-            else:
-                self.server.created.append(obj)
         obj.setdefault("metadata", {}).update(
             {"resourceVersion": "1", "uid": "00000000-0000-0000-0000-000000000001",
              "creationTimestamp": "2026-01-01T00:00:00Z"})
@@ -249,7 +248,7 @@ def render(chart: Path, values: dict[str, Any], kube_version: str, release: str,
     return {"manifest": record.get("manifest", ""),
             "hooks": [{"path": h.get("path"), "manifest": h.get("manifest"),
                        "events": h.get("events")} for h in record.get("hooks") or []],
-            "objects": stub.created, "error": error}
+            "error": error}
 
 
 def main() -> int:

@@ -197,6 +197,9 @@ def test_the_dev_example_bundles_postgres_and_redis(
     names = {d["metadata"]["name"] for d in by_kind["Deployment"]}
     assert names == {"spe-api", "spe-worker", "spe-postgresql", "spe-redis"}
     assert "HorizontalPodAutoscaler" not in by_kind
+    (job,) = by_kind["Job"]  # the database is in the release: migrate after install
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
+    assert job["spec"]["backoffLimit"] == 6
     assert "spe-bundled-ingress" in network_policies(rendered[("dev-bundled", "1.30")])
     assert not any("postgresql" in d["metadata"]["name"]
                    for d in kinds(rendered[("default", "1.30")])["Deployment"])
