@@ -89,3 +89,11 @@ def test_yamllint_passes_on_the_values_and_examples() -> None:
                            *map(str, EXAMPLES)],
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_ingress_body_limit_matches_the_service_limit() -> None:
+    size = VALUES["ingress"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    assert size.endswith("m")
+    assert int(size[:-1]) * 2**20 == VALUES["config"]["max_request_bytes"]
+    assert VALUES["config"]["max_request_bytes"] == Settings.model_fields[
+        "max_request_bytes"].default
