@@ -19,6 +19,10 @@ REQUIREMENTS=(
   "python3-venv /usr/share/python-wheels/pip-*.whl"
   "redis-server /usr/bin/redis-server"
   "redis-tools /usr/bin/redis-cli"
+  "charliecloud-runtime /usr/bin/ch-run"
+  "busybox-static /usr/share/doc/busybox-static"
+  "nginx /usr/sbin/nginx"
+  "openssl /usr/bin/openssl"
 )
 
 present() {

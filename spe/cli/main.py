@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import ssl
 import stat
 import sys
 from datetime import UTC, datetime
@@ -14,9 +15,11 @@ from typing import TYPE_CHECKING
 import click
 import requests
 
+from spe.cli import images as image_commands
 from spe.cli import login as login_commands
 from spe.cli import release as release_commands
 from spe.cli import runs as run_commands
+from spe.cli import tasks as task_commands
 from spe.config import Settings
 from spe.domain.errors import DomainError
 
@@ -56,9 +59,9 @@ def _refuse_open_state(settings: Settings) -> None:
                 f"must be private; run `chmod o-rw {path}` (or chmod 700) and start again")
 
 
-def _settings() -> Settings:
+def _settings(**overrides: object) -> Settings:
     try:
-        return Settings()
+        return Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates them
     except Exception as exc:  # pydantic's ValidationError lists every bad option
         raise click.ClickException(f"invalid settings: {exc}") from exc
 
@@ -84,27 +87,38 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Bind address (default: SPE_HOST or 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default: SPE_PORT or 8080).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Serve HTTPS with this certificate chain, PEM (default: "
+              "SPE_TLS_CERT_FILE; needs --tls-key).")
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The certificate's private key, PEM (default: SPE_TLS_KEY_FILE).")
 @click.option("--log-level", default="info", show_default=True)
-def serve(host: str | None, port: int | None, log_level: str) -> None:
+def serve(host: str | None, port: int | None, tls_cert: Path | None, tls_key: Path | None,
+          log_level: str) -> None:
     """Serve the API with the embedded worker (state under SPE_HOME)."""
     import uvicorn
 
     from spe.app import create_app
+    from spe.cli.serving import uvicorn_options
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     _write_privately()
-    settings = _settings()
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = settings.model_copy(update=overrides)
+    overrides = {k: v for k, v in {"host": host, "port": port, "tls_cert_file": tls_cert,
+                                   "tls_key_file": tls_key}.items() if v is not None}
+    settings = _settings(**overrides)
     _refuse_open_state(settings)
+    try:
+        transport = uvicorn_options(settings)
+    except (OSError, ssl.SSLError) as exc:  # unreadable or mismatched certificate and key
+        raise click.ClickException(f"cannot use the TLS certificate: {exc}") from exc
     logging.getLogger("spe").info("settings: %s", settings.redacted())
     try:
         service = create_app(settings)
     except (ValueError, DomainError) as exc:  # unsafe configuration, catalog drift
         raise click.ClickException(str(exc)) from exc
     uvicorn.run(service.app, host=settings.host, port=settings.port, log_level=log_level,
-                access_log=False)
+                access_log=False, **transport)
 
 
 @main.command()
@@ -158,12 +172,14 @@ def catalog_verify(path: Path | None) -> None:
     from spe.adapters.catalog import verify_catalog
 
     root = path or _settings().catalog_dir
-    problems = verify_catalog(root)
+    from spe.adapters.containers.images import verify_images
+
+    problems = [*map(str, verify_catalog(root)), *verify_images(_settings().images_dir)]
     for problem in problems:
         click.echo(f"DRIFT {problem}", err=True)
     if problems:
         sys.exit(1)
-    click.echo(f"catalog {root}: every entry verifies")
+    click.echo(f"catalog {root}: every entry verifies (and every TES image)")
 
 
 @catalog.command("digest")
@@ -337,6 +353,8 @@ def audit_export(since: datetime | None) -> None:
 
 
 main.add_command(run_commands.run)
+main.add_command(image_commands.image)
+main.add_command(task_commands.task)
 main.add_command(release_commands.release)
 main.add_command(login_commands.login)
 main.add_command(login_commands.logout)
