@@ -172,7 +172,7 @@ def test_egress_is_only_dns_and_the_listed_endpoints(
     cidrs = {rule["to"][0]["ipBlock"]["cidr"]: sorted(p["port"] for p in rule["ports"])
              for rule in site[1:]}
     assert cidrs == {"193.196.0.0/16": [443], "10.10.0.20/32": [5432],
-                     "10.10.0.21/32": [6379], "10.10.0.30/32": [443],
+                     "10.10.0.21/32": [6380], "10.10.0.30/32": [443],
                      "10.20.0.10/32": [22, 6817]}
     assert all("0.0.0.0/0" not in json.dumps(rule) for rule in site)
 
@@ -188,6 +188,12 @@ def test_the_site_example_uses_its_claims_and_monitoring(
     settings = next(d for d in by_kind["ConfigMap"] if d["metadata"]["name"] == "spe-settings")
     assert settings["data"]["SPE_EXECUTOR"] == "slurm"
     assert settings["data"]["SPE_QUARANTINE_DIR"] == "/var/lib/spe-quarantine"
+    assert json.loads(settings["data"]["SPE_TRUSTED_PROXIES"]) == ["10.42.0.0/16"]
+    for service in ("DATABASE", "REDIS", "S3"):
+        assert settings["data"][f"SPE_{service}_CA_FILE"] == "/etc/spe/ca/ca.crt"
+    for deployment in by_kind["Deployment"]:
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["ca"]["configMap"]["name"] == "spe-site-ca"
     assert not any(d["metadata"]["name"] == "spe-policy" for d in by_kind["ConfigMap"])
 
 

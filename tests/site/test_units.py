@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from spe.config import Settings
 from tests.site.kit import ROLE
 from tests.site.test_role import PLAYBOOK, VISUDO, ansible, needs_ansible
 
@@ -137,11 +138,19 @@ def test_the_worker_is_fully_hardened_when_jobs_run_as_the_service(service: Path
 
 
 @needs_ansible
-def test_settings_and_secrets_are_separate_files(tmp_path: Path) -> None:
-    out = render(tmp_path, spe_settings={"public_url": "https://spe.example.org"},
+def test_settings_and_secrets_are_separate_files(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    out = render(tmp_path, spe_settings={"public_url": "https://spe.example.org",
+                                         "trusted_proxies": ["10.0.0.5"], "workers": 3},
                  spe_secrets={"database_url": "postgresql+psycopg://spe:pw@db/spe"})
     settings = (out / "spe.env").read_text()
     assert 'SPE_PUBLIC_URL="https://spe.example.org"' in settings
+    assert 'SPE_TRUSTED_PROXIES="[\\"10.0.0.5\\"]"' in settings  # JSON, quoted for systemd
+    # systemd unquotes the value (JSON string escapes are systemd's); the service parses it
+    value = json.loads(directives(out / "spe.env")["SPE_TRUSTED_PROXIES"][0])
+    monkeypatch.setenv("SPE_TRUSTED_PROXIES", value)
+    assert Settings().trusted_proxies == ("10.0.0.5",)
+    assert 'SPE_WORKERS="3"' in settings
     assert "SPE_EXECUTOR=slurm" in settings and "SPE_DISPATCHER=celery" in settings
     assert "pw@" not in settings
     assert 'SPE_DATABASE_URL="postgresql+psycopg://spe:pw@db/spe"' in (

@@ -60,10 +60,12 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
-{{/* A value as a quoted string; whole numbers without an exponent (values arrive as
+{{/* A value as a quoted string: lists as JSON (SPE_TRUSTED_PROXIES='["10.42.0.0/16"]'); whole numbers without an exponent (values arrive as
 float64, so 67108864 would otherwise print as 6.7108864e+07). */}}
 {{- define "spe.scalar" -}}
-{{- if and (kindIs "float64" .) (eq . (float64 (int64 .))) -}}
+{{- if kindIs "slice" . -}}
+{{- toJson . | quote -}}
+{{- else if and (kindIs "float64" .) (eq . (float64 (int64 .))) -}}
 {{- int64 . | toString | quote -}}
 {{- else -}}
 {{- toString . | quote -}}
@@ -87,6 +89,11 @@ SPE_QUARANTINE_DIR: /var/lib/spe-quarantine
 {{- if .Values.persistence.outbox.existingClaim }}
 SPE_OUTBOX_DIR: /var/lib/spe-outbox
 {{- end }}
+{{- with .Values.caBundle }}{{ if .configMap }}
+{{- range $service := list "database" "redis" "s3" }}{{ if index $.Values.caBundle $service }}
+SPE_{{ upper $service }}_CA_FILE: /etc/spe/ca/{{ $.Values.caBundle.key }}
+{{- end }}{{ end }}
+{{- end }}{{ end }}
 {{- range $key, $value := .Values.config }}
 {{- if not (and (kindIs "string" $value) (eq $value "")) }}
 {{- if not (and $.Values.persistence.quarantine.existingClaim (eq $key "quarantine_dir")) }}
@@ -146,6 +153,11 @@ SPE_{{ upper $key }}: {{ include "spe.scalar" $value }}
 - name: policy
   configMap:
     name: {{ include "spe.policyConfigMap" . }}
+{{- if .Values.caBundle.configMap }}
+- name: ca
+  configMap:
+    name: {{ .Values.caBundle.configMap }}
+{{- end }}
 {{- if .Values.catalog.existingClaim }}
 - name: catalog
   persistentVolumeClaim:
@@ -172,6 +184,11 @@ SPE_{{ upper $key }}: {{ include "spe.scalar" $value }}
 - name: policy
   mountPath: /etc/spe/policy
   readOnly: true
+{{- if .Values.caBundle.configMap }}
+- name: ca
+  mountPath: /etc/spe/ca
+  readOnly: true
+{{- end }}
 {{- if .Values.catalog.existingClaim }}
 - name: catalog
   mountPath: {{ .Values.catalog.path }}
