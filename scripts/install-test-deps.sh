@@ -10,6 +10,7 @@ REQUIREMENTS=(
   "postgresql /usr/lib/postgresql/*/bin/initdb"
   "chromium /usr/bin/chromium"
   "chromium-driver /usr/bin/chromedriver"
+  "systemd /usr/bin/systemd-analyze"
   "slurm-wlm /usr/sbin/slurmctld"
   "slurmd /usr/sbin/slurmd"
   "slurmctld /usr/sbin/slurmctld"
