@@ -4,7 +4,7 @@ which outputs the run made, what data it read, the automatic checks of a request
 Five Safes RO-Crate. Reads SPE_URL and SPE_TOKEN like the `spe` CLI.
 
 Usage: demo_steps.py port-free PORT | outputs RUN_ID | inputs RUN_ID
-       | checks REQUEST_ID | crate REQUEST_ID DEST_DIR"""
+       | checks REQUEST_ID | crate REQUEST_ID DOWNLOAD_DIR"""
 
 from __future__ import annotations
 
@@ -86,11 +86,13 @@ def checks(request_id: str, wait: float = 120.0) -> int:
 
 
 def crate(request_id: str, dest: str) -> int:
-    """The request's Five Safes RO-Crate, written beside its downloaded files."""
-    body = _get(f"/spe/v1/release-requests/{request_id}/crate")
+    """What the request's Five Safes RO-Crate says; `spe release download` wrote it
+    beside the files."""
     target = Path(dest) / request_id / "ro-crate-metadata.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    if not target.is_file():
+        print(f"demo: no RO-Crate at {target}", file=sys.stderr)
+        return 1
+    body = json.loads(target.read_text(encoding="utf-8"))
     print(f"the Five Safes RO-Crate: {target}")
     graph = body.get("@graph", [])
 
