@@ -44,6 +44,8 @@ def error_response(status: int, msg: str, headers: dict[str, str] | None = None
 def on_domain_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     assert isinstance(exc, e.DomainError)  # noqa: S101 - registered for DomainError only
     status = status_of(exc)
+    log.log(logging.INFO if status < 500 else logging.WARNING, "answered %s: %s",
+            status, type(exc).__name__, extra={"status": status, "error": type(exc).__name__})
     headers = {}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="spe"'

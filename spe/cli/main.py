@@ -63,6 +63,13 @@ def _settings() -> Settings:
         raise click.ClickException(f"invalid settings: {exc}") from exc
 
 
+def _configure_logging(settings: Settings, level: str) -> None:
+    """Text or JSON lines (SPE_LOG_FORMAT), with request and run ids."""
+    from spe.adapters.observability.logs import configure_logging
+
+    configure_logging(settings.log_format, level)
+
+
 class _Cli(click.Group):
     """The root group: a service that cannot be reached is a one-line error, not a trace."""
 
@@ -87,14 +94,13 @@ def main() -> None:
 @click.option("--log-level", default="info", show_default=True)
 def serve(host: str | None, port: int | None, log_level: str) -> None:
     """Serve the API with the embedded worker (state under SPE_HOME)."""
+    _write_privately()
+    settings = _settings()
+    _configure_logging(settings, log_level)  # first: importing the app may warn
     import uvicorn
 
     from spe.app import create_app
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
-    _write_privately()
-    settings = _settings()
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings.model_copy(update=overrides)
     _refuse_open_state(settings)
@@ -104,7 +110,7 @@ def serve(host: str | None, port: int | None, log_level: str) -> None:
     except (ValueError, DomainError) as exc:  # unsafe configuration, catalog drift
         raise click.ClickException(str(exc)) from exc
     uvicorn.run(service.app, host=settings.host, port=settings.port, log_level=log_level,
-                access_log=False)
+                access_log=False, log_config=None)  # our handler (SPE_LOG_FORMAT)
 
 
 @main.command()
@@ -114,12 +120,11 @@ def serve(host: str | None, port: int | None, log_level: str) -> None:
 def worker(concurrency: int | None, log_level: str) -> None:
     """Run a Celery worker (SPE_DISPATCHER=celery): start and cancel steps from Redis, and
     the reconciler. Start as many as needed, on any host that shares SPE_HOME's runs."""
-    from spe.app import create_worker
-
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
     _write_privately()
     settings = _settings()
+    _configure_logging(settings, log_level)
+    from spe.app import create_worker
+
     logging.getLogger("spe").info("settings: %s", settings.redacted())
     try:
         celery_worker = create_worker(settings)
