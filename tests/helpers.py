@@ -92,6 +92,8 @@ class Server:
     port: int = field(default_factory=free_port)
     env_extra: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    # what start() waits for: /healthz where a test starts it with a dependency down
+    ready_path: str = "/readyz"
 
     @property
     def url(self) -> str:
@@ -116,7 +118,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_tail()}")
             try:
-                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
+                if requests.get(self.url + self.ready_path, timeout=1).status_code == 200:
                     return self
             except requests.RequestException:
                 pass

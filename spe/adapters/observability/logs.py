@@ -66,11 +66,9 @@ class JsonLineFormatter(JsonFormatter):
     context's ids (when set) and the record's ``extra`` fields."""
 
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s",
-                         rename_fields={"asctime": "time", "levelname": "level",
-                                        "name": "logger"},
-                         reserved_attrs=[*_RESERVED, "context"],
-                         datefmt="%Y-%m-%dT%H:%M:%S%z")
+        super().__init__("%(levelname)s %(name)s %(message)s", timestamp="time",
+                         rename_fields={"levelname": "level", "name": "logger"},
+                         reserved_attrs=[*_RESERVED, "context", "color_message"])
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord,
                    message_dict: dict[str, Any]) -> None:
