@@ -66,7 +66,7 @@ def test_celery_mode_readiness_worker_metrics_and_json_logs(
         assert ("spe_reconciler_lag_seconds", ()) not in api_side  # no reconciler there
 
         served = [e["event"] for e in events(c.home / "server.log", run_id)]
-        worked = [e for e in events(c.home / "worker-0.log", run_id)]
+        worked = events(c.home / "worker-0.log", run_id)
         assert served[0] == "run.accepted"
         assert worked[-1]["event"] == "run.ended" and worked[-1]["state"] == "COMPLETE"
         started = next(e for e in worked if e["event"] == "run.started")

@@ -76,9 +76,10 @@ class InProcess:
         raise AssertionError(f"run {run_id} still {state} after {timeout} s")
 
 
-def in_process(home: Path, catalog: Path) -> Iterator[InProcess]:
+def in_process(home: Path, catalog: Path, **more: Any) -> Iterator[InProcess]:
+    """``more``: further settings."""
     settings = Settings(home=home, catalog_dir=catalog, reconcile_seconds=0.05,
-                        cancel_grace_seconds=0)
+                        cancel_grace_seconds=0, **more)
     executor = FakeExecutor()  # the fake machine instead of local processes
     service = create_app(settings, choice=ExecutorChoice(executor))
     service.execution.engines["snakemake"] = ResultsEngine()

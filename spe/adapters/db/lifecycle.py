@@ -12,8 +12,9 @@ logged whichever service, worker or reconciler made the change:
 | run.ended      | a final state was written               | state, exit_code, duration_seconds   |
 |                |                                        | (start to end), total_seconds        |
 
-Release requests: ``release.state`` for each move (``release.decided`` for a reviewers'
-decision: APPROVED, REJECTED, RETURNED), with the request and run ids and the project.
+Release requests: ``release.submitted`` when filed, ``release.state`` for each move
+(checks, release, revoke, withdraw...) and ``release.decided`` for the reviewers' decision
+(APPROVED, REJECTED, RETURNED), with the request and run ids and the project.
 
 Nothing from a run's request (params, data references) or a release's files is logged:
 ids, names and states only."""
@@ -25,7 +26,7 @@ from datetime import datetime
 
 from spe.adapters.db.releases import SqlReleaseRepository
 from spe.adapters.db.repository import SqlRunRepository
-from spe.domain.airlock import ReleaseState
+from spe.domain.airlock import ReleaseRequest, ReleaseState, WorkClaim
 from spe.domain.models import JSON, AuditEvent, Run, RunEnding, SubmissionKey
 from spe.domain.states import FINAL_STATES, RunState
 
@@ -101,6 +102,19 @@ class LoggedRunRepository(SqlRunRepository):
 
 
 class LoggedReleaseRepository(SqlReleaseRepository):
+    def add(self, request: ReleaseRequest, event: AuditEvent | None = None,
+            claim: WorkClaim | None = None, open_limit: int | None = None) -> None:
+        super().add(request, event, claim, open_limit)
+        self._moved("release.submitted", request.id, "", request.state)
+
+    def finish_release(self, request_id: str, token: str, released_at: datetime,
+                       crate: JSON, event: AuditEvent) -> bool:
+        released = super().finish_release(request_id, token, released_at, crate, event)
+        if released:
+            self._moved("release.state", request_id, ReleaseState.APPROVED.value,
+                        ReleaseState.RELEASED)
+        return released
+
     def transition(self, request_id: str, from_states: frozenset[ReleaseState],
                    to: ReleaseState, event: AuditEvent | None = None) -> bool:
         moved = super().transition(request_id, from_states, to, event)
