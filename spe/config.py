@@ -178,6 +178,10 @@ class Settings(BaseSettings):
         "the site network only (worker_metrics_host).")
     worker_metrics_host: str = Field("127.0.0.1", description="Address of a worker's "
                                      "metrics port.")
+    readiness_optional: tuple[str, ...] = Field(
+        (), description="Readiness checks reported but not required: /readyz answers 200 "
+        "'degraded' when only these fail (e.g. [\"redis\"]: keep serving reads while "
+        "Redis is down).")
     readiness_cache_seconds: float = Field(
         10.0, ge=0, description="How long /readyz reuses the answer of a remote check "
         "(SLURM controller, storage zones, identity provider).")

@@ -110,7 +110,8 @@ def zone_roots(settings: Settings, core: Core) -> Iterator[str]:
 def readiness_view(settings: Settings, core: Core,
                    queue_ready: Callable[[], bool]) -> Callable[[], Any]:
     checks = readiness_checks(settings, core, queue_ready)
-    return readyz_view(lambda: readiness.run_checks(checks))
+    return readyz_view(lambda: readiness.run_checks(checks),
+                       frozenset(settings.readiness_optional))
 
 
 def serve_worker_metrics(settings: Settings, reconciler: Reconciler) -> None:

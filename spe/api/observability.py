@@ -182,18 +182,23 @@ def metrics_view(registry: CollectorRegistry, digest: bytes | None,
     return metrics
 
 
-def readyz_view(run_checks: Callable[[], tuple[bool, dict[str, Any]]]) -> Callable[[], Any]:
-    """``GET /readyz``: every check's result; 200 when all pass, else 503 naming the
-    failed ones in ``reason``."""
+def readyz_view(run_checks: Callable[[], dict[str, Any]],
+                optional: frozenset[str] = frozenset()) -> Callable[[], Any]:
+    """``GET /readyz``: every check's result; 200 ``ready`` when all pass, 200 ``degraded``
+    when only ``optional`` ones fail, else 503 ``unavailable``; ``reason`` names the
+    failed checks."""
 
     def readyz() -> tuple[dict[str, Any], int]:
-        ready, results = run_checks()
-        body: dict[str, Any] = {"status": "ready" if ready else "unavailable",
+        results = run_checks()
+        failed = [name for name, r in results.items() if not r.ok]
+        required = [name for name in failed if name not in optional]
+        status = "unavailable" if required else "degraded" if failed else "ready"
+        body: dict[str, Any] = {"status": status,
                                 "checks": {name: r.to_json() for name, r in results.items()}}
-        if not ready:
-            body["reason"] = ", ".join(n for n, r in results.items() if not r.ok)
-            log.warning("not ready: %s", body["reason"])
-        return body, 200 if ready else 503
+        if failed:
+            body["reason"] = ", ".join(failed)
+            log.warning("readiness %s: %s failed", status, body["reason"])
+        return body, 503 if required else 200
 
     return readyz
 

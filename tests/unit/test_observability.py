@@ -44,6 +44,7 @@ from spe.api.observability import (
     AUTH_REASONS,
     auth_reason,
     operation_of,
+    readyz_view,
     request_id_of,
     token_digest,
 )
@@ -322,3 +323,18 @@ def test_a_database_that_fails_gives_scrape_ok_zero_not_a_failed_scrape() -> Non
     registry.register(DatabaseCollector([source], list, []))
     text = generate_latest(registry).decode()
     assert "spe_database_scrape_ok 0.0" in text and "spe_jobs{" not in text
+
+
+def test_readyz_is_503_when_a_required_check_fails_and_degraded_for_an_optional_one() -> None:
+    results = {"database": readiness.Result(True, "fine"),
+               "redis": readiness.Result(False, "no answer to ping")}
+    strict = readyz_view(lambda: results)
+    body, status = strict()
+    assert status == 503 and body["status"] == "unavailable" and body["reason"] == "redis"
+    assert body["checks"]["redis"]["ok"] is False
+    lenient = readyz_view(lambda: results, frozenset({"redis"}))
+    body, status = lenient()
+    assert status == 200 and body["status"] == "degraded" and body["reason"] == "redis"
+    all_fine = readyz_view(lambda: {"database": readiness.Result(True)})
+    assert all_fine() == ({"status": "ready", "checks": {"database": {
+        "ok": True, "detail": "", "seconds": 0.0, "cached": False}}}, 200)

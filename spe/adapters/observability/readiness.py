@@ -65,9 +65,8 @@ class Check:
             return result
 
 
-def run_checks(checks: Iterable[Check]) -> tuple[bool, dict[str, Result]]:
-    results = {check.name: check.run() for check in checks}
-    return all(r.ok for r in results.values()), results
+def run_checks(checks: Iterable[Check]) -> dict[str, Result]:
+    return {check.name: check.run() for check in checks}
 
 
 def database(db: Engine) -> Probe:
