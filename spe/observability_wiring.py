@@ -4,7 +4,7 @@ and its collectors, the API's request observer and ``/metrics``, the readiness c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from connexion import FlaskApp
@@ -31,7 +31,7 @@ from spe.api.observability import (
     token_digest,
 )
 from spe.config import Settings
-from spe.core import Core, zone_locations
+from spe.core import Core
 from spe.domain.airlock import ReleaseState
 from spe.domain.models import Visibility
 from spe.domain.states import RunState
@@ -90,21 +90,31 @@ def readiness_checks(settings: Settings, core: Core,
         timeout = min(5.0, settings.slurm_command_timeout_seconds)
         checks.append(readiness.Check("slurm", readiness.slurm_controller(
             settings.slurm_bin_dir / "scontrol", timeout), cache))
-    checks.append(readiness.Check("storage", readiness.storage(
-        lambda: zone_roots(settings, core), core.stores), cache))
+    roots = zone_roots(settings, core)
+    checks.append(readiness.Check("storage", readiness.storage(lambda: roots, core.stores),
+                                  cache))
     if settings.auth_mode == "oidc":
         checks.append(readiness.Check("identity_provider", readiness.discovery(
             settings.oidc_issuer, settings.oidc_http_timeout_seconds), cache))
     return checks
 
 
-def zone_roots(settings: Settings, core: Core) -> Iterator[str]:
-    """The quarantine and outbox location of every project of the policy."""
-    outbox = zone_locations(settings.outbox_dir or settings.home / "outbox", "outbox",
-                            core.policy)
-    for project in sorted(core.policy.projects) or [""]:
-        yield core.data.quarantine_location(project)
-        yield outbox(project)
+def zone_roots(settings: Settings, core: Core) -> list[str]:
+    """Where the quarantine and outbox of every project of the policy are: its own
+    ``storage.<zone>``, else the zone's default root (a project's folder in it is made on
+    first use). Nothing is created here for a configured root: a share that is not
+    mounted must fail the check, not be replaced by a local folder. The default roots in
+    SPE_HOME belong to the service and are made now."""
+    found: list[str] = []
+    for zone, configured in (("quarantine", settings.quarantine_dir),
+                             ("outbox", settings.outbox_dir)):
+        root = configured or settings.home / zone
+        if configured is None:
+            root.mkdir(parents=True, exist_ok=True)
+        for project in core.policy.projects.values():
+            found.append(project.storage.get(zone) or str(root))
+        found.append(str(root))
+    return sorted(set(found))
 
 
 def readiness_view(settings: Settings, core: Core,

@@ -98,3 +98,16 @@ def test_readyz_lists_its_checks_and_healthz_stays_liveness(spe: InProcess) -> N
     assert body["status"] == "ready"
     assert body["checks"]["database"]["ok"] and body["checks"]["storage"]["ok"]
     assert spe.client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_fails_for_a_configured_zone_root_that_is_missing_and_never_makes_it(
+        tmp_path: Path, catalog_dir: Path) -> None:
+    missing = tmp_path / "share-not-mounted" / "quarantine"
+    for service in in_process(tmp_path / "home", catalog_dir, quarantine_dir=missing):
+        resp = service.client.get("/readyz")
+        assert resp.status_code == 503
+        body = resp.json()
+        assert body["reason"] == "storage"
+        assert "1 of 2 locations unreachable" in body["checks"]["storage"]["detail"]
+        assert body["checks"]["database"]["ok"] is True
+    assert not missing.exists() and not missing.parent.exists()
