@@ -338,3 +338,19 @@ def test_readyz_is_503_when_a_required_check_fails_and_degraded_for_an_optional_
     all_fine = readyz_view(lambda: {"database": readiness.Result(True)})
     assert all_fine() == ({"status": "ready", "checks": {"database": {
         "ok": True, "detail": "", "seconds": 0.0, "cached": False}}}, 200)
+
+
+def test_the_logged_repository_tells_each_change_once_and_only_when_it_happened(
+        sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="spe.runs")
+    repo = LoggedRunRepository(sessions)
+    run = make_run()
+    repo.add(run)
+    assert repo.transition(run.id, frozenset({S.QUEUED}), S.CANCELED)
+    assert not repo.transition(run.id, frozenset({S.QUEUED}), S.INITIALIZING)  # lost CAS
+    assert repo.mark_purged(run.id, datetime.now(UTC), "purged")
+    assert not repo.mark_purged(run.id, datetime.now(UTC), "again")
+    events = [(r.event, getattr(r, "state", "")) for r in caplog.records]  # type: ignore[attr-defined]
+    assert events == [("run.accepted", "QUEUED"), ("run.state", "CANCELED"),
+                      ("run.ended", "CANCELED"), ("run.purged", "")]
+    assert all(r.run_id == run.id for r in caplog.records)  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ logged whichever service, worker or reconciler made the change:
 | run.state      | a state change                         | from_state, state                    |
 | run.ended      | a final state was written               | state, exit_code, duration_seconds   |
 |                |                                        | (start to end), total_seconds        |
+| run.purged     | its files were purged (retention, DELETE) | -                                  |
 
 Release requests: ``release.submitted`` when filed, ``release.state`` for each move
 (checks, release, revoke, withdraw...) and ``release.decided`` for the reviewers' decision
@@ -86,6 +87,12 @@ class LoggedRunRepository(SqlRunRepository):
                             "from_state": from_state.value, "state": ending.state.value})
             self._ended(run_id)
         return finished
+
+    def mark_purged(self, run_id: str, at: datetime, note: str) -> bool:
+        purged = super().mark_purged(run_id, at, note)
+        if purged:
+            log.info("run %s purged", run_id, extra={"event": "run.purged", "run_id": run_id})
+        return purged
 
     def _ended(self, run_id: str) -> None:
         run = self.get(run_id)
