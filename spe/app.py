@@ -41,8 +41,10 @@ from spe.api.errors import (
 )
 from spe.api.headers import SecurityHeaders
 from spe.api.limits import BodySizeLimit, JsonDepthLimit
+from spe.api.proxy import TrustedProxies
 from spe.api.security import Authenticator, security_map
 from spe.api.spe_ext import SpeApi
+from spe.api.tes import TesApi
 from spe.api.ui_routes import add_ui_routes
 from spe.api.wes import WesApi
 from spe.config import Settings
@@ -51,11 +53,12 @@ from spe.domain.catalog import Catalog
 from spe.domain.errors import DomainError
 from spe.domain.policy import Policy
 from spe.domain.ports import Dispatcher, ExecutorChoice, TokenVerifier
+from spe.domain.tes_resources import BACKEND_PARAMETERS
 from spe.observability_wiring import add_observability, readiness_view, serve_worker_metrics
 from spe.services.audit import AuditQuery
 from spe.services.execution import Execution
 from spe.services.runs import RunService
-from spe.services.service_info import ServiceInfo
+from spe.services.service_info import ServiceInfo, TesServiceInfo
 from spe.workers.background import Background
 from spe.workers.worker import Worker
 
@@ -200,7 +203,8 @@ def make_celery_dispatcher(settings: Settings) -> CeleryDispatcher:
 
     timeout = settings.celery_broker_timeout_seconds
     app = make_celery(BrokerOptions(settings.redis_url,
-                                    settings.celery_visibility_timeout_seconds, timeout))
+                                    settings.celery_visibility_timeout_seconds, timeout,
+                                    str(settings.redis_ca_file or "")))
     return CeleryDispatcher(app, timeout)
 
 
@@ -292,10 +296,16 @@ def create_app(settings: Settings, *, migrate: bool = True,
                              log=core.audit)
     app.add_api("wes.yaml", resolver=_resolver(WesApi(runs, info, authenticate,
                                                       settings.public_url)))
+    app.add_api("tes.yaml", resolver=_resolver(TesApi(core.task_service(runs), TesServiceInfo(
+        settings.service_name, settings.organization_name, settings.organization_url,
+        info.started_at, BACKEND_PARAMETERS))))
     spe_api = SpeApi(runs, core.catalog, settings.log_max_bytes,
                      auth_instructions(settings, dev_issuer), audit_query=audit_query)
     app.add_api("spe.yaml", resolver=_resolver(AirlockApi(airlock.review, airlock.outbox),
                                                spe_api))
+    # outermost: every later layer sees the client and scheme the trusted proxy reported
+    app.add_middleware(TrustedProxies, position=MiddlewarePosition.BEFORE_EXCEPTION,
+                       trusted=settings.trusted_proxies)
     http = add_observability(app, settings, core,
                              worker.reconciler if dispatcher is inline else None)
     authenticate.on_failure = http.auth_failed

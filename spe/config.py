@@ -17,6 +17,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from spe.config_tls import check_transport_security, verified_database_url
+
 _REPO_CATALOG = Path(__file__).resolve().parent.parent / "workflows"
 
 
@@ -48,6 +50,27 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `spe serve` binds to.")
     port: int = Field(8080, ge=0, le=65535, description="Port `spe serve` binds to.")
     public_url: str = Field("", description="External base URL, used in log links.")
+    trusted_proxies: tuple[str, ...] = Field(
+        (), description="Addresses or networks (CIDR) of the reverse proxies in front of "
+        "the service (JSON list, e.g. '[\"127.0.0.1\"]'). Only a request arriving from "
+        "one of them may set the client address and scheme (X-Forwarded-For, "
+        "X-Forwarded-Proto); from anyone else those headers are dropped. Empty: none.")
+    tls_cert_file: Path | None = Field(
+        None, description="`spe serve` speaks HTTPS itself (small sites without a proxy): "
+        "the certificate chain, PEM. Needs tls_key_file.")
+    tls_key_file: Path | None = Field(None, description="The private key of tls_cert_file, "
+                                      "PEM (mode 0600).")
+    database_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) PostgreSQL's certificate must chain to; set, "
+        "every connection uses sslmode=verify-full (encrypted, certificate and host name "
+        "verified).")
+    redis_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) Redis's certificate must chain to; needs a "
+        "rediss:// redis_url. A rediss:// URL always verifies the certificate and host "
+        "name; without this file, against the system's CAs.")
+    s3_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) the https S3 endpoint's certificate must chain "
+        "to; empty: boto3's default (AWS_CA_BUNDLE, else the CAs it ships).")
 
     auth_mode: Literal["dev", "oidc"] = Field(
         "dev", description="'dev': built-in development issuer on loopback (embedded "
@@ -164,6 +187,20 @@ class Settings(BaseSettings):
     snakemake_bin: str = Field("snakemake", description="Snakemake executable.")
     nextflow_bin: str = Field("nextflow", description="Nextflow executable.")
 
+    image_store: Path | None = Field(
+        None, description="The TES image store and its catalog images.yaml (`spe image "
+        "import`); empty: SPE_HOME/images.")
+    image_group: str = Field("", description="POSIX group that may read imported images "
+                             "(on SLURM: every researcher's, e.g. spe-researchers); "
+                             "empty: private to the service.")
+    container_runtime: Literal["charliecloud", "apptainer"] = Field(
+        "charliecloud", description="HPC container runtime TES executors run under.")
+    ch_run_bin: str = Field("ch-run", description="Charliecloud's ch-run on the nodes.")
+    apptainer_bin: str = Field("apptainer", description="Apptainer on the nodes.")
+    task_python: str = Field("", description="Python 3 that runs a TES task's driver in its "
+                             "job (any, standard library only); empty: the service's own "
+                             "with the local executor, /usr/bin/python3 on SLURM.")
+
     log_format: Literal["text", "json"] = Field(
         "text", description="Service log lines: 'text', or 'json' (one object per line, "
         "with request_id, run_id and event fields; docs/operators.md).")
@@ -215,6 +252,7 @@ class Settings(BaseSettings):
             raise ValueError("auth_mode=oidc needs oidc_issuer")
         if self.auth_mode == "oidc" and self.policy_file is None:
             raise ValueError("auth_mode=oidc needs policy_file (deny by default)")
+        check_transport_security(self)
         return self
 
     def check_for_serving(self) -> None:
@@ -231,7 +269,13 @@ class Settings(BaseSettings):
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'spe.db'}"
+        """The SQLAlchemy URL; with database_ca_file, PostgreSQL's certificate verified."""
+        url = self.database_url or f"sqlite:///{self.home / 'spe.db'}"
+        return verified_database_url(url, self.database_ca_file)
+
+    @property
+    def images_dir(self) -> Path:
+        return self.image_store or self.home / "images"
 
     @property
     def runs_dir(self) -> Path:

@@ -11,7 +11,7 @@ from connexion import FlaskApp
 from connexion.middleware import MiddlewarePosition
 from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
 
-from spe.adapters.db.stats import release_backlog, span_histograms
+from spe.adapters.db.stats import release_backlog, span_histograms, state_counts
 from spe.adapters.db.tables import RunRow
 from spe.adapters.observability import readiness
 from spe.adapters.observability.metrics import (
@@ -33,27 +33,28 @@ from spe.api.observability import (
 from spe.config import Settings
 from spe.core import Core
 from spe.domain.airlock import ReleaseState
-from spe.domain.models import Visibility
+from spe.domain.models import RUN, TASK
 from spe.domain.states import RunState
 from spe.workers.reconciler import Reconciler
 
-EVERYTHING = Visibility(owner_sub="", everything=True)
 
-
-def run_source(core: Core) -> JobSource:
-    """WES runs as a kind of job for the metrics."""
+def job_source(core: Core, kind: str) -> JobSource:
+    """One kind of job (the ``kind`` column of the jobs table: WES runs, TES tasks) for
+    the metrics."""
+    only = [RunRow.kind == kind]
     return JobSource(
-        kind="run", states=[s.value for s in RunState],
-        counts=lambda: core.repo.state_counts(EVERYTHING),
+        kind=kind, states=[s.value for s in RunState],
+        counts=lambda: state_counts(core.sessions, RunRow.state, only),
         latency=lambda: span_histograms(core.sessions, RunRow.created_at, RunRow.start_time,
-                                        [], LATENCY_BOUNDS),
+                                        [], LATENCY_BOUNDS, where=only),
         durations=lambda: span_histograms(core.sessions, RunRow.start_time, RunRow.end_time,
-                                          [RunRow.engine, RunRow.state], DURATION_BOUNDS))
+                                          [RunRow.engine, RunRow.state], DURATION_BOUNDS,
+                                          where=only))
 
 
 def job_sources(core: Core) -> list[JobSource]:
-    """Every kind of job this service runs (a TES task source goes here beside runs)."""
-    return [run_source(core)]
+    """Every kind of job this service runs: WES runs and TES tasks."""
+    return [job_source(core, RUN), job_source(core, TASK)]
 
 
 def add_observability(app: FlaskApp, settings: Settings, core: Core,

@@ -75,7 +75,7 @@ class SpeApi:
         )
 
     def list_run_outputs(self, run_id: str) -> Body:
-        run = self.runs.get(context.principal(), run_id)
+        run = self.runs.get(context.principal(), run_id, kind="")  # a run or a task
         return {"run_id": run.id, "outputs": [
             {"path": o.path, "size": o.size, "sha256": o.sha256} for o in run.outputs]}
 

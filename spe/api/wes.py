@@ -11,7 +11,7 @@ import flask
 from spe.api import context, shapes
 from spe.api.security import Authenticator
 from spe.domain.errors import DomainError, InvalidRequest
-from spe.domain.models import Principal, RunFilter
+from spe.domain.models import RUN, Principal, RunFilter
 from spe.domain.states import RunState
 from spe.services.runs import RunService
 from spe.services.service_info import ServiceInfo
@@ -72,9 +72,10 @@ class WesApi:
                                   context.base_url(self.public_url))
 
     def ListRuns(self, page_size: int = 50, page_token: str = "",  # noqa: N802
-                 state: list[str] | None = None, tag: list[str] | None = None) -> Body:
+                 state: list[str] | None = None, tag: list[str] | None = None,
+                 workflow: str = "") -> Body:
         who = self._who()
-        flt = RunFilter(states=_states(state), tags=_tags(tag))
+        flt = RunFilter(states=_states(state), tags=_tags(tag), kind=RUN, workflow=workflow)
         page = self.runs.list(who, page_size, page_token, flt)
         return {"runs": [shapes.run_summary(r) for r in page.items],
                 "next_page_token": page.next_token}

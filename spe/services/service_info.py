@@ -55,3 +55,30 @@ class ServiceInfo:
                      "workflow_url_forms": "<id>@<version> | <id> | sha256:<bundle digest>",
                      "extensions": "/spe/v1"},
         }
+
+
+@dataclass
+class TesServiceInfo:
+    """GA4GH service-info for TES: the enclave locations a task may name (``storage``) and
+    the backend parameters this service reads."""
+
+    name: str
+    organization_name: str
+    organization_url: str
+    started_at: datetime
+    backend_parameters: tuple[str, ...]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": "org.denbi.spe.tes",
+            "name": self.name,
+            "type": {"group": "org.ga4gh", "artifact": "tes", "version": "1.1.0"},
+            "description": "Runs single tasks in reviewed HPC container images inside a "
+                           "Secure Processing Environment; outputs leave only through "
+                           "the airlock.",
+            "organization": {"name": self.organization_name, "url": self.organization_url},
+            "version": __version__,
+            "createdAt": self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "storage": ["dataset://", "quarantine:///"],
+            "tesResources_backend_parameters": list(self.backend_parameters),
+        }

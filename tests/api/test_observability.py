@@ -77,6 +77,7 @@ def test_metrics_and_json_logs_show_a_runs_life(observed: Server) -> None:
     samples = scrape(observed)
     assert value(samples, "spe_jobs", kind="run", state="COMPLETE") >= 1
     assert value(samples, "spe_jobs", kind="run", state="RUNNING") == 0
+    assert value(samples, "spe_jobs", kind="task", state="COMPLETE") == 0  # runs only
     assert value(samples, "spe_queue_depth", kind="run") == 0
     assert value(samples, "spe_job_start_latency_seconds_count", kind="run") >= 1
     assert value(samples, "spe_job_start_latency_seconds_bucket", kind="run", le="+Inf") >= 1

@@ -49,7 +49,7 @@ class LoggedRunRepository(SqlRunRepository):
             key: SubmissionKey | None = None) -> Run:
         added = super().add(run, event, key)
         log.info("run %s accepted: %s@%s", run.id, run.workflow_id, run.workflow_version,
-                 extra={"event": "run.accepted", "run_id": run.id,
+                 extra={"event": "run.accepted", "run_id": run.id, "kind": run.kind,
                         "workflow": f"{run.workflow_id}@{run.workflow_version}",
                         "engine": run.engine, "project": run.project,
                         "user": run.owner_name, "state": run.state.value})
@@ -105,7 +105,7 @@ class LoggedRunRepository(SqlRunRepository):
                  f"{total:.1f}" if total is not None else "?",
                  extra={"event": "run.ended", "run_id": run_id, "state": run.state.value,
                         "exit_code": run.exit_code, "duration_seconds": duration,
-                        "total_seconds": total, "engine": run.engine})
+                        "total_seconds": total, "engine": run.engine, "kind": run.kind})
 
 
 class LoggedReleaseRepository(SqlReleaseRepository):

@@ -39,13 +39,14 @@ def span_histograms(sessions: sessionmaker[Session],
                     start: InstrumentedAttribute[datetime | None],
                     end: InstrumentedAttribute[datetime | None],
                     by: Sequence[InstrumentedAttribute[str]],
-                    bounds: Sequence[float]) -> list[Histogram]:
+                    bounds: Sequence[float], *,
+                    where: Sequence[ColumnElement[bool]] = ()) -> list[Histogram]:
     """One histogram of ``end - start`` per value of the ``by`` columns, over the rows
-    where both are set."""
+    where both are set (and ``where`` holds)."""
     with sessions() as s:
         spans = (select(*by, seconds_between(s.get_bind().dialect.name, start, end)
                         .label("span"))
-                 .where(start.is_not(None), end.is_not(None)).subquery())
+                 .where(start.is_not(None), end.is_not(None), *where).subquery())
         span = spans.c.span  # computed once per row, compared with every bound
         keys = [spans.c[column.key] for column in by]
         sums = [func.sum(case((span <= b, 1), else_=0)) for b in bounds]
@@ -60,6 +61,14 @@ def span_histograms(sessions: sessionmaker[Session],
         buckets = (*zip(bounds, counts, strict=True), (float("inf"), count))
         found.append(Histogram(labels, buckets, count, max(total, 0.0)))
     return found
+
+
+def state_counts(sessions: sessionmaker[Session], state: InstrumentedAttribute[str],
+                 where: Sequence[ColumnElement[bool]] = ()) -> dict[str, int]:
+    """Rows by ``state`` (where ``where`` holds)."""
+    with sessions() as s:
+        query = select(state, func.count()).where(*where).group_by(state)
+        return {str(value): int(n) for value, n in s.execute(query)}
 
 
 @dataclass(frozen=True)
