@@ -4,6 +4,7 @@ and its collectors, the API's request observer and ``/metrics``, the readiness c
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,8 @@ from spe.domain.airlock import ReleaseState
 from spe.domain.models import RUN, TASK
 from spe.domain.states import RunState
 from spe.workers.reconciler import Reconciler
+
+log = logging.getLogger(__name__)
 
 
 def job_source(core: Core, kind: str) -> JobSource:
@@ -133,5 +136,11 @@ def serve_worker_metrics(settings: Settings, reconciler: Reconciler) -> None:
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     registry.register(ReconcilerCollector(lambda: reconciler.last_success))
-    start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host,
-                      registry=registry)
+    try:
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host,
+                          registry=registry)
+    except OSError as exc:  # e.g. a second worker on this host with the same port
+        log.error("worker metrics: cannot listen on %s:%s (%s); this worker serves no "
+                  "metrics (give each worker on a host its own SPE_WORKER_METRICS_PORT)",
+                  settings.worker_metrics_host, settings.worker_metrics_port,
+                  type(exc).__name__)

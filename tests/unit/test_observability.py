@@ -354,3 +354,20 @@ def test_the_logged_repository_tells_each_change_once_and_only_when_it_happened(
     assert events == [("run.accepted", "QUEUED"), ("run.state", "CANCELED"),
                       ("run.ended", "CANCELED"), ("run.purged", "")]
     assert all(r.run_id == run.id for r in caplog.records)  # type: ignore[attr-defined]
+
+
+def test_a_worker_whose_metrics_port_is_taken_runs_on_and_says_so(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+    from types import SimpleNamespace
+
+    from spe.observability_wiring import serve_worker_metrics
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = Settings(worker_metrics_port=port)
+        with caplog.at_level(logging.ERROR, logger="spe.observability_wiring"):
+            serve_worker_metrics(settings, SimpleNamespace(last_success=None))  # type: ignore[arg-type]
+    assert f"cannot listen on 127.0.0.1:{port}" in caplog.text
