@@ -8,6 +8,7 @@ from typing import Any
 from spe.domain.catalog import WorkflowEntry
 from spe.domain.models import Run, TaskLog
 from spe.domain.policy import Access
+from spe.domain.run_summary import RunSummary
 
 Body = dict[str, Any]
 
@@ -24,6 +25,17 @@ def run_summary(run: Run) -> Body:
     return _drop_none({"run_id": run.id, "state": run.state.value,
                        "start_time": iso(run.start_time), "end_time": iso(run.end_time),
                        "tags": dict(run.request.tags)})
+
+
+def summary(run: RunSummary) -> Body:
+    """``run_summary`` of a narrow read: the same body."""
+    body: Body = {"run_id": run.id, "state": run.state.value}
+    if run.start_time is not None:
+        body["start_time"] = iso(run.start_time)
+    if run.end_time is not None:
+        body["end_time"] = iso(run.end_time)
+    body["tags"] = dict(run.tags)
+    return body
 
 
 def outputs(run: Run) -> Body:

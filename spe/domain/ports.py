@@ -32,6 +32,7 @@ from spe.domain.models import (
     Visibility,
 )
 from spe.domain.resources import SiteLimits
+from spe.domain.run_summary import RunSummary
 from spe.domain.states import RunState
 
 
@@ -232,6 +233,15 @@ class RunRepository(Protocol):
 
     def page(self, visible: Visibility, flt: RunFilter, before_seq: int | None,
              limit: int) -> list[Run]: ...
+
+    def summaries(self, visible: Visibility, flt: RunFilter, before_seq: int | None,
+                  limit: int) -> list[RunSummary]:
+        """``page``'s runs, as summaries with their tags, from a narrow query."""
+        ...
+
+    def summary(self, run_id: str) -> RunSummary | None:
+        """A run's summary without its tags (a status answer), from a narrow query."""
+        ...
 
     def state_counts(self, visible: Visibility) -> dict[str, int]: ...
 

@@ -36,6 +36,7 @@ from spe.domain.ports import (
     SubmissionKeyTaken,
     TaskLogRepository,
 )
+from spe.domain.run_summary import RunSummary
 from spe.domain.states import RunState, is_final
 from spe.services.access import Gate
 from spe.services.data import DataService
@@ -152,6 +153,22 @@ class RunService:
         items = rows[:page_size]
         token = self.tokens.encode(items[-1].seq, scope) if len(rows) > page_size else ""
         return Page(items=items, next_token=token)
+
+    def summaries(self, who: Principal, page_size: int, page_token: str,
+                  flt: RunFilter) -> Page[RunSummary]:
+        """``list`` from a narrow query: what ``GET /runs`` shows, with the same tokens."""
+        visible = self.gate.visibility(who)
+        scope = (f"runs|{visible}|{sorted(s.value for s in flt.states)}|"
+                 f"{sorted(flt.tags)}")
+        before = self.tokens.decode(page_token, scope) if page_token else None
+        rows = self.repo.summaries(visible, flt, before, page_size + 1)
+        items = rows[:page_size]
+        token = self.tokens.encode(items[-1].seq, scope) if len(rows) > page_size else ""
+        return Page(items=items, next_token=token)
+
+    def status(self, who: Principal, run_id: str) -> RunSummary:
+        """The run's state (``get``'s authorisation, from a narrow query)."""
+        return self.gate.check_run(who, self.repo.summary(run_id), RUN_READ, run_id)
 
     def state_counts(self, who: Principal | None) -> dict[str, int]:
         counts = {s.value: 0 for s in RunState}

@@ -8,7 +8,10 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Row,
+    Select,
     and_,
+    bindparam,
     delete,
     exists,
     false,
@@ -36,6 +39,7 @@ from spe.domain.models import (
     Visibility,
 )
 from spe.domain.ports import SubmissionKeyTaken
+from spe.domain.run_summary import RunSummary
 from spe.domain.states import FINAL_STATES, RunState
 
 
@@ -232,6 +236,24 @@ class SqlRunRepository:
         with self._sessions() as s:
             return [_to_run(r) for r in s.scalars(query)]
 
+    def summaries(self, visible: Visibility, flt: RunFilter, before_seq: int | None,
+                  limit: int) -> list[RunSummary]:
+        """``page``'s runs from a narrow query: seven columns of the page, then the tags
+        of those runs from ``run_tags`` (one indexed IN query); no ORM objects, no JSON."""
+        query = _narrow_filter(select(*_SUMMARY_COLUMNS), visible, flt, before_seq)
+        with self._sessions() as s:
+            rows = s.execute(query.order_by(RunRow.seq.desc()).limit(limit)).all()
+            tags: dict[int, dict[str, str]] = {row.seq: {} for row in rows}
+            if rows:
+                for seq, key, value in s.execute(_TAGS_OF, {"seqs": list(tags)}):
+                    tags[seq][key] = value
+        return [_summary(row, tags[row.seq]) for row in rows]
+
+    def summary(self, run_id: str) -> RunSummary | None:
+        with self._sessions() as s:
+            row = s.execute(_SUMMARY_OF, {"run_id": run_id}).first()
+        return _summary(row, {}) if row else None
+
     def state_counts(self, visible: Visibility) -> dict[str, int]:
         query = (select(RunRow.state, func.count()).where(_visible(visible))
                  .group_by(RunRow.state))
@@ -243,6 +265,38 @@ class SqlRunRepository:
                  .order_by(RunRow.seq))
         with self._sessions() as s:
             return [_to_run(r) for r in s.scalars(query)]
+
+
+_SUMMARY_COLUMNS = (RunRow.seq, RunRow.id, RunRow.owner_sub, RunRow.project, RunRow.state,
+                    RunRow.start_time, RunRow.end_time)
+_SUMMARY_OF = select(*_SUMMARY_COLUMNS).where(RunRow.id == bindparam("run_id"))
+_TAGS_OF = select(RunTagRow.run_seq, RunTagRow.key, RunTagRow.value).where(
+    RunTagRow.run_seq.in_(bindparam("seqs", expanding=True)))
+
+
+def _summary(row: Row[Any], tags: dict[str, str]) -> RunSummary:
+    return RunSummary(id=row.id, owner_sub=row.owner_sub, project=row.project,
+                      state=RunState(row.state), start_time=utc(row.start_time),
+                      end_time=utc(row.end_time), seq=row.seq, tags=tags)
+
+
+def _narrow_filter(query: Select[Any], visible: Visibility, flt: RunFilter,
+                   before_seq: int | None) -> Select[Any]:
+    """The WHERE of ``page`` (the same filters and the same tag-index join)."""
+    query = query.where(_visible(visible))
+    if before_seq is not None:
+        query = query.where(RunRow.seq < before_seq)
+    if flt.states:
+        query = query.where(RunRow.state.in_([s.value for s in flt.states]))
+    if flt.tags:
+        key, value = flt.tags[0]
+        query = query.join(RunTagRow, RunTagRow.run_seq == RunRow.seq).where(
+            RunTagRow.key == key, RunTagRow.value == value)
+    for key, value in flt.tags[1:]:
+        other = aliased(RunTagRow)
+        query = query.where(exists().where(
+            other.run_seq == RunRow.seq, other.key == key, other.value == value))
+    return query
 
 
 def _take_key(s: Session, key: SubmissionKey, run_id: str) -> None:
