@@ -14,7 +14,12 @@ Body = dict[str, Any]
 
 
 def iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+    """``YYYY-MM-DDTHH:MM:SSZ`` in UTC (``isoformat``: about twice as fast as strftime)."""
+    if not value:
+        return None
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def _drop_none(body: Body) -> Body:

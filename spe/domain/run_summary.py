@@ -4,9 +4,8 @@ narrow query (a few columns, no JSON decoded), never built from a full ``Run``."
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from spe.domain.states import RunState
 
@@ -24,8 +23,10 @@ class Owned(Protocol):
     def project(self) -> str: ...
 
 
-@dataclass(frozen=True, slots=True)
-class RunSummary:
+class RunSummary(NamedTuple):
+    """A tuple: a page builds a hundred of these per request, and a tuple is the cheapest
+    immutable record to build."""
+
     id: str
     owner_sub: str
     project: str
@@ -33,4 +34,4 @@ class RunSummary:
     start_time: datetime | None
     end_time: datetime | None
     seq: int
-    tags: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str]

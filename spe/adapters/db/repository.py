@@ -242,16 +242,17 @@ class SqlRunRepository:
         of those runs from ``run_tags`` (one indexed IN query); no ORM objects, no JSON."""
         query = _narrow_filter(select(*_SUMMARY_COLUMNS), visible, flt, before_seq)
         with self._sessions() as s:
-            rows = s.execute(query.order_by(RunRow.seq.desc()).limit(limit)).all()
-            tags: dict[int, dict[str, str]] = {row.seq: {} for row in rows}
+            conn = s.connection()  # core execution: the ORM layer adds nothing to rows
+            rows = conn.execute(query.order_by(RunRow.seq.desc()).limit(limit)).all()
+            tags: dict[int, dict[str, str]] = {row[0]: {} for row in rows}
             if rows:
-                for seq, key, value in s.execute(_TAGS_OF, {"seqs": list(tags)}):
+                for seq, key, value in conn.execute(_TAGS_OF, {"seqs": list(tags)}):
                     tags[seq][key] = value
-        return [_summary(row, tags[row.seq]) for row in rows]
+        return [_summary(row, tags[row[0]]) for row in rows]
 
     def summary(self, run_id: str) -> RunSummary | None:
         with self._sessions() as s:
-            row = s.execute(_SUMMARY_OF, {"run_id": run_id}).first()
+            row = s.connection().execute(_SUMMARY_OF, {"run_id": run_id}).first()
         return _summary(row, {}) if row else None
 
     def state_counts(self, visible: Visibility) -> dict[str, int]:
@@ -275,9 +276,9 @@ _TAGS_OF = select(RunTagRow.run_seq, RunTagRow.key, RunTagRow.value).where(
 
 
 def _summary(row: Row[Any], tags: dict[str, str]) -> RunSummary:
-    return RunSummary(id=row.id, owner_sub=row.owner_sub, project=row.project,
-                      state=RunState(row.state), start_time=utc(row.start_time),
-                      end_time=utc(row.end_time), seq=row.seq, tags=tags)
+    seq, run_id, owner_sub, project, state, start, end = row
+    return RunSummary(run_id, owner_sub, project, RunState(state), utc(start), utc(end), seq,
+                      tags)
 
 
 def _narrow_filter(query: Select[Any], visible: Visibility, flt: RunFilter,
