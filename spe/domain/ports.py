@@ -126,6 +126,17 @@ class Executor(Protocol):
     def find(self, run_id: str, workdir: Path) -> JSON | None: ...
 
 
+@runtime_checkable
+class EndNotifier(Protocol):
+    """An executor that can say when a job it runs has ended, so that the reconciler polls
+    at once instead of at its next tick. Best effort: a notification can be lost (a
+    restart, a process it cannot watch); the periodic reconcile still finds every end.
+    ``notify_ends(callback)`` sets the one callback, called from any thread, with no
+    arguments (the reconciler polls every active run)."""
+
+    def notify_ends(self, callback: Callable[[], None]) -> None: ...
+
+
 def _no_account(run: Run) -> JobAccount | None:
     return None
 
