@@ -224,11 +224,13 @@ def _spe_with_run(tmp: Path) -> tuple[InProcessServer, str, str]:
 
 
 def _compare_targets(base: str, token_cmd: str) -> list[Target]:
+    """The reads of the other server: its first listed run gives the status target (a
+    server without runs is measured without it). No ``token_cmd``: no token sent."""
     token = subprocess.run(shlex.split(token_cmd), capture_output=True, text=True,
-                           check=True, timeout=60).stdout.strip()
+                           check=True, timeout=60).stdout.strip() if token_cmd else ""
     base = base.rstrip("/")
-    listed = requests.get(base + "/runs?page_size=1",
-                          headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    listed = requests.get(base + "/runs?page_size=1", headers=auth, timeout=30)
     listed.raise_for_status()
     runs = listed.json().get("runs") or []
     targets = [Target("other:service-info", base + "/service-info"),
@@ -249,7 +251,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compare", metavar="URL", default="",
                         help="another WES server's base URL (…/ga4gh/wes/v1)")
     parser.add_argument("--token-cmd", default="",
-                        help="command printing a bearer token for --compare")
+                        help="command printing a bearer token for --compare (none: the "
+                             "other server is called without a token)")
     args = parser.parse_args(argv)
     print_machine("request path against the framework floor")
     with scratch_dir("spe-bench-request-") as tmp:
