@@ -60,8 +60,10 @@ FILTERS = {
 
 @pytest.mark.parametrize("who", list(VISIBLE))
 @pytest.mark.parametrize("flt", list(FILTERS))
+@pytest.mark.parametrize("rare_tag", [1000, 1], ids=["tag-index plan", "runs-walk plan"])
 def test_summaries_are_the_page_projected(repo: SqlRunRepository, who: str,
-                                          flt: str) -> None:
+                                          flt: str, rare_tag: int) -> None:
+    repo.rare_tag = rare_tag
     visible, filters = VISIBLE[who], FILTERS[flt]
     before = None
     while True:
