@@ -269,13 +269,16 @@ class TaskLogRepository(Protocol):
       (readers see the old list or the new one), keeping the order given; task ids are
       unique within a run. For a run that does not exist it stores nothing.
     - ``tasks(run_id, start, limit)`` is the slice ``[start:start + limit]`` of that list;
-      ``task(run_id, task_id)`` the task with that id, or None. A run's tasks are never
-      another run's, and an unknown run has none.
+      ``tasks_of(run_ids, limit)`` is ``tasks(run_id, 0, limit)`` for each of the runs (an
+      unknown run maps to []); ``task(run_id, task_id)`` the task with that id, or None. A
+      run's tasks are never another run's, and an unknown run has none.
     """
 
     def replace_tasks(self, run_id: str, tasks: list[TaskLog]) -> None: ...
 
     def tasks(self, run_id: str, start: int, limit: int) -> list[TaskLog]: ...
+
+    def tasks_of(self, run_ids: list[str], limit: int) -> dict[str, list[TaskLog]]: ...
 
     def task(self, run_id: str, task_id: str) -> TaskLog | None: ...
 
