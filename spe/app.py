@@ -51,6 +51,7 @@ from spe.api.tes import TesApi
 from spe.api.ui_routes import add_ui_routes
 from spe.api.validation import VALIDATORS, quiet_content_type_notice
 from spe.api.wes import WesApi
+from spe.audit_wiring import audit_anchor
 from spe.config import Settings
 from spe.core import build_core
 from spe.domain.catalog import Catalog
@@ -249,6 +250,8 @@ def create_worker(settings: Settings) -> WorkerProcess:
     runs = core.run_service(dispatcher, dispatcher.ready)
     worker.reconciler.schedule(runs.sweep_retention, settings.retention_sweep_seconds)
     worker.reconciler.schedule(core.airlock().work.carry_on)
+    worker.reconciler.schedule(audit_anchor(settings, core.stores, core.sessions).checkpoint,
+                               settings.audit_checkpoint_seconds, at_stop=True)
     serve_worker_metrics(settings, worker.reconciler)
     return WorkerProcess(worker, lambda threads, level: consume(
         dispatcher.app, worker.handle, threads, level))
@@ -275,6 +278,8 @@ def create_app(settings: Settings, *, migrate: bool = True,
     airlock.review.on_approved = lambda request_id: background.submit(
         partial(airlock.outbox.release, request_id))
     worker.reconciler.schedule(airlock.work.carry_on)
+    anchor = audit_anchor(settings, core.stores, core.sessions)
+    worker.reconciler.schedule(anchor.checkpoint, settings.audit_checkpoint_seconds)
     info = make_service_info(settings, core.catalog, core.policy, core.engine_versions)
 
     @contextlib.asynccontextmanager
@@ -289,6 +294,7 @@ def create_app(settings: Settings, *, migrate: bool = True,
         background.shutdown()
         inline.shutdown(wait=False)
         authenticate.flush()
+        anchor.checkpoint_quietly()  # last: after the final events of this process
         if dev_issuer is not None:
             dev_issuer.stop()
 
