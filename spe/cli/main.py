@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from spe.cli import audit_anchor as audit_anchor_commands
+from spe.cli import backup as backup_commands
 from spe.cli import data as data_commands
 from spe.cli import images as image_commands
 from spe.cli import login as login_commands
@@ -374,6 +375,8 @@ def audit_export(since: datetime | None) -> None:
 
 
 audit.add_command(audit_anchor_commands.audit_checkpoint)
+main.add_command(backup_commands.backup)
+main.add_command(backup_commands.restore)
 main.add_command(run_commands.run)
 main.add_command(image_commands.image)
 main.add_command(task_commands.task)
