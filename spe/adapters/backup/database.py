@@ -68,7 +68,8 @@ def _libpq(url: str) -> tuple[str, dict[str, str]]:
     env = dict(os.environ)
     if parsed.password is not None:
         env["PGPASSWORD"] = str(parsed.password)
-    uri = parsed.set(drivername="postgresql", password=None)
+    # URL.set() takes None as "unchanged": a NamedTuple's _replace really drops it
+    uri = parsed.set(drivername="postgresql")._replace(password=None)
     return uri.render_as_string(hide_password=False), env
 
 
