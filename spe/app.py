@@ -326,7 +326,7 @@ def create_app(settings: Settings, *, migrate: bool = True,
     add_cors(app, settings.cors_allowed_origins)
     add_plain_routes(app, readiness_view(settings, core, queue_ready))
     add_ui_routes(app, issuer=dev_issuer.issuer_url if dev_issuer else settings.oidc_issuer,
-                  client_id=settings.oidc_audience,
+                  client_id=settings.ui_client_id or settings.oidc_audience,
                   scope="openid profile email eduperson_entitlement")
     return Service(app=app, settings=settings, runs=runs, execution=core.execution,
                    worker=worker, dispatcher=inline, dev_issuer=dev_issuer)

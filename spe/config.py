@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     oidc_audience: str = Field("spe", description="Audience (client id) tokens must carry.")
     oidc_client_id: str = Field("", description="Client id for token introspection; "
                                 "empty: the audience.")
+    ui_client_id: str = Field("", description="Public OIDC client (authorization code + "
+                              "PKCE, redirect URI <public URL>/spe/ui/) of the reviewer "
+                              "page; empty: the audience.")
     oidc_client_secret: SecretStr | None = Field(
         None, description="Client secret for token introspection (opaque tokens).")
     oidc_introspection_ttl_seconds: float = Field(60.0, ge=0, description="How long an "
