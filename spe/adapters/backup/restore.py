@@ -62,7 +62,10 @@ def occupied(layout: Layout, src: Path, steps: list[Step]) -> list[str]:
     reasons = []
     if layout.home.exists() and any(layout.home.iterdir()):
         reasons.append(f"{layout.home} is not empty")
-    if not db.is_sqlite(layout.db_url) and db.has_tables(layout.db_url):
+    if db.is_sqlite(layout.db_url):
+        if db.sqlite_path(layout.db_url).exists():
+            reasons.append(f"the database {db.sqlite_path(layout.db_url)} exists")
+    elif db.has_tables(layout.db_url):
         reasons.append("the PostgreSQL database holds tables")
     for step in steps:
         target = step.target
