@@ -44,10 +44,14 @@ def verify_checkpoints(settings: Settings) -> bool:
 def audit_checkpoint() -> None:
     """Write a signed checkpoint of the chain's head now (the service also writes one
     every SPE_AUDIT_CHECKPOINT_SECONDS and when it stops)."""
+    from pydantic import ValidationError
+
+    from spe.cli.settings_errors import describe
+
     try:
         settings = Settings()
-    except Exception as exc:  # pydantic's ValidationError lists every bad option
-        raise click.ClickException(f"invalid settings: {exc}") from exc
+    except ValidationError as exc:  # name the variable, never the value (a secret?)
+        raise click.ClickException(f"invalid settings: {describe(exc)}") from None
     written = _anchor(settings).checkpoint()
     if written is None:
         click.echo("the audit log is empty: nothing to checkpoint")

@@ -16,10 +16,14 @@ if TYPE_CHECKING:
 
 def _settings() -> Settings:
     os.umask(0o077)  # everything written here is private
+    from pydantic import ValidationError
+
+    from spe.cli.settings_errors import describe
+
     try:
         return Settings()
-    except Exception as exc:  # pydantic's ValidationError lists every bad option
-        raise click.ClickException(f"invalid settings: {exc}") from exc
+    except ValidationError as exc:  # name the variable, never the value (a secret?)
+        raise click.ClickException(f"invalid settings: {describe(exc)}") from None
 
 
 def layout(settings: Settings, *, zones: bool = True) -> Layout:
