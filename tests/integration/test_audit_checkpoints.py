@@ -240,3 +240,13 @@ def test_the_service_checkpoints_periodically_and_when_it_stops(
 def _newest(folder: Path) -> int:
     counts = [json.loads(p.read_bytes())["count"] for p in folder.glob("checkpoint-*.json")]
     return max(counts, default=0)
+
+
+def test_processes_starting_together_agree_on_one_whole_key(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "state" / "k.key"
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: load_or_create_key(path), range(32)))
+    assert len(keys) == 1 and len(keys.pop()) == 32
+    assert [p.name for p in path.parent.iterdir()] == ["k.key"]  # no temporary file left
