@@ -153,6 +153,9 @@ def test_a_tampered_backup_is_refused_and_nothing_is_written(
     dest = tmp_path / "b"
     assert cli(env, "backup", str(dest)).exit_code == 0
     assert cli(env, "backup", str(dest)).exit_code != 0  # never into a non-empty folder
+    failed = cli({**env, "SPE_HOME": str(tmp_path / "nothing")}, "backup", str(tmp_path / "f"))
+    assert failed.exit_code != 0 and "no database at" in failed.output
+    assert list((tmp_path / "f").iterdir()) == []  # a failed backup leaves nothing behind
     shutil.rmtree(env["SPE_HOME"])
     key = dest / "keys" / "secret.key"
     key.write_text("0" * 64)

@@ -95,6 +95,15 @@ def backup(layout: Layout, dest: Path) -> dict[str, Any]:
         raise BackupError(f"{dest} exists and is not an empty folder")
     dest.mkdir(mode=0o700, parents=True, exist_ok=True)
     dest.chmod(0o700)
+    try:
+        return _write(layout, dest)
+    except BaseException:  # leave DEST empty, so the next attempt may use it
+        for path in dest.iterdir():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        raise
+
+
+def _write(layout: Layout, dest: Path) -> dict[str, Any]:
     files: dict[str, dict[str, Any]] = {}
     (dest / "database").mkdir(mode=0o700)
     if db.is_sqlite(layout.db_url):
