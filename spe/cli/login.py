@@ -62,9 +62,9 @@ def login(url: str, issuer: str, client_id: str, scope: str | None,
         raise click.ClickException(f"sign-in failed: {exc}") from None
     except Unreachable as exc:
         raise errors.Unreachable(f"sign-in failed: {exc}") from None
-    path = tokens.save(url, stored)
+    where = tokens.save(url, stored)
     minutes = max(0, int(stored.expires_at - time.time())) // 60
-    click.echo(f"signed in to {url}; token stored in {path} (valid for {minutes} min"
+    click.echo(f"signed in to {url}; token stored in {where} (valid for {minutes} min"
                f"{', renewed automatically' if stored.refresh_token else ''})", err=True)
 
 

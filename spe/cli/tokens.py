@@ -2,7 +2,9 @@
 
 The store is ``$XDG_CONFIG_HOME/spe/tokens.json`` (default ``~/.config/spe/``): the folder
 is mode 0700, the file 0600 and replaced atomically; one entry per service URL with the
-issuer, client id, access token, refresh token and expiry. Read-modify-write cycles (save,
+issuer, client id, access token, refresh token and expiry. Where the OS keyring is usable
+(``spe.cli.keyring_store``) the access and refresh tokens go there instead and the file
+entry holds only the rest. Read-modify-write cycles (save,
 delete, renew) hold an exclusive lock on ``tokens.json.lock``, so two ``spe`` processes
 never both spend one (rotating) refresh token.
 
@@ -33,6 +35,8 @@ import requests
 from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from requests.auth import AuthBase
+
+from spe.cli import keyring_store
 
 TIMEOUT = 30.0
 REFRESH_MARGIN = 60.0
@@ -140,24 +144,53 @@ def _write_all(services: dict[str, JSON]) -> Path:
     return path
 
 
+_SECRETS = ("access_token", "refresh_token")
+
+
+def _to_entry(key: str, token: StoredToken) -> tuple[JSON, str | None]:
+    """The store entry of ``token``: its secrets go to the keyring when one is usable
+    (the entry then holds none); the second value names that keyring."""
+    entry = asdict(token)
+    where = keyring_store.put(key, {name: entry[name] for name in _SECRETS})
+    if where is not None:
+        entry.update(dict.fromkeys(_SECRETS, ""), store="keyring")
+    return entry, where
+
+
+def _from_entry(key: str, entry: Any) -> StoredToken | None:
+    if isinstance(entry, dict) and entry.get("store") == "keyring":
+        secrets = keyring_store.get(key)
+        if secrets is None:
+            return None
+        entry = {**entry, **{name: secrets.get(name, "") for name in _SECRETS}}
+    return StoredToken.from_json(entry)
+
+
 def load(url: str) -> StoredToken | None:
-    return StoredToken.from_json(_read_all().get(service_key(url)))
+    key = service_key(url)
+    return _from_entry(key, _read_all().get(key))
 
 
-def save(url: str, token: StoredToken) -> Path:
-    """Stores ``token`` for the service at ``url``; returns the store's path."""
+def save(url: str, token: StoredToken) -> str:
+    """Stores ``token`` for the service at ``url``; says where (the keyring or the file)."""
+    key = service_key(url)
     with _locked():
         services = _read_all()
-        services[service_key(url)] = asdict(token)
-        return _write_all(services)
+        services[key], where = _to_entry(key, token)
+        path = _write_all(services)
+        return where or str(path)
 
 
 def delete(url: str) -> bool:
     """Forgets the service's tokens; False when there were none."""
+    key = service_key(url)
     with _locked():
         services = _read_all()
-        if services.pop(service_key(url), None) is None:
+        entry = services.pop(key, None)
+        if entry is None:
             return False
+        if isinstance(entry, dict) and entry.get("store") == "keyring":
+            keyring_store.remove(key)
         _write_all(services)
         return True
 
@@ -170,7 +203,7 @@ def current_token(url: str, *, clock: Callable[[], float] = time.time) -> str | 
         return None
     with _locked():
         services = _read_all()
-        stored = StoredToken.from_json(services.get(key))
+        stored = _from_entry(key, services.get(key))
         if stored is None:
             return None
         now = clock()
@@ -180,7 +213,7 @@ def current_token(url: str, *, clock: Callable[[], float] = time.time) -> str | 
             renewed = renew(stored, now)
         except (OAuthError, Unreachable) as exc:
             return _renewal_failed(url, stored, now, exc)
-        services[key] = asdict(renewed)
+        services[key], _ = _to_entry(key, renewed)
         _write_all(services)
         return renewed.access_token
 
