@@ -19,7 +19,6 @@ from connexion.exceptions import ProblemException
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
-from sqlalchemy import Engine, text
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
@@ -42,6 +41,8 @@ from spe.api.errors import (
     on_unexpected,
 )
 from spe.api.headers import SecurityHeaders
+from spe.api.health import Liveness
+from spe.api.jsonify import FastJsonifier
 from spe.api.limits import BodySizeLimit, JsonDepthLimit
 from spe.api.proxy import TrustedProxies
 from spe.api.security import Authenticator, security_map
@@ -57,6 +58,7 @@ from spe.domain.errors import DomainError
 from spe.domain.policy import Policy
 from spe.domain.ports import Dispatcher, ExecutorChoice, TokenVerifier
 from spe.domain.tes_resources import BACKEND_PARAMETERS
+from spe.observability_wiring import add_observability, readiness_view, serve_worker_metrics
 from spe.services.audit import AuditQuery
 from spe.services.execution import Execution
 from spe.services.review_context import ReviewContext
@@ -138,28 +140,22 @@ def _resolver(*controllers: object) -> Resolver:
     return Resolver(function_resolver=resolve)
 
 
-def add_plain_routes(app: FlaskApp, db: Engine) -> None:
-    """Health endpoints, and a guard that serves nothing connexion did not route."""
+def add_plain_routes(app: FlaskApp, readyz: Callable[[], Any]) -> None:
+    """Health endpoints (``readyz``: ``spe.observability_wiring.readiness_view``), and a
+    guard that serves nothing connexion did not route."""
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    def readyz() -> tuple[dict[str, str], int]:
-        try:
-            with db.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception as exc:  # any database failure means not ready
-            return {"status": "unavailable", "reason": type(exc).__name__}, 503
-        return {"status": "ready"}, 200
-
     def only_routed_operations() -> flask.Response | None:
         endpoint = flask.request.endpoint or ""
-        if endpoint in ("healthz", "readyz") or endpoint.startswith("ui_") \
+        if endpoint in ("healthz", "readyz", "metrics") or endpoint.startswith("ui_") \
                 or context.routed_by_connexion():
             return None
         return flask.Response(json.dumps({"msg": "no such resource", "status_code": 404}),
                               status=404, content_type="application/json")
 
     app.app.before_request(only_routed_operations)
+    app.add_middleware(Liveness, position=MiddlewarePosition.BEFORE_EXCEPTION)  # fast path
     app.add_url_rule("/healthz", "healthz", healthz)
     app.add_url_rule("/readyz", "readyz", readyz)
 
@@ -253,6 +249,7 @@ def create_worker(settings: Settings) -> WorkerProcess:
     runs = core.run_service(dispatcher, dispatcher.ready)
     worker.reconciler.schedule(runs.sweep_retention, settings.retention_sweep_seconds)
     worker.reconciler.schedule(core.airlock().work.carry_on)
+    serve_worker_metrics(settings, worker.reconciler)
     return WorkerProcess(worker, lambda threads, level: consume(
         dispatcher.app, worker.handle, threads, level))
 
@@ -297,7 +294,7 @@ def create_app(settings: Settings, *, migrate: bool = True,
 
     quiet_content_type_notice()
     app = FlaskApp(__name__, specification_dir=str(OPENAPI), lifespan=lifespan,
-                   security_map=security_map(authenticate),
+                   security_map=security_map(authenticate), jsonifier=FastJsonifier(),
                    swagger_ui_options=SwaggerUIOptions(swagger_ui=settings.swagger_ui_enabled),
                    validator_map=VALIDATORS)
     audit_query = AuditQuery(store=core.audit, gate=core.gate, tokens=runs.tokens,
@@ -316,9 +313,12 @@ def create_app(settings: Settings, *, migrate: bool = True,
     # outermost: every later layer sees the client and scheme the trusted proxy reported
     app.add_middleware(TrustedProxies, position=MiddlewarePosition.BEFORE_EXCEPTION,
                        trusted=settings.trusted_proxies)
+    http = add_observability(app, settings, core,
+                             worker.reconciler if dispatcher is inline else None)
+    authenticate.on_failure = http.auth_failed
     add_error_handling(app, settings.max_request_bytes)
     add_cors(app, settings.cors_allowed_origins)
-    add_plain_routes(app, core.db)
+    add_plain_routes(app, readiness_view(settings, core, queue_ready))
     add_ui_routes(app, issuer=dev_issuer.issuer_url if dev_issuer else settings.oidc_issuer,
                   client_id=settings.oidc_audience,
                   scope="openid profile email eduperson_entitlement")

@@ -202,6 +202,28 @@ class Settings(BaseSettings):
                              "job (any, standard library only); empty: the service's own "
                              "with the local executor, /usr/bin/python3 on SLURM.")
 
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Service log lines: 'text', or 'json' (one object per line, "
+        "with request_id, run_id and event fields; docs/operators.md).")
+    access_log: bool = Field(False, description="Log every HTTP request (method, path "
+                             "without query, operation, status, duration) to spe.access.")
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token a Prometheus scrape of /metrics must send, or "
+        "'sha256:<hex>' of it (only the digest is kept); unset: /metrics answers 404.")
+    worker_metrics_port: int = Field(
+        0, ge=0, le=65535, description="`spe worker`: serve this process's metrics "
+        "(reconciler lag) on this port, without a token (0: off); bind it to loopback or "
+        "the site network only (worker_metrics_host).")
+    worker_metrics_host: str = Field("127.0.0.1", description="Address of a worker's "
+                                     "metrics port.")
+    readiness_optional: tuple[str, ...] = Field(
+        (), description="Readiness checks reported but not required: /readyz answers 200 "
+        "'degraded' when only these fail (e.g. [\"redis\"]: keep serving reads while "
+        "Redis is down).")
+    readiness_cache_seconds: float = Field(
+        10.0, ge=0, description="How long /readyz reuses the answer of a remote check "
+        "(SLURM controller, storage zones, identity provider).")
+
     swagger_ui: bool | None = Field(
         None, description="Serve Swagger UI at /ga4gh/wes/v1/ui/ and /spe/v1/ui/; unset: "
         "on with auth_mode=dev, off with auth_mode=oidc (production).")
@@ -291,6 +313,7 @@ class Settings(BaseSettings):
         data["secret_key"] = "***" if self.secret_key else None
         data["oidc_client_secret"] = "***" if self.oidc_client_secret else None
         data["s3_secret_key"] = "***" if self.s3_secret_key else None
+        data["metrics_token"] = "***" if self.metrics_token else None
         for key in ("database_url", "redis_url"):
             if "@" in data[key]:
                 scheme, _, rest = data[key].partition("://")

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from spe import registry
 from spe.adapters.catalog import load_catalog
-from spe.adapters.db.releases import SqlReleaseRepository
+from spe.adapters.db.lifecycle import LoggedReleaseRepository, LoggedRunRepository
 from spe.adapters.db.repository import SqlAuditLog, SqlRunRepository
 from spe.adapters.db.session import make_engine, make_sessions, upgrade
 from spe.adapters.db.task_logs import SqlTaskLogRepository
@@ -90,7 +90,7 @@ class Core:
         """The airlock's services; every process builds them (a worker's reconciler carries
         the airlock's pending steps on)."""
         s = self.settings
-        requests = ReleaseRequests(releases=SqlReleaseRepository(self.sessions),
+        requests = ReleaseRequests(releases=LoggedReleaseRepository(self.sessions),
                                    gate=self.gate, audit_log=self.audit,
                                    claim_seconds=s.release_claim_seconds,
                                    retry_seconds=s.release_retry_seconds)
@@ -124,7 +124,7 @@ def build_core(settings: Settings, *, migrate: bool = False,
         upgrade(settings.db_url)
     db = make_engine(settings.db_url)
     sessions = make_sessions(db)
-    repo, audit = SqlRunRepository(sessions), SqlAuditLog(sessions)
+    repo, audit = LoggedRunRepository(sessions), SqlAuditLog(sessions)
     task_logs = SqlTaskLogRepository(sessions)
     catalog, bundles = load_catalog(settings.catalog_dir)
     engines = make_engines(settings)

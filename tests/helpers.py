@@ -95,6 +95,8 @@ class Server:
     proc: subprocess.Popen[bytes] | None = None
     ca_file: Path | None = None  # set: the server speaks https (--tls-cert in serve_args)
     serve_args: tuple[str, ...] = ()  # more options of `spe serve`
+    # what start() waits for: /healthz where a test starts it with a dependency down
+    ready_path: str = "/readyz"
 
     @property
     def url(self) -> str:
@@ -126,7 +128,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_tail()}")
             try:
-                if requests.get(self.url + "/readyz", timeout=1,
+                if requests.get(self.url + self.ready_path, timeout=1,
                                 verify=self.verify).status_code == 200:
                     return self
             except requests.RequestException:

@@ -56,6 +56,8 @@ def bearer_challenge(authorization: str | None) -> str:
 def on_domain_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     assert isinstance(exc, e.DomainError)  # noqa: S101 - registered for DomainError only
     status = status_of(exc)
+    log.log(logging.INFO if status < 500 else logging.WARNING, "answered %s: %s",
+            status, type(exc).__name__, extra={"status": status, "error": type(exc).__name__})
     headers = {}
     if status == 401:
         headers["WWW-Authenticate"] = bearer_challenge(_request.headers.get("Authorization"))

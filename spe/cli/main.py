@@ -71,6 +71,13 @@ def _settings(**overrides: object) -> Settings:
         raise click.ClickException(f"invalid settings: {describe(exc)}") from None
 
 
+def _configure_logging(settings: Settings, level: str) -> None:
+    """Text or JSON lines (SPE_LOG_FORMAT), with request and run ids."""
+    from spe.adapters.observability.logs import configure_logging
+
+    configure_logging(settings.log_format, level)
+
+
 class _Cli(click.Group):
     """The root group: every command, of every group, fails as ``spe.cli.errors`` says
     (one line on stderr, a documented exit code), never with a traceback."""
@@ -100,17 +107,16 @@ def main() -> None:
 def serve(host: str | None, port: int | None, tls_cert: Path | None, tls_key: Path | None,
           log_level: str) -> None:
     """Serve the API with the embedded worker (state under SPE_HOME)."""
+    _write_privately()
+    overrides = {k: v for k, v in {"host": host, "port": port, "tls_cert_file": tls_cert,
+                                   "tls_key_file": tls_key}.items() if v is not None}
+    settings = _settings(**overrides)
+    _configure_logging(settings, log_level)  # first: importing the app may warn
     import uvicorn
 
     from spe.app import create_app
     from spe.cli.serving import uvicorn_options
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
-    _write_privately()
-    overrides = {k: v for k, v in {"host": host, "port": port, "tls_cert_file": tls_cert,
-                                   "tls_key_file": tls_key}.items() if v is not None}
-    settings = _settings(**overrides)
     _refuse_open_state(settings)
     try:
         transport = uvicorn_options(settings)
@@ -122,7 +128,8 @@ def serve(host: str | None, port: int | None, tls_cert: Path | None, tls_key: Pa
     except (ValueError, DomainError) as exc:  # unsafe configuration, catalog drift
         raise click.ClickException(str(exc)) from exc
     uvicorn.run(service.app, host=settings.host, port=settings.port, log_level=log_level,
-                access_log=False, **transport)
+                access_log=False, log_config=None,  # our handler (SPE_LOG_FORMAT)
+                **transport)
 
 
 @main.command()
@@ -132,12 +139,11 @@ def serve(host: str | None, port: int | None, tls_cert: Path | None, tls_key: Pa
 def worker(concurrency: int | None, log_level: str) -> None:
     """Run a Celery worker (SPE_DISPATCHER=celery): start and cancel steps from Redis, and
     the reconciler. Start as many as needed, on any host that shares SPE_HOME's runs."""
-    from spe.app import create_worker
-
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
     _write_privately()
     settings = _settings()
+    _configure_logging(settings, log_level)
+    from spe.app import create_worker
+
     logging.getLogger("spe").info("settings: %s", settings.redacted())
     try:
         celery_worker = create_worker(settings)

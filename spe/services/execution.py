@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from spe.domain import log_context
 from spe.domain.catalog import Catalog, WorkflowEntry
 from spe.domain.clock import utc_now
 from spe.domain.errors import DomainError
@@ -270,10 +271,11 @@ class Execution:
     def reconcile_all(self) -> None:
         for run in self.repo.active():
             if run.state in (S.INITIALIZING, S.RUNNING, S.CANCELING, S.PAUSED):
-                try:
-                    self.reconcile(run)
-                except Exception:  # one bad run must not stop the others
-                    log.exception("reconciling run %s failed", run.id)
+                with log_context.run(run.id):
+                    try:
+                        self.reconcile(run)
+                    except Exception:  # one bad run must not stop the others
+                        log.exception("reconciling run %s failed", run.id)
 
     def reconcile(self, run: Run) -> None:
         if not run.handle:

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from spe.domain import log_context
 from spe.domain.ports import Dispatcher
 from spe.domain.states import RunState
 from spe.services.execution import Execution
@@ -42,7 +44,7 @@ class StartLeases:
         run = self._execution.repo.get(run_id)
         if run is None or run.state != RunState.QUEUED:
             return
-        with self._holding(run_id):
+        with log_context.run(run_id), self._holding(run_id):
             self._execution.start(run_id)
 
     @contextmanager
@@ -92,8 +94,15 @@ class Reconciler:
         self._execution, self._dispatcher, self._leases = execution, dispatcher, leases
         self._interval = interval
         self._periodic: list[_Periodic] = []
+        self.last_success: float | None = None  # Unix time of the last pass that completed
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def nudge(self) -> None:
+        """Run a round now rather than at the next tick (an executor saw a job end).
+        Nudges during a round coalesce into one more round."""
+        self._wake.set()
 
     def schedule(self, job: Callable[[], object], every: float = 0.0) -> None:
         """Also run ``job`` (idempotent: the retention purge, the airlock's pending steps)
@@ -107,6 +116,7 @@ class Reconciler:
             self._execution.reconcile_all()
             self._execution.recover_stale_starts(self._dispatcher)
             self._execution.start_queued(start=self._leases.start)
+            self.last_success = time.time()
         finally:
             self._run_due()
 
@@ -126,7 +136,11 @@ class Reconciler:
         self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
+        while True:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.round()
             except Exception:  # keep reconciling whatever happened this round
@@ -134,5 +148,6 @@ class Reconciler:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)

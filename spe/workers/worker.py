@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 
-from spe.domain.ports import Dispatcher
+from spe.domain import log_context
+from spe.domain.ports import Dispatcher, EndNotifier
 from spe.services.execution import Execution
 from spe.workers.reconciler import Reconciler, StartLeases
 
@@ -25,14 +26,18 @@ class Worker:
         self.reconciler = Reconciler(execution, dispatcher, self.leases, interval)
 
     def handle(self, kind: str, run_id: str) -> None:
-        if kind == "start":
-            self.leases.start(run_id)
-        elif kind == "cancel":
-            self._execution.cancel(run_id)
-        else:
-            log.error("unknown message kind %r for run %s", kind, run_id)
+        with log_context.run(run_id):
+            if kind == "start":
+                self.leases.start(run_id)
+            elif kind == "cancel":
+                self._execution.cancel(run_id)
+            else:
+                log.error("unknown message kind %r for run %s", kind, run_id)
 
     def start(self) -> None:
+        executor = self._execution.executor
+        if isinstance(executor, EndNotifier):  # ends noticed at once; the tick stays
+            executor.notify_ends(self.reconciler.nudge)
         self.leases.begin()
         self.reconciler.begin()
 
