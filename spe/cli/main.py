@@ -77,6 +77,7 @@ class _Cli(click.Group):
 
 
 @click.group(cls=_Cli)
+@click.version_option(package_name="spe", prog_name="spe")  # the installed package's metadata
 def main() -> None:
     """Secure Processing Environment: GA4GH WES service, catalog and client."""
 
@@ -157,7 +158,10 @@ def catalog_verify(path: Path | None) -> None:
     """Fail on any drift between manifests and bundles."""
     from spe.adapters.catalog import verify_catalog
 
-    root = path or _settings().catalog_dir
+    try:
+        root = path or _settings().catalog_root()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     problems = verify_catalog(root)
     for problem in problems:
         click.echo(f"DRIFT {problem}", err=True)
