@@ -18,6 +18,11 @@ REQUIREMENTS=(
   "python3-venv /usr/share/python-wheels/pip-*.whl"
   "redis-server /usr/bin/redis-server"
   "redis-tools /usr/bin/redis-cli"
+  # the container image (scripts/build-image.sh, tests/package/test_image.py)
+  "mmdebstrap /usr/bin/mmdebstrap"
+  "charliecloud-runtime /usr/bin/ch-run"
+  "charliecloud-builders /usr/bin/ch-image"
+  "python3-lark /usr/lib/python3/dist-packages/lark"
 )
 
 present() {
