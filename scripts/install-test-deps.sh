@@ -21,8 +21,7 @@ REQUIREMENTS=(
   # the container image (scripts/build-image.sh, tests/package/test_image.py)
   "mmdebstrap /usr/bin/mmdebstrap"
   "charliecloud-runtime /usr/bin/ch-run"
-  "charliecloud-builders /usr/bin/ch-image"
-  "python3-lark /usr/lib/python3/dist-packages/lark"
+  "buildah /usr/bin/buildah"
 )
 
 present() {
