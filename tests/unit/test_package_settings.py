@@ -45,7 +45,7 @@ def test_an_installed_package_has_no_demo_catalog_to_fall_back_on(
     monkeypatch.setattr(spe.config, "_REPO_CATALOG", tmp_path / "site-packages" / "workflows")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "workflows").mkdir()  # the working directory is never a default
-    with pytest.raises(ValueError, match="SPE_CATALOG_DIR.*source checkout"):
+    with pytest.raises(ValueError, match=r"SPE_CATALOG_DIR.*source checkout"):
         Settings(home=tmp_path).catalog_root()
 
 
