@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the service's container image from the Containerfile without an image registry:
-# a Debian 12 root made by mmdebstrap (Debian's python3 3.11 + python3-venv) is the base,
+# a Debian 12 root made by mmdebstrap (Debian's python3 3.11, python3-venv) is the base,
 # the project's wheel and its dependencies' wheels are the build context, and buildah
 # builds (chroot isolation: no daemon, no registry, no network).
 #
@@ -14,7 +14,7 @@
 #   --rootfs DIR   also unpack the image's root filesystem into DIR (to run with ch-run)
 #   --tag TAG      image name in buildah's storage (default: localhost/spe:VERSION)
 # Environment: SPE_IMAGE_CACHE (default /var/tmp/spe-image): buildah's storage, the Debian
-#   root (made once; delete base.tar to refresh it) and the wheel cache.
+#   root (made once per package list; delete base-*.tar to refresh it) and pip's cache.
 #   SPE_IMAGE_EXTRAS (default snakemake,postgres,celery,slurm): extras of spe installed.
 #   SPE_IMAGE_STORAGE_DRIVER (default overlay; vfs where overlay mounts are refused, slower)
 # Installs its Debian packages (mmdebstrap, buildah) when missing (needs root or sudo).
@@ -79,20 +79,23 @@ log "collecting the dependencies' wheels (spe[$extras])"
   --cache-dir "$cache/pip" "$wheel[$extras]" 2>>"$cache/pip.log" \
   || { tail -n 20 "$cache/pip.log" >&2; exit 1; }
 
-# 2. the base: a Debian 12 root with python3 and python3-venv, made once
-if [[ ! -f $cache/base.tar ]]; then
+# 2. the base: a Debian 12 root with python3 and python3-venv (and what manylinux wheels
+# and Celery expect of a system: libstdc++, the time zone database), made once per list
+packages=python3,python3-venv,ca-certificates,libstdc++6,tzdata
+base_id=$(echo "$packages" | sha256sum | cut -c1-12)
+base_tar=$cache/base-$base_id.tar base=localhost/spe-base:$base_id
+if [[ ! -f $base_tar ]]; then
   log "making the Debian root (mmdebstrap, about a minute)"
-  mmdebstrap --quiet --variant=essential \
-    --include=python3,python3-venv,ca-certificates,libstdc++6 \
-    --format=tar bookworm "$cache/base.tar.part"
-  mv "$cache/base.tar.part" "$cache/base.tar"
-  "${ba[@]}" rmi --force localhost/spe-base >/dev/null 2>&1 || true
+  mmdebstrap --quiet --variant=essential --include="$packages" --format=tar bookworm \
+    "$base_tar.part"
+  mv "$base_tar.part" "$base_tar"
+  "${ba[@]}" rmi --force "$base" >/dev/null 2>&1 || true
 fi
-if ! "${ba[@]}" inspect --type image localhost/spe-base >/dev/null 2>&1; then
-  log "importing the Debian root as localhost/spe-base"
+if ! "${ba[@]}" inspect --type image "$base" >/dev/null 2>&1; then
+  log "importing the Debian root as $base"
   ctr=$("${ba[@]}" from scratch)
-  "${ba[@]}" add --quiet "$ctr" "$cache/base.tar" /
-  "${ba[@]}" commit --quiet "$ctr" localhost/spe-base >/dev/null
+  "${ba[@]}" add --quiet "$ctr" "$base_tar" /
+  "${ba[@]}" commit --quiet "$ctr" "$base" >/dev/null
   "${ba[@]}" rm "$ctr" >/dev/null
 fi
 
@@ -100,7 +103,7 @@ fi
 log "building $tag"
 cp Containerfile "$work/Containerfile"
 "${ba[@]}" bud --quiet --isolation chroot --format docker --layers=false \
-  --build-arg BASE=localhost/spe-base --build-arg EXTRAS="$extras" \
+  --build-arg BASE="$base" --build-arg EXTRAS="$extras" \
   -t "$tag" -f "$work/Containerfile" "$work" >/dev/null
 
 # 4. what leaves the build: an archive for a registry or a runtime, a root for ch-run

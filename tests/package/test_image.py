@@ -11,6 +11,7 @@ minute. ``podman run`` does not work in this sandbox (cgroups), hence ch-run."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -26,12 +27,14 @@ import pytest
 
 from tests.helpers import free_port
 from tests.package.wheel import ROOT, build_wheel, digest, run_tsv_summary, wait_ready
+from tests.redis_server import RedisServer, databases
 from tests.tiers import starting
 
 CACHE = Path(os.environ.get("SPE_IMAGE_CACHE", "/var/tmp/spe-image"))
 TAG = "localhost/spe-test:latest"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 UID = "10001"
+_env_files = itertools.count()
 
 
 @dataclass
@@ -76,7 +79,7 @@ def _ch_run(image: Image, home: Path, env: dict[str, str], *argv: str,
             binds: tuple[str, ...] = ()) -> list[str]:
     """ch-run as the image's user, its environment only (plus ``env``), the root
     read-only (ch-run's default), a private /tmp, SPE_HOME the one writable mount."""
-    env_file = home.parent / "image.env"
+    env_file = home.parent / f"image-{next(_env_files)}.env"  # one per container
     env_file.write_text("\n".join([*image.config["Env"],
                                    *(f"{k}={v}" for k, v in env.items())]) + "\n")
     args = ["ch-run", "--unset-env=*", f"--set-env={env_file}", "--private-tmp",
@@ -122,26 +125,43 @@ def test_the_image_has_debians_python_the_wheel_in_a_venv_and_no_compilers(
     assert out[-2:] == ["read-only", UID], out
 
 
+def _start(image: Image, home: Path, env: dict[str, str], log: Path,
+           *argv: str) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            _ch_run(image, home, env, *argv, binds=(f"{ROOT / 'workflows'}:/etc/spe/catalog",)),
+            env=_host_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def _api_env(port: int, **extra: str) -> dict[str, str]:
+    return {"SPE_HOST": "127.0.0.1", "SPE_PORT": str(port),  # the dev issuer: loopback only
+            "SPE_CATALOG_DIR": "/etc/spe/catalog", "SPE_RECONCILE_SECONDS": "0.3", **extra}
+
+
+def _token(image: Image, home: Path) -> str:
+    return subprocess.run(_ch_run(image, home, {}, "spe", "dev", "token", "--user", "alice"),
+                          env=_host_env(), capture_output=True, text=True, check=True,
+                          timeout=60).stdout.strip()
+
+
 @pytest.fixture
 def served(image: Image, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     starting("the container image under ch-run")
     home, port = tmp_path / "home", free_port()
     home.mkdir(mode=0o700)
-    env = {"SPE_HOST": "127.0.0.1", "SPE_PORT": str(port),  # the dev issuer: loopback only
-           "SPE_CATALOG_DIR": "/etc/spe/catalog", "SPE_RECONCILE_SECONDS": "0.3"}
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            _ch_run(image, home, env, "spe", "serve",
-                    binds=(f"{ROOT / 'workflows'}:/etc/spe/catalog",)),
-            env=_host_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = _start(image, home, _api_env(port), log, "spe", "serve")
     try:
         wait_ready(f"http://127.0.0.1:{port}", lambda: proc.poll() is None, 90, log)
         yield f"http://127.0.0.1:{port}", home
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+        _stop(proc)
 
 
 def test_the_image_serves_and_runs_a_workflow_to_complete(image: Image,
@@ -153,19 +173,32 @@ def test_the_image_serves_and_runs_a_workflow_to_complete(image: Image,
                             env=_host_env(), capture_output=True, text=True, timeout=60,
                             check=False)
     assert health.returncode == 0, health.stderr  # the HEALTHCHECK command itself
-    token = subprocess.run(_ch_run(image, home, {}, "spe", "dev", "token", "--user", "alice"),
-                           env=_host_env(), capture_output=True, text=True, check=True,
-                           timeout=60).stdout.strip()
-    log = run_tsv_summary(url, token)
+    log = run_tsv_summary(url, _token(image, home))
     assert log["state"] == "COMPLETE", log
     assert log["outputs"], log
     assert {"runs", "spe.db"} <= {p.name for p in home.iterdir()}  # state: the mount only
 
 
-def test_the_worker_command_is_in_the_image(image: Image, tmp_path: Path) -> None:
-    home = tmp_path / "home"
+def test_the_images_api_and_worker_run_a_workflow_over_redis(
+        image: Image, tmp_path: Path, redis_server: RedisServer) -> None:
+    """The image's two commands as a production site runs them: `spe serve` enqueues on
+    Redis (SPE_DISPATCHER=celery), `spe worker`, a second container of the same image on
+    the same SPE_HOME, starts and finishes the run."""
+    starting("the container image under ch-run")
+    home, port = tmp_path / "home", free_port()
     home.mkdir(mode=0o700)
-    out = subprocess.run(_ch_run(image, home, {}, "spe", "worker", "--help"),
-                         env=_host_env(), capture_output=True, text=True, timeout=60,
-                         check=True).stdout
-    assert "Celery worker" in out
+    env = _api_env(port, SPE_DISPATCHER="celery", SPE_REDIS_URL=redis_server.url(next(databases)))
+    api = _start(image, home, env, tmp_path / "api.log", "spe", "serve")
+    worker = None
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", lambda: api.poll() is None, 90,
+                   tmp_path / "api.log")
+        worker = _start(image, home, env, tmp_path / "worker.log",
+                        "spe", "worker", "--concurrency", "1")
+        log = run_tsv_summary(f"http://127.0.0.1:{port}", _token(image, home))
+        assert log["state"] == "COMPLETE", (log, (tmp_path / "worker.log").read_text()[-3000:])
+        assert "Task spe.run.start[" in (tmp_path / "worker.log").read_text()  # by the worker
+    finally:
+        for proc in (worker, api):
+            if proc is not None:
+                _stop(proc)
