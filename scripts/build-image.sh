@@ -55,8 +55,10 @@ driver=${SPE_IMAGE_STORAGE_DRIVER:-overlay}
 ba=(buildah --root "$cache/storage-$driver" --runroot "$cache/run-$driver" --storage-driver "$driver")
 # Debian's python3 (the image's, 3.11.2 on bookworm) picks the wheels: environment markers
 # such as python_full_version must evaluate as they will in the image.
-if [[ ! -x $cache/python/bin/pip ]]; then
+if [[ ! -x $cache/python/bin/wheel ]]; then  # a current pip; wheel builds sdist-only deps
   /usr/bin/python3 -m venv "$cache/python"
+  "$cache/python/bin/python" -m pip install --quiet --upgrade pip wheel setuptools \
+    2>>"$cache/pip.log"
 fi
 python=$cache/python/bin/python
 work=$(mktemp -d "$cache/context.XXXXXX")

@@ -10,6 +10,7 @@ REQUIREMENTS=(
   "postgresql /usr/lib/postgresql/*/bin/initdb"
   "chromium /usr/bin/chromium"
   "chromium-driver /usr/bin/chromedriver"
+  "systemd /usr/bin/systemd-analyze"
   "slurm-wlm /usr/sbin/slurmctld"
   "slurmd /usr/sbin/slurmd"
   "slurmctld /usr/sbin/slurmctld"
@@ -18,9 +19,12 @@ REQUIREMENTS=(
   "python3-venv /usr/share/python-wheels/pip-*.whl"
   "redis-server /usr/bin/redis-server"
   "redis-tools /usr/bin/redis-cli"
+  "charliecloud-runtime /usr/bin/ch-run"
+  "busybox-static /usr/share/doc/busybox-static"
+  "nginx /usr/sbin/nginx"
+  "openssl /usr/bin/openssl"
   # the container image (scripts/build-image.sh, tests/package/test_image.py)
   "mmdebstrap /usr/bin/mmdebstrap"
-  "charliecloud-runtime /usr/bin/ch-run"
   "buildah /usr/bin/buildah"
 )
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # A throw-away Redis for development and tests: loopback only, no persistence.
 #
-# Usage: scripts/redis.sh start|stop|status DIR PORT
+# Usage: scripts/redis.sh start|stop|status DIR PORT [REDIS-SERVER OPTION...]
 #   start   run redis-server on 127.0.0.1:PORT in the background (pid in DIR/redis.pid,
-#           log in DIR/redis.log) and wait until it answers PING. Idempotent.
+#           log in DIR/redis.log) and wait until it answers PING. Idempotent. Options
+#           after PORT go to redis-server (e.g. --tls-port P --tls-cert-file F ... for a
+#           TLS port beside the plain one the PING checks).
 #   stop    stop it by its pid (SIGTERM; SIGKILL after 10 s). Idempotent.
 #   status  exit 0 (and print the pid) when it runs and answers PING, else exit 3.
 #
@@ -14,9 +16,11 @@ set -euo pipefail
 START_DEADLINE=20  # seconds until a started server must answer PING
 STOP_DEADLINE=10   # seconds between SIGTERM and SIGKILL
 
-usage() { echo "usage: $0 start|stop|status DIR PORT" >&2; exit 2; }
-(($# == 3)) || usage
+usage() { echo "usage: $0 start|stop|status DIR PORT [REDIS-SERVER OPTION...]" >&2; exit 2; }
+(($# >= 3)) || usage
 cmd=$1 dir=$2 port=$3
+shift 3
+extra=("$@")
 [[ $port =~ ^[0-9]+$ ]] && ((port > 0 && port < 65536)) || { echo "redis.sh: bad port: $port" >&2; exit 2; }
 pidfile="$dir/redis.pid"
 logfile="$dir/redis.log"
@@ -60,7 +64,7 @@ start() {
   command -v redis-server >/dev/null || { echo "redis.sh: redis-server is not installed (scripts/install-test-deps.sh)" >&2; exit 1; }
   mkdir -p "$dir"
   setsid redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-    --daemonize no --dir "$dir" </dev/null >>"$logfile" 2>&1 &
+    --daemonize no --dir "$dir" "${extra[@]}" </dev/null >>"$logfile" 2>&1 &
   pid=$!
   echo "$pid" >"$pidfile"
   if ! wait_for "$START_DEADLINE" answers; then

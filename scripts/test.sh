@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh "snakemake,postgres,dev,celery"
 scripts/install-test-deps.sh
+scripts/helm-venv.sh      # Python 3.12 + helm-sdkpy for tests/chart (skips with a reason without 3.12)
 scripts/cluster-side.sh   # test accounts and the engines venv the SLURM jobs use
 export SPE_REQUIRE_POSTGRES="${SPE_REQUIRE_POSTGRES:-1}"
 export SPE_REQUIRE_S3="${SPE_REQUIRE_S3:-1}"

@@ -19,7 +19,6 @@ from connexion.exceptions import ProblemException
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
-from sqlalchemy import Engine, text
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
@@ -32,6 +31,7 @@ from spe.adapters.auth.passports import PassportVerifier
 from spe.adapters.queue.inline import InlineDispatcher
 from spe.api import context
 from spe.api.airlock import AirlockApi
+from spe.api.cors import add_cors
 from spe.api.errors import (
     on_bad_encoding,
     on_domain_error,
@@ -42,9 +42,12 @@ from spe.api.errors import (
 )
 from spe.api.headers import SecurityHeaders
 from spe.api.limits import BodySizeLimit, JsonDepthLimit
+from spe.api.proxy import TrustedProxies
 from spe.api.security import Authenticator, security_map
 from spe.api.spe_ext import SpeApi
+from spe.api.tes import TesApi
 from spe.api.ui_routes import add_ui_routes
+from spe.api.validation import VALIDATORS, quiet_content_type_notice
 from spe.api.wes import WesApi
 from spe.config import Settings
 from spe.core import build_core
@@ -52,10 +55,13 @@ from spe.domain.catalog import Catalog
 from spe.domain.errors import DomainError
 from spe.domain.policy import Policy
 from spe.domain.ports import Dispatcher, ExecutorChoice, TokenVerifier
+from spe.domain.tes_resources import BACKEND_PARAMETERS
+from spe.observability_wiring import add_observability, readiness_view, serve_worker_metrics
 from spe.services.audit import AuditQuery
 from spe.services.execution import Execution
+from spe.services.review_context import ReviewContext
 from spe.services.runs import RunService
-from spe.services.service_info import ServiceInfo
+from spe.services.service_info import ServiceInfo, TesServiceInfo
 from spe.workers.background import Background
 from spe.workers.worker import Worker
 
@@ -79,17 +85,6 @@ class Service:
     dispatcher: InlineDispatcher
     dev_issuer: DevIssuer | None = None
     extras: dict[str, Any] = field(default_factory=dict)
-
-
-def default_engine_parameters(catalog: Catalog) -> list[dict[str, str]]:
-    seen: dict[str, dict[str, str]] = {}
-    for entry in catalog.entries():
-        for opt in entry.engine_options:
-            seen.setdefault(f"{entry.engine}:{opt.name}", {
-                "name": opt.name, "type": opt.type,
-                "default_value": json.dumps(opt.default) if isinstance(opt.default, bool)
-                else str(opt.default)})
-    return [seen[k] for k in sorted(seen)]
 
 
 def auth_instructions(settings: Settings, dev_issuer: DevIssuer | None) -> str:
@@ -143,22 +138,15 @@ def _resolver(*controllers: object) -> Resolver:
     return Resolver(function_resolver=resolve)
 
 
-def add_plain_routes(app: FlaskApp, db: Engine) -> None:
-    """Health endpoints, and a guard that serves nothing connexion did not route."""
+def add_plain_routes(app: FlaskApp, readyz: Callable[[], Any]) -> None:
+    """Health endpoints (``readyz``: ``spe.observability_wiring.readiness_view``), and a
+    guard that serves nothing connexion did not route."""
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    def readyz() -> tuple[dict[str, str], int]:
-        try:
-            with db.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception as exc:  # any database failure means not ready
-            return {"status": "unavailable", "reason": type(exc).__name__}, 503
-        return {"status": "ready"}, 200
-
     def only_routed_operations() -> flask.Response | None:
         endpoint = flask.request.endpoint or ""
-        if endpoint in ("healthz", "readyz") or endpoint.startswith("ui_") \
+        if endpoint in ("healthz", "readyz", "metrics") or endpoint.startswith("ui_") \
                 or context.routed_by_connexion():
             return None
         return flask.Response(json.dumps({"msg": "no such resource", "status_code": 404}),
@@ -186,15 +174,23 @@ def add_error_handling(app: FlaskApp, max_request_bytes: int) -> None:
     app.add_middleware(JsonDepthLimit, position=MiddlewarePosition.BEFORE_SWAGGER)
 
 
-def make_service_info(settings: Settings, catalog: Catalog,
+def make_service_info(settings: Settings, catalog: Catalog, policy: Policy,
                       engine_versions: Callable[[], dict[str, str]]) -> ServiceInfo:
+    """service-info; ``supported_filesystem_protocols`` are the forms of data references
+    the policy's datasets accept (``dataset://``, paths, and ``s3://`` where a dataset
+    lives in a bucket)."""
+    protocols = ["dataset", "file"]
+    if any(d.location.startswith("s3://") for d in policy.datasets.values()):
+        protocols.append("s3")
     return ServiceInfo(catalog=catalog, engine_versions=engine_versions,
                        name=settings.service_name,
                        organization_name=settings.organization_name,
                        organization_url=settings.organization_url,
                        auth_instructions_url=settings.auth_instructions_url,
-                       started_at=datetime.now(UTC),
-                       default_engine_parameters=default_engine_parameters(catalog))
+                       started_at=datetime.now(UTC), filesystem_protocols=protocols,
+                       contact_url=settings.contact_url,
+                       documentation_url=settings.documentation_url,
+                       environment=settings.environment)
 
 
 def make_celery_dispatcher(settings: Settings) -> CeleryDispatcher:
@@ -207,7 +203,8 @@ def make_celery_dispatcher(settings: Settings) -> CeleryDispatcher:
 
     timeout = settings.celery_broker_timeout_seconds
     app = make_celery(BrokerOptions(settings.redis_url,
-                                    settings.celery_visibility_timeout_seconds, timeout))
+                                    settings.celery_visibility_timeout_seconds, timeout,
+                                    str(settings.redis_ca_file or "")))
     return CeleryDispatcher(app, timeout)
 
 
@@ -249,6 +246,7 @@ def create_worker(settings: Settings) -> WorkerProcess:
     runs = core.run_service(dispatcher, dispatcher.ready)
     worker.reconciler.schedule(runs.sweep_retention, settings.retention_sweep_seconds)
     worker.reconciler.schedule(core.airlock().work.carry_on)
+    serve_worker_metrics(settings, worker.reconciler)
     return WorkerProcess(worker, lambda threads, level: consume(
         dispatcher.app, worker.handle, threads, level))
 
@@ -274,7 +272,7 @@ def create_app(settings: Settings, *, migrate: bool = True,
     airlock.review.on_approved = lambda request_id: background.submit(
         partial(airlock.outbox.release, request_id))
     worker.reconciler.schedule(airlock.work.carry_on)
-    info = make_service_info(settings, core.catalog, core.engine_versions)
+    info = make_service_info(settings, core.catalog, core.policy, core.engine_versions)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
@@ -291,19 +289,33 @@ def create_app(settings: Settings, *, migrate: bool = True,
         if dev_issuer is not None:
             dev_issuer.stop()
 
+    quiet_content_type_notice()
     app = FlaskApp(__name__, specification_dir=str(OPENAPI), lifespan=lifespan,
                    security_map=security_map(authenticate),
-                   swagger_ui_options=SwaggerUIOptions(swagger_ui=settings.swagger_ui_enabled))
+                   swagger_ui_options=SwaggerUIOptions(swagger_ui=settings.swagger_ui_enabled),
+                   validator_map=VALIDATORS)
     audit_query = AuditQuery(store=core.audit, gate=core.gate, tokens=runs.tokens,
                              log=core.audit)
     app.add_api("wes.yaml", resolver=_resolver(WesApi(runs, info, authenticate,
                                                       settings.public_url)))
+    app.add_api("tes.yaml", resolver=_resolver(TesApi(core.task_service(runs), TesServiceInfo(
+        settings.service_name, settings.organization_name, settings.organization_url,
+        info.started_at, BACKEND_PARAMETERS))))
     spe_api = SpeApi(runs, core.catalog, settings.log_max_bytes,
                      auth_instructions(settings, dev_issuer), audit_query=audit_query)
-    app.add_api("spe.yaml", resolver=_resolver(AirlockApi(airlock.review, airlock.outbox),
-                                               spe_api))
+    reviewing = ReviewContext(airlock.review.requests, core.repo, core.catalog,
+                              airlock.review.zones)
+    app.add_api("spe.yaml", resolver=_resolver(
+        AirlockApi(airlock.review, airlock.outbox, reviewing), spe_api))
+    # outermost: every later layer sees the client and scheme the trusted proxy reported
+    app.add_middleware(TrustedProxies, position=MiddlewarePosition.BEFORE_EXCEPTION,
+                       trusted=settings.trusted_proxies)
+    http = add_observability(app, settings, core,
+                             worker.reconciler if dispatcher is inline else None)
+    authenticate.on_failure = http.auth_failed
     add_error_handling(app, settings.max_request_bytes)
-    add_plain_routes(app, core.db)
+    add_cors(app, settings.cors_allowed_origins)
+    add_plain_routes(app, readiness_view(settings, core, queue_ready))
     add_ui_routes(app, issuer=dev_issuer.issuer_url if dev_issuer else settings.oidc_issuer,
                   client_id=settings.oidc_audience,
                   scope="openid profile email eduperson_entitlement")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +17,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from spe.config_tls import check_transport_security, verified_database_url
 
 # the demo catalog of a source checkout; a wheel installs no catalog (set catalog_dir)
 _REPO_CATALOG = Path(__file__).resolve().parent.parent / "workflows"
@@ -47,6 +50,27 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `spe serve` binds to.")
     port: int = Field(8080, ge=0, le=65535, description="Port `spe serve` binds to.")
     public_url: str = Field("", description="External base URL, used in log links.")
+    trusted_proxies: tuple[str, ...] = Field(
+        (), description="Addresses or networks (CIDR) of the reverse proxies in front of "
+        "the service (JSON list, e.g. '[\"127.0.0.1\"]'). Only a request arriving from "
+        "one of them may set the client address and scheme (X-Forwarded-For, "
+        "X-Forwarded-Proto); from anyone else those headers are dropped. Empty: none.")
+    tls_cert_file: Path | None = Field(
+        None, description="`spe serve` speaks HTTPS itself (small sites without a proxy): "
+        "the certificate chain, PEM. Needs tls_key_file.")
+    tls_key_file: Path | None = Field(None, description="The private key of tls_cert_file, "
+                                      "PEM (mode 0600).")
+    database_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) PostgreSQL's certificate must chain to; set, "
+        "every connection uses sslmode=verify-full (encrypted, certificate and host name "
+        "verified).")
+    redis_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) Redis's certificate must chain to; needs a "
+        "rediss:// redis_url. A rediss:// URL always verifies the certificate and host "
+        "name; without this file, against the system's CAs.")
+    s3_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) the https S3 endpoint's certificate must chain "
+        "to; empty: boto3's default (AWS_CA_BUNDLE, else the CAs it ships).")
 
     auth_mode: Literal["dev", "oidc"] = Field(
         "dev", description="'dev': built-in development issuer on loopback (embedded "
@@ -163,6 +187,42 @@ class Settings(BaseSettings):
     snakemake_bin: str = Field("snakemake", description="Snakemake executable.")
     nextflow_bin: str = Field("nextflow", description="Nextflow executable.")
 
+    image_store: Path | None = Field(
+        None, description="The TES image store and its catalog images.yaml (`spe image "
+        "import`); empty: SPE_HOME/images.")
+    image_group: str = Field("", description="POSIX group that may read imported images "
+                             "(on SLURM: every researcher's, e.g. spe-researchers); "
+                             "empty: private to the service.")
+    container_runtime: Literal["charliecloud", "apptainer"] = Field(
+        "charliecloud", description="HPC container runtime TES executors run under.")
+    ch_run_bin: str = Field("ch-run", description="Charliecloud's ch-run on the nodes.")
+    apptainer_bin: str = Field("apptainer", description="Apptainer on the nodes.")
+    task_python: str = Field("", description="Python 3 that runs a TES task's driver in its "
+                             "job (any, standard library only); empty: the service's own "
+                             "with the local executor, /usr/bin/python3 on SLURM.")
+
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Service log lines: 'text', or 'json' (one object per line, "
+        "with request_id, run_id and event fields; docs/operators.md).")
+    access_log: bool = Field(False, description="Log every HTTP request (method, path "
+                             "without query, operation, status, duration) to spe.access.")
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token a Prometheus scrape of /metrics must send, or "
+        "'sha256:<hex>' of it (only the digest is kept); unset: /metrics answers 404.")
+    worker_metrics_port: int = Field(
+        0, ge=0, le=65535, description="`spe worker`: serve this process's metrics "
+        "(reconciler lag) on this port, without a token (0: off); bind it to loopback or "
+        "the site network only (worker_metrics_host).")
+    worker_metrics_host: str = Field("127.0.0.1", description="Address of a worker's "
+                                     "metrics port.")
+    readiness_optional: tuple[str, ...] = Field(
+        (), description="Readiness checks reported but not required: /readyz answers 200 "
+        "'degraded' when only these fail (e.g. [\"redis\"]: keep serving reads while "
+        "Redis is down).")
+    readiness_cache_seconds: float = Field(
+        10.0, ge=0, description="How long /readyz reuses the answer of a remote check "
+        "(SLURM controller, storage zones, identity provider).")
+
     swagger_ui: bool | None = Field(
         None, description="Serve Swagger UI at /ga4gh/wes/v1/ui/ and /spe/v1/ui/; unset: "
         "on with auth_mode=dev, off with auth_mode=oidc (production).")
@@ -173,6 +233,15 @@ class Settings(BaseSettings):
     auth_instructions_url: str = Field(
         "", description="Where users learn to get a token; empty: this service's own "
         "/spe/v1/auth-instructions.")
+    contact_url: str = Field("", description="service-info contactUrl (a mailto: or "
+                             "https URL); empty: left out.")
+    documentation_url: str = Field("", description="service-info documentationUrl; "
+                                   "empty: left out.")
+    environment: str = Field("", description="service-info environment, e.g. 'prod' or "
+                             "'test'; empty: left out.")
+    cors_allowed_origins: tuple[str, ...] = Field(
+        (), description="Origins (scheme://host[:port]) whose browser pages may call the "
+        "API with a bearer token (CORS), e.g. a dashboard's; empty: CORS is off.")
 
     @classmethod
     def settings_customise_sources(
@@ -194,6 +263,11 @@ class Settings(BaseSettings):
             raise ValueError("auth_mode=oidc needs policy_file (deny by default)")
         if self.catalog_dir is None and self.auth_mode == "dev" and _REPO_CATALOG.is_dir():
             self.catalog_dir = _REPO_CATALOG  # the embedded default, from a checkout
+        for origin in self.cors_allowed_origins:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin):
+                raise ValueError(f"SPE_CORS_ALLOWED_ORIGINS: {origin[:100]!r} is not an "
+                                 "origin (scheme://host[:port], no path, no '*')")
+        check_transport_security(self)
         return self
 
     def catalog_root(self) -> Path:
@@ -220,7 +294,13 @@ class Settings(BaseSettings):
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'spe.db'}"
+        """The SQLAlchemy URL; with database_ca_file, PostgreSQL's certificate verified."""
+        url = self.database_url or f"sqlite:///{self.home / 'spe.db'}"
+        return verified_database_url(url, self.database_ca_file)
+
+    @property
+    def images_dir(self) -> Path:
+        return self.image_store or self.home / "images"
 
     @property
     def runs_dir(self) -> Path:
@@ -244,6 +324,7 @@ class Settings(BaseSettings):
         data["secret_key"] = "***" if self.secret_key else None
         data["oidc_client_secret"] = "***" if self.oidc_client_secret else None
         data["s3_secret_key"] = "***" if self.s3_secret_key else None
+        data["metrics_token"] = "***" if self.metrics_token else None
         for key in ("database_url", "redis_url"):
             if "@" in data[key]:
                 scheme, _, rest = data[key].partition("://")

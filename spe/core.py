@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from spe import registry
 from spe.adapters.catalog import load_catalog
-from spe.adapters.db.releases import SqlReleaseRepository
+from spe.adapters.db.lifecycle import LoggedReleaseRepository, LoggedRunRepository
 from spe.adapters.db.repository import SqlAuditLog, SqlRunRepository
 from spe.adapters.db.session import make_engine, make_sessions, upgrade
 from spe.adapters.db.task_logs import SqlTaskLogRepository
@@ -29,7 +29,7 @@ from spe.domain.catalog import Catalog
 from spe.domain.paging import PageTokens
 from spe.domain.policy import Policy
 from spe.domain.ports import Dispatcher, ExecutorChoice, ObjectStore, WorkflowEngine
-from spe.execution_wiring import execution_preflight
+from spe.execution_wiring import execution_preflight, task_jobs
 from spe.services.access import Gate
 from spe.services.airlock import ReleaseRequests, Zones
 from spe.services.data import DataService
@@ -39,6 +39,7 @@ from spe.services.release_work import ReleaseWork
 from spe.services.review import Review
 from spe.services.runs import Admission, RunService
 from spe.services.submission import Limits
+from spe.services.tasks import TaskService
 
 log = logging.getLogger("spe")
 
@@ -78,11 +79,17 @@ class Core:
                                 execution_preflight(s, self.policy), queue_ready,
                                 timedelta(hours=s.idempotency_window_hours)))
 
+    def task_service(self, runs: RunService) -> TaskService:
+        """TES tasks, on the run service's repository, rules and dispatcher."""
+        if self.execution.tasks is None:
+            raise RuntimeError("this core runs no TES tasks")
+        return TaskService(runs=runs, jobs=self.execution.tasks)
+
     def airlock(self) -> Airlock:
         """The airlock's services; every process builds them (a worker's reconciler carries
         the airlock's pending steps on)."""
         s = self.settings
-        requests = ReleaseRequests(releases=SqlReleaseRepository(self.sessions),
+        requests = ReleaseRequests(releases=LoggedReleaseRepository(self.sessions),
                                    gate=self.gate, audit_log=self.audit,
                                    claim_seconds=s.release_claim_seconds,
                                    retry_seconds=s.release_retry_seconds)
@@ -115,7 +122,7 @@ def build_core(settings: Settings, *, migrate: bool = False,
         upgrade(settings.db_url)
     db = make_engine(settings.db_url)
     sessions = make_sessions(db)
-    repo, audit = SqlRunRepository(sessions), SqlAuditLog(sessions)
+    repo, audit = LoggedRunRepository(sessions), SqlAuditLog(sessions)
     task_logs = SqlTaskLogRepository(sessions)
     catalog, bundles = load_catalog(settings.catalog_root())
     engines = make_engines(settings)
@@ -131,7 +138,8 @@ def build_core(settings: Settings, *, migrate: bool = False,
         choice=choice or make_executor(settings, policy), runs_dir=settings.runs_dir,
         data=data, files=files, audit=audit,
         tuning=Tuning(settings.max_active_runs, settings.start_lease_seconds,
-                      settings.finish_claim_seconds))
+                      settings.finish_claim_seconds),
+        tasks=task_jobs(settings, data, audit))
     return Core(settings=settings, db=db, sessions=sessions, repo=repo, task_logs=task_logs,
                 audit=audit,
                 catalog=catalog, engines=engines, policy=policy, gate=gate, stores=stores,
@@ -169,7 +177,8 @@ def make_stores(settings: Settings) -> StoreFactory:
     if settings.s3_access_key and settings.s3_secret_key is not None:
         s3 = S3Settings(settings.s3_endpoint_url, settings.s3_access_key,
                         settings.s3_secret_key.get_secret_value(), settings.s3_region,
-                        settings.s3_sse, settings.s3_sse_kms_key_id)
+                        settings.s3_sse, settings.s3_sse_kms_key_id,
+                        str(settings.s3_ca_file or ""))
     plugins = {scheme: _store_opener(scheme, settings)
                for scheme in registry.names(registry.STORES)}
     return StoreFactory(s3=s3, plugins=plugins)

@@ -5,8 +5,13 @@ that refuses a submission that could never execute."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
+from spe.adapters.containers.apptainer import Apptainer
+from spe.adapters.containers.charliecloud import Charliecloud
+from spe.adapters.containers.driver_files import LocalTaskDriver
+from spe.adapters.containers.images import DirectoryImages
 from spe.adapters.engines.nextflow import NextflowEngine
 from spe.adapters.engines.snakemake import SnakemakeEngine
 from spe.adapters.executors.local import LocalExecutor
@@ -16,8 +21,17 @@ from spe.config import Settings
 from spe.domain.errors import Forbidden
 from spe.domain.models import Principal, Run
 from spe.domain.policy import Policy
-from spe.domain.ports import EngineTarget, ExecutorChoice, JobAccount, WorkflowEngine
+from spe.domain.ports import (
+    AuditLog,
+    ContainerRuntime,
+    EngineTarget,
+    ExecutorChoice,
+    JobAccount,
+    WorkflowEngine,
+)
 from spe.domain.resources import SiteLimits, rule_job_resources
+from spe.services.data import DataService
+from spe.services.task_jobs import TaskJobs
 
 
 def local_executor(settings: Settings, policy: Policy) -> ExecutorChoice:
@@ -72,3 +86,19 @@ def execution_preflight(settings: Settings, policy: Policy) -> Callable[[Princip
     if settings.executor == "slurm" and settings.slurm_submit_as == "researcher":
         return check
     return lambda who, project: None
+
+
+def container_runtime(settings: Settings) -> ContainerRuntime:
+    if settings.container_runtime == "apptainer":
+        return Apptainer(settings.apptainer_bin)
+    return Charliecloud(settings.ch_run_bin)
+
+
+def task_jobs(settings: Settings, data: DataService, audit: AuditLog) -> TaskJobs:
+    """How TES tasks run: the image store, the container runtime, and the driver (run by
+    the service's own Python locally, by Debian's on a cluster's nodes)."""
+    python = settings.task_python or (
+        "/usr/bin/python3" if settings.executor == "slurm" else sys.executable)
+    return TaskJobs(images=DirectoryImages(settings.images_dir),
+                    runtime=container_runtime(settings), driver=LocalTaskDriver(python),
+                    data=data, audit=audit)

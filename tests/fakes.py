@@ -116,7 +116,7 @@ class FakeExecutor:
         if proc.exit_code == 0:
             return ExecutionStatus(RunState.COMPLETE, 0)
         return ExecutionStatus(RunState.EXECUTOR_ERROR, proc.exit_code,
-                               f"the engine exited with {proc.exit_code}")
+                               f"the job exited with {proc.exit_code}")
 
     def cancel(self, handle: JSON) -> None:
         proc = self.registry.get(str(handle.get("id")))

@@ -17,6 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT.parent / "shared" / "reference" / "ga4gh"
 WES_DOCUMENT = "wes-1.1.0.openapi.yaml"
+TES_DOCUMENT = "tes-1.1.0.openapi.yaml"
 
 
 def specs_dir() -> Path | None:

@@ -43,6 +43,7 @@ def build_catalog(dest: Path) -> Path:
 class Api:
     base: str
     token: str = ""
+    verify: str | bool = True  # a CA bundle for https (tests/tls_ca.py)
 
     def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -50,11 +51,11 @@ class Api:
 
     def get(self, path: str, **kw: Any) -> requests.Response:
         return requests.get(self.base + path, headers=self._headers(kw.pop("headers", None)),
-                            timeout=30, **kw)
+                            timeout=30, verify=self.verify, **kw)
 
     def post(self, path: str, **kw: Any) -> requests.Response:
         return requests.post(self.base + path, headers=self._headers(kw.pop("headers", None)),
-                             timeout=60, **kw)
+                             timeout=60, verify=self.verify, **kw)
 
     def submit(self, workflow_url: str, params: dict[str, Any] | None = None, *,
                files: list[tuple[str, tuple[str | None, Any]]] | None = None,
@@ -92,10 +93,20 @@ class Server:
     port: int = field(default_factory=free_port)
     env_extra: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    ca_file: Path | None = None  # set: the server speaks https (--tls-cert in serve_args)
+    serve_args: tuple[str, ...] = ()  # more options of `spe serve`
+    # what start() waits for: /healthz where a test starts it with a dependency down
+    ready_path: str = "/readyz"
 
     @property
     def url(self) -> str:
+        if self.ca_file is not None:
+            return f"https://localhost:{self.port}"
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> str | bool:
+        return str(self.ca_file) if self.ca_file is not None else True
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "SPE_HOME": str(self.home), "SPE_CATALOG_DIR": str(self.catalog),
@@ -109,14 +120,16 @@ class Server:
         log = os.fdopen(os.open(self.home / "server.log",
                                 os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "spe.cli.main", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "spe.cli.main", "serve", "--port", str(self.port),
+             *self.serve_args],
             env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_tail()}")
             try:
-                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
+                if requests.get(self.url + self.ready_path, timeout=1,
+                                verify=self.verify).status_code == 200:
                     return self
             except requests.RequestException:
                 pass
@@ -147,4 +160,4 @@ class Server:
         return DevIssuer(self.home).mint(user, audience, extra_claims=extra, **kw)
 
     def api(self, user: str | None = None) -> Api:
-        return Api(self.url, self.token(user) if user else "")
+        return Api(self.url, self.token(user) if user else "", self.verify)

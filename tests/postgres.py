@@ -10,6 +10,9 @@ as the ``postgres`` system user. The data directory and socket live in a short f
 directory of the system temp dir owned by that user (pytest's temp root is private to root,
 and socket paths are limited to ~107 bytes); ``tmpdir`` receives the server log on stop.
 
+``start_postgres(tmpdir, tls=cert)`` (a ``tests.tls_ca.ServerCert``) serves TLS with that
+certificate and accepts TCP connections over TLS only (``hostssl`` in ``pg_hba.conf``).
+
 ``postgres_or_skip(tmpdir)`` is what fixtures call: it skips the test when no PostgreSQL is
 installed, unless ``SPE_REQUIRE_POSTGRES=1`` (set in CI), where it fails instead.
 ``scripts/install-test-deps.sh`` installs the package.
@@ -22,6 +25,7 @@ import os
 import pwd
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -34,6 +38,7 @@ import pytest
 
 from tests.helpers import free_port
 from tests.tiers import starting
+from tests.tls_ca import ServerCert
 
 PG_GLOB = "/usr/lib/postgresql/*/bin"
 SUPERUSER = "postgres"
@@ -186,8 +191,28 @@ def _server_root(run_as: str | None) -> Path:
     return root
 
 
-def start_postgres(tmpdir: Path, *, attempts: int = 3) -> PostgresServer:
-    """Start a fresh PostgreSQL server and create the database ``spe``.
+def _tls_options(server: PostgresServer, tls: ServerCert) -> str:
+    """Copy the certificate and key where the server user owns them (PostgreSQL refuses a
+    key others may read), and allow TCP connections over TLS only."""
+    for source, name in ((tls.cert, "server.crt"), (tls.key, "server.key")):
+        dest = server.root / name
+        shutil.copyfile(source, dest)
+        dest.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        if server.run_as is not None:
+            pw = pwd.getpwnam(server.run_as)
+            os.chown(dest, pw.pw_uid, pw.pw_gid)
+    hba = server.datadir / "pg_hba.conf"
+    lines = hba.read_text().splitlines()
+    hba.write_text("\n".join("hostssl" + line[len("host"):] if line.startswith("host ")
+                             else line for line in lines) + "\n")
+    return (f" -c ssl=on -c ssl_cert_file={server.root / 'server.crt'}"
+            f" -c ssl_key_file={server.root / 'server.key'}")
+
+
+def start_postgres(tmpdir: Path, *, attempts: int = 3,
+                   tls: ServerCert | None = None) -> PostgresServer:
+    """Start a fresh PostgreSQL server and create the database ``spe`` (over TLS only,
+    with ``tls``: see the module docstring).
 
     Raises ``PostgresUnavailable`` when PostgreSQL (or psycopg) is not installed.
     """
@@ -209,11 +234,12 @@ def start_postgres(tmpdir: Path, *, attempts: int = 3) -> PostgresServer:
         server._cmd(str(bindir / "initdb"), "-D", str(server.datadir), "-U", SUPERUSER,
                     "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync",
                     "--no-instructions")
+        extra = _tls_options(server, tls) if tls is not None else ""
         for attempt in range(attempts):  # a free port may be taken before we bind it
             server.port = free_port()
             options = (f"-p {server.port} -k {server.sockdir} -c listen_addresses=127.0.0.1 "
                        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                       "-c max_connections=200")
+                       "-c max_connections=200" + extra)
             try:
                 server._cmd(str(bindir / "pg_ctl"), "start", "-D", str(server.datadir),
                             "-l", str(server.logfile), "-o", options, "-w", "-t", "60")

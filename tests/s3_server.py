@@ -11,6 +11,10 @@ It waits until a bucket can be created and an object written (not merely until t
 is open), then returns an ``S3Server``; ``.stop()`` terminates it (kill after a timeout).
 The server's data and its log (``weed.log``) stay in ``tmpdir``.
 
+``start_s3(tmpdir, tls=(cert, ca_file))`` serves the S3 API over https only, with that
+certificate (``endpoint`` is then ``https://localhost:<port>``; ``client()`` verifies it
+against ``ca_file``).
+
 ``s3_or_skip(tmpdir)`` is what fixtures call: it skips when ``weed`` is not installed,
 unless ``SPE_REQUIRE_S3=1`` (set in CI), where it fails instead.
 """
@@ -35,6 +39,7 @@ from typing import IO, TYPE_CHECKING
 import pytest
 
 from tests.tiers import starting
+from tests.tls_ca import ServerCert
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -121,6 +126,7 @@ class S3Server:
     reader_bucket: str = READER_BUCKET
     grpc_sockets: tuple[Path, ...] = ()  # weed leaves these in /tmp; stop() removes them
     started_in: float = 0.0  # seconds from spawn to the first successful PUT
+    ca_file: Path | None = None  # set: the endpoint is https, its certificate from this CA
     _log: IO[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -143,7 +149,9 @@ class S3Server:
         return boto3.session.Session(
             aws_access_key_id=keys.access_key, aws_secret_access_key=keys.secret_key,
             region_name="us-east-1",
-        ).client("s3", endpoint_url=self.endpoint, config=Config(
+        ).client("s3", endpoint_url=self.endpoint,
+                 verify=str(self.ca_file) if self.ca_file is not None else None,
+                 config=Config(
             signature_version="s3v4", s3={"addressing_style": "path"},
             connect_timeout=timeout, read_timeout=timeout,
             retries={"max_attempts": attempts, "mode": "standard"}))
@@ -193,8 +201,9 @@ class S3Server:
                     sock.unlink()
 
 
-def _argv(weed: Path, root: Path, ports: dict[str, int], admin: tuple[int, int]) -> list[str]:
-    options = {
+def _argv(weed: Path, root: Path, ports: dict[str, int], admin: tuple[int, int],
+          tls: ServerCert | None = None) -> list[str]:
+    options: dict[str, object] = {
         "dir": root / "data", "ip": "127.0.0.1", "ip.bind": "127.0.0.1",
         "s3.config": root / "identities.json", "s3.port.iceberg": 0, "s3.port.lance": 0,
         "s3.localSocket": root / "s3.sock", "filer.localSocket": root / "filer.sock",
@@ -202,21 +211,27 @@ def _argv(weed: Path, root: Path, ports: dict[str, int], admin: tuple[int, int])
         "admin.port.grpc": admin[1], "master.telemetry": "false",
         "volume.preStopSeconds": 0, **ports,
     }
+    if tls is not None:  # the S3 port speaks https only
+        options.update({"s3.cert.file": tls.cert, "s3.key.file": tls.key})
     return [str(weed), "-logtostderr", "mini", *(f"-{k}={v}" for k, v in options.items())]
 
 
-def _spawn(weed: Path, root: Path, keys: tuple[S3Keys, S3Keys]) -> S3Server:
+def _spawn(weed: Path, root: Path, keys: tuple[S3Keys, S3Keys],
+           tls: tuple[ServerCert, Path] | None = None) -> S3Server:
     """Start weed on fresh ports, its output appended to ``root/weed.log``."""
     ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
     admin = _admin_ports()
     log = (root / "weed.log").open("ab")
-    process = subprocess.Popen(_argv(weed, root, ports, admin), cwd=root,
+    process = subprocess.Popen(_argv(weed, root, ports, admin, tls[0] if tls else None),
+                               cwd=root,
                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     grpc = [(flag.split(".")[0], port) for flag, port in ports.items() if "grpc" in flag]
     sockets = tuple(Path(f"/tmp/seaweedfs-{name}-grpc-{port}.sock")  # weed hard-codes these
                     for name, port in [*grpc, ("admin", admin[1])])
-    return S3Server(root, process, f"http://127.0.0.1:{ports['s3.port']}", *keys,
-                    grpc_sockets=sockets, _log=log)
+    endpoint = f"https://localhost:{ports['s3.port']}" if tls \
+        else f"http://127.0.0.1:{ports['s3.port']}"
+    return S3Server(root, process, endpoint, *keys, grpc_sockets=sockets,
+                    ca_file=tls[1] if tls else None, _log=log)
 
 
 def _prepare(tmpdir: Path) -> tuple[Path, Path, tuple[S3Keys, S3Keys]]:
@@ -237,14 +252,15 @@ def _prepare(tmpdir: Path) -> tuple[Path, Path, tuple[S3Keys, S3Keys]]:
     return weed, root, keys
 
 
-def start_s3(tmpdir: Path, *, attempts: int = 3) -> S3Server:
+def start_s3(tmpdir: Path, *, attempts: int = 3,
+             tls: tuple[ServerCert, Path] | None = None) -> S3Server:
     """Start a fresh SeaweedFS (see the module docstring). Raises ``S3Unavailable`` when
     ``weed`` or boto3 is not installed."""
     starting("an S3 server")
     weed, root, keys = _prepare(tmpdir)
     for attempt in range(attempts):  # a free port may be taken before weed binds it
         began = time.monotonic()
-        server = _spawn(weed, root, keys)
+        server = _spawn(weed, root, keys, tls)
         try:
             server.wait_ready()
             server.started_in = time.monotonic() - began

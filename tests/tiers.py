@@ -27,7 +27,7 @@ import pytest
 MARKER = "external"
 TESTS = Path(__file__).resolve().parent
 EXTERNAL_DIRS = frozenset({"airlock", "api", "celery", "chaos", "package", "security", "slurm",
-                           "ui"})
+                           "tes", "ui"})
 EXTERNAL_FIXTURES = frozenset({
     "server", "api",                        # the session's `spe serve` (tests/conftest.py)
     "postgres_server", "redis_server",      # tests/conftest.py

@@ -45,12 +45,19 @@ class LocalJobFiles:
     def write_params(self, job: JobDir, params: JSON) -> None:
         job.params.write_text(json.dumps(params, indent=2))
 
-    def stage(self, store: ObjectStore, key: str, dest: Path) -> None:
-        """A store on a filesystem the job can read is linked (its permissions apply);
-        another is downloaded, its size verified, and made read-only."""
+    def stage(self, store: ObjectStore, key: str, dest: Path, copy: bool = False) -> None:
+        """A store on a filesystem the job can read is linked (its permissions apply), or
+        copied read-only with ``copy``; another is downloaded, its size verified, and made
+        read-only."""
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(store, LocalStore):
+        if isinstance(store, LocalStore) and not copy:
             dest.symlink_to(store.local_path(key))
+            return
+        if isinstance(store, LocalStore):
+            tmp = dest.with_name(dest.name + ".part")
+            shutil.copyfile(store.local_path(key), tmp, follow_symlinks=True)
+            tmp.chmod(0o400)
+            tmp.replace(dest)
             return
         tmp = dest.with_name(dest.name + ".part")
         info = store.get_file(key, tmp)

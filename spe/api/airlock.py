@@ -10,9 +10,11 @@ import flask
 from spe.api import context
 from spe.api.shapes import iso
 from spe.domain.airlock import ReleaseRequest
+from spe.domain.errors import NotFound
 from spe.domain.models import Principal
 from spe.services.outbox import Outbox
 from spe.services.review import Review
+from spe.services.review_context import ReviewContext
 
 Body = dict[str, Any]
 SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
@@ -24,6 +26,7 @@ SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"
 class AirlockApi:
     review: Review
     outbox: Outbox
+    reviewing: ReviewContext | None = None
 
     def _shape(self, who: Principal, req: ReleaseRequest) -> Body:
         ballot = self.review.ballot(who, req)
@@ -98,6 +101,11 @@ class AirlockApi:
         return flask.Response(chunks, status=200, content_type="application/octet-stream",
                               headers={**SAFE_HEADERS,
                                        "Content-Disposition": f'attachment; filename="{name}"'})
+
+    def get_release_context(self, request_id: str) -> Body:
+        if self.reviewing is None:
+            raise NotFound("the review context is not served here")
+        return self.reviewing.context(context.principal(), request_id)
 
     def get_release_crate(self, request_id: str) -> Body:
         return self.outbox.crate(context.principal(), request_id)

@@ -41,12 +41,26 @@ def error_response(status: int, msg: str, headers: dict[str, str] | None = None
                              content_type="application/json", headers=headers or {})
 
 
+def bearer_challenge(authorization: str | None) -> str:
+    """RFC 6750 section 3: no credentials, no error code; a token that was refused,
+    ``invalid_token``; an Authorization header that is not a bearer token,
+    ``invalid_request``."""
+    if not authorization or not authorization.strip():
+        return 'Bearer realm="spe"'
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return 'Bearer realm="spe", error="invalid_token"'
+    return 'Bearer realm="spe", error="invalid_request"'
+
+
 def on_domain_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     assert isinstance(exc, e.DomainError)  # noqa: S101 - registered for DomainError only
     status = status_of(exc)
+    log.log(logging.INFO if status < 500 else logging.WARNING, "answered %s: %s",
+            status, type(exc).__name__, extra={"status": status, "error": type(exc).__name__})
     headers = {}
     if status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="spe"'
+        headers["WWW-Authenticate"] = bearer_challenge(_request.headers.get("Authorization"))
     if status == 503:
         headers["Retry-After"] = "30"
     if isinstance(exc, e.TooManyRequests):

@@ -39,8 +39,10 @@ class _Window:
 class Authenticator:
     def __init__(self, verifier: TokenVerifier, audit: AuditLog,
                  failures_per_minute: int = 300,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_failure: Callable[[str], None] | None = None) -> None:
         self._verifier = verifier
+        self.on_failure = on_failure  # told each failure's reason (the metrics count them)
         self._audit = audit
         self._limit = failures_per_minute
         self._clock = clock
@@ -71,6 +73,8 @@ class Authenticator:
             return max(1, math.ceil(window.start + WINDOW_SECONDS - now))
 
     def _failed(self, client: str, reason: str, now: float) -> None:
+        if self.on_failure is not None:
+            self.on_failure(reason)
         with self._lock:
             self._clients.setdefault(client, _Window(now)).count += 1
             self._due = min(self._due, now + WINDOW_SECONDS)

@@ -23,7 +23,8 @@ def _drop_none(body: Body) -> Body:
 def run_summary(run: Run) -> Body:
     return _drop_none({"run_id": run.id, "state": run.state.value,
                        "start_time": iso(run.start_time), "end_time": iso(run.end_time),
-                       "tags": dict(run.request.tags)})
+                       "tags": dict(run.request.tags),
+                       "workflow": f"{run.workflow_id}@{run.workflow_version}"})
 
 
 def outputs(run: Run) -> Body:

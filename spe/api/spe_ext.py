@@ -13,6 +13,7 @@ from spe.domain.catalog import Catalog
 from spe.domain.errors import NotFound
 from spe.services.audit import AuditQuery, AuditSearch
 from spe.services.runs import RunService
+from spe.services.service_info import offered
 
 Body = dict[str, Any]
 
@@ -52,15 +53,19 @@ class SpeApi:
         return {"run_id": run_id, **self.runs.purge(context.principal(), run_id)}
 
     def list_workflows(self) -> Body:
+        """The entries a submission may name: those whose engine is installed."""
         context.principal()
-        return {"workflows": [shapes.workflow(e) for e in self.catalog.entries()]}
+        return {"workflows": [shapes.workflow(e) for e in
+                              offered(self.catalog, self.runs.engine_versions())]}
 
     def get_workflow(self, workflow_ref: str) -> Body:
         context.principal()
+        entries = offered(self.catalog, self.runs.engine_versions())
         entry = (self.catalog.newest(workflow_ref) if "@" not in workflow_ref
-                 else next((e for e in self.catalog.entries() if e.ref == workflow_ref), None))
-        if entry is None:
-            raise NotFound(f"workflow {workflow_ref[:100]!r} is not in the catalog")
+                 else next((e for e in entries if e.ref == workflow_ref), None))
+        if entry is None or entry not in entries:
+            raise NotFound(f"workflow {workflow_ref[:100]!r} is not offered here (not in "
+                           "the catalog, or its engine is not installed)")
         return shapes.workflow(entry)
 
     def get_run_log_stream(self, run_id: str, stream: str,
@@ -75,7 +80,7 @@ class SpeApi:
         )
 
     def list_run_outputs(self, run_id: str) -> Body:
-        run = self.runs.get(context.principal(), run_id)
+        run = self.runs.get(context.principal(), run_id, kind="")  # a run or a task
         return {"run_id": run.id, "outputs": [
             {"path": o.path, "size": o.size, "sha256": o.sha256} for o in run.outputs]}
 

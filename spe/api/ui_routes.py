@@ -1,6 +1,6 @@
 """The reviewer page (``/spe/ui/``): three static files and its sign-in configuration.
 
-The page is plain HTML and JavaScript with no build step and nothing from elsewhere; it
+The page is plain HTML, JavaScript and an SVG icon with no build step and nothing from elsewhere; it
 signs in with the authorization code flow with PKCE at the configured issuer and then
 calls ``/spe/v1`` with the bearer token. Only a fixed list of files is served.
 """
@@ -21,6 +21,7 @@ ASSETS = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
 }
 
 
@@ -79,3 +80,5 @@ def add_ui_routes(app: FlaskApp, *, issuer: str, client_id: str, scope: str) -> 
     app.add_url_rule(PAGE_PATH, "ui_index", ui_index)
     app.add_url_rule(PAGE_PATH + "config.json", "ui_config", ui_config)
     app.add_url_rule(PAGE_PATH + "<name>", "ui_asset", ui_asset)
+    # browsers ask for /favicon.ico whatever the page links: the same icon
+    app.add_url_rule("/favicon.ico", "ui_favicon", lambda: ui_asset("favicon.svg"))

@@ -3,6 +3,7 @@ Each: authenticate, parse, call a service, shape the response."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,13 +12,16 @@ import flask
 from spe.api import context, shapes
 from spe.api.security import Authenticator
 from spe.domain.errors import DomainError, InvalidRequest
-from spe.domain.models import Principal, RunFilter
+from spe.domain.models import RUN, Principal, RunFilter
 from spe.domain.states import RunState
 from spe.services.runs import RunService
 from spe.services.service_info import ServiceInfo
 from spe.services.submission import Submission
 
 Body = dict[str, Any]
+JSON_OBJECT_FIELDS = ("workflow_params", "tags", "workflow_engine_parameters")
+TEXT_FIELDS = ("workflow_type", "workflow_type_version", "workflow_url", "workflow_engine",
+               "workflow_engine_version")
 
 
 def _tags(raw: list[str] | None) -> tuple[tuple[str, str], ...]:
@@ -37,7 +41,35 @@ def _states(raw: list[str] | None) -> tuple[RunState, ...]:
         raise InvalidRequest("unknown state filter", [("/state", str(exc)[:100])]) from exc
 
 
+def _json_fields(body: object) -> dict[str, str]:
+    """A JSON ``RunRequest`` as the form fields of a multipart one: the object-valued
+    fields (``workflow_params``, ``tags``, ``workflow_engine_parameters``) may be objects
+    or JSON-encoded strings, every other field is a string."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object", [("", "not an object")])
+    fields, errors = {}, []
+    for name, value in body.items():
+        if value is None or name not in JSON_OBJECT_FIELDS + TEXT_FIELDS:
+            continue  # as in a multipart form, fields WES does not define are ignored
+        if name in JSON_OBJECT_FIELDS and isinstance(value, dict):
+            fields[name] = json.dumps(value)
+        elif isinstance(value, str):
+            fields[name] = value
+        else:
+            errors.append((f"/{name}", "must be a string" if name not in JSON_OBJECT_FIELDS
+                           else "must be an object or a JSON-encoded object"))
+    if errors:
+        raise InvalidRequest("the run request has fields of the wrong type", errors[:20])
+    return fields
+
+
 def _submission() -> Submission:
+    """The request as a ``Submission``: multipart (with attachments), or, an extension
+    for generic clients, a JSON ``RunRequest`` or an urlencoded form (no attachments)."""
+    key = flask.request.headers.get("Idempotency-Key", "").strip()
+    if flask.request.mimetype == "application/json":
+        return Submission(fields=_json_fields(flask.request.get_json(silent=True)),
+                          idempotency_key=key)
     form = flask.request.form
     fields = {k: form.get(k, "") for k in form}
     files = [(f.filename or "", f.read()) for f in flask.request.files.getlist(
@@ -46,7 +78,6 @@ def _submission() -> Submission:
     if unexpected:
         raise InvalidRequest("unexpected file fields", [(f"/{k}", "not accepted")
                                                         for k in unexpected[:10]])
-    key = flask.request.headers.get("Idempotency-Key", "").strip()
     return Submission(fields=fields, attachments=files, idempotency_key=key)
 
 
@@ -72,9 +103,10 @@ class WesApi:
                                   context.base_url(self.public_url))
 
     def ListRuns(self, page_size: int = 50, page_token: str = "",  # noqa: N802
-                 state: list[str] | None = None, tag: list[str] | None = None) -> Body:
+                 state: list[str] | None = None, tag: list[str] | None = None,
+                 workflow: str = "") -> Body:
         who = self._who()
-        flt = RunFilter(states=_states(state), tags=_tags(tag))
+        flt = RunFilter(states=_states(state), tags=_tags(tag), kind=RUN, workflow=workflow)
         page = self.runs.list(who, page_size, page_token, flt)
         return {"runs": [shapes.run_summary(r) for r in page.items],
                 "next_page_token": page.next_token}

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import click
 
-from spe.cli import tokens
+from spe.cli import errors, tokens
 from spe.cli.tokens import JSON, OAuthError, StoredToken, Unreachable
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -58,8 +58,10 @@ def login(url: str, issuer: str, client_id: str, scope: str | None,
             stored = _client_credentials(meta, client_id, scope)
         else:
             stored = _device_flow(meta, client_id, scope or DEFAULT_SCOPES)
-    except (OAuthError, Unreachable) as exc:
+    except OAuthError as exc:
         raise click.ClickException(f"sign-in failed: {exc}") from None
+    except Unreachable as exc:
+        raise errors.Unreachable(f"sign-in failed: {exc}") from None
     path = tokens.save(url, stored)
     minutes = max(0, int(stored.expires_at - time.time())) // 60
     click.echo(f"signed in to {url}; token stored in {path} (valid for {minutes} min"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import ssl
 import stat
 import sys
 from datetime import UTC, datetime
@@ -12,11 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-import requests
 
+from spe.cli import data as data_commands
+from spe.cli import images as image_commands
 from spe.cli import login as login_commands
 from spe.cli import release as release_commands
 from spe.cli import runs as run_commands
+from spe.cli import tasks as task_commands
+from spe.cli.errors import handled
 from spe.config import Settings
 from spe.domain.errors import DomainError
 
@@ -56,56 +60,76 @@ def _refuse_open_state(settings: Settings) -> None:
                 f"must be private; run `chmod o-rw {path}` (or chmod 700) and start again")
 
 
-def _settings() -> Settings:
+def _settings(**overrides: object) -> Settings:
+    from pydantic import ValidationError
+
+    from spe.cli.settings_errors import describe
+
     try:
-        return Settings()
-    except Exception as exc:  # pydantic's ValidationError lists every bad option
-        raise click.ClickException(f"invalid settings: {exc}") from exc
+        return Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates them
+    except ValidationError as exc:  # name the environment variable, not the field
+        raise click.ClickException(f"invalid settings: {describe(exc)}") from None
+
+
+def _configure_logging(settings: Settings, level: str) -> None:
+    """Text or JSON lines (SPE_LOG_FORMAT), with request and run ids."""
+    from spe.adapters.observability.logs import configure_logging
+
+    configure_logging(settings.log_format, level)
 
 
 class _Cli(click.Group):
-    """The root group: a service that cannot be reached is a one-line error, not a trace."""
+    """The root group: every command, of every group, fails as ``spe.cli.errors`` says
+    (one line on stderr, a documented exit code), never with a traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
-        try:
+        with handled():
             return super().invoke(ctx)
-        except requests.ConnectionError as exc:
-            url = getattr(exc.request, "url", "") or "the service"
-            raise click.ClickException(
-                f"cannot reach {str(url).split('?')[0]}: is the service running, and is "
-                "SPE_URL (or --url) right?") from exc
 
 
-@click.group(cls=_Cli)
-@click.version_option(package_name="spe", prog_name="spe")  # the installed package's metadata
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="spe", message="spe %(version)s")
 def main() -> None:
-    """Secure Processing Environment: GA4GH WES service, catalog and client."""
+    """Secure Processing Environment: GA4GH WES service, catalog and client.
+
+    Exit codes: 0 ok, 1 failure, 2 usage, 3 service unreachable, 130 interrupted."""
 
 
 @main.command()
 @click.option("--host", default=None, help="Bind address (default: SPE_HOST or 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default: SPE_PORT or 8080).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Serve HTTPS with this certificate chain, PEM (default: "
+              "SPE_TLS_CERT_FILE; needs --tls-key).")
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The certificate's private key, PEM (default: SPE_TLS_KEY_FILE).")
 @click.option("--log-level", default="info", show_default=True)
-def serve(host: str | None, port: int | None, log_level: str) -> None:
+def serve(host: str | None, port: int | None, tls_cert: Path | None, tls_key: Path | None,
+          log_level: str) -> None:
     """Serve the API with the embedded worker (state under SPE_HOME)."""
+    _write_privately()
+    overrides = {k: v for k, v in {"host": host, "port": port, "tls_cert_file": tls_cert,
+                                   "tls_key_file": tls_key}.items() if v is not None}
+    settings = _settings(**overrides)
+    _configure_logging(settings, log_level)  # first: importing the app may warn
     import uvicorn
 
     from spe.app import create_app
+    from spe.cli.serving import uvicorn_options
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
-    _write_privately()
-    settings = _settings()
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = settings.model_copy(update=overrides)
     _refuse_open_state(settings)
+    try:
+        transport = uvicorn_options(settings)
+    except (OSError, ssl.SSLError) as exc:  # unreadable or mismatched certificate and key
+        raise click.ClickException(f"cannot use the TLS certificate: {exc}") from exc
     logging.getLogger("spe").info("settings: %s", settings.redacted())
     try:
         service = create_app(settings)
     except (ValueError, DomainError) as exc:  # unsafe configuration, catalog drift
         raise click.ClickException(str(exc)) from exc
     uvicorn.run(service.app, host=settings.host, port=settings.port, log_level=log_level,
-                access_log=False)
+                access_log=False, log_config=None,  # our handler (SPE_LOG_FORMAT)
+                **transport)
 
 
 @main.command()
@@ -115,12 +139,11 @@ def serve(host: str | None, port: int | None, log_level: str) -> None:
 def worker(concurrency: int | None, log_level: str) -> None:
     """Run a Celery worker (SPE_DISPATCHER=celery): start and cancel steps from Redis, and
     the reconciler. Start as many as needed, on any host that shares SPE_HOME's runs."""
-    from spe.app import create_worker
-
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
     _write_privately()
     settings = _settings()
+    _configure_logging(settings, log_level)
+    from spe.app import create_worker
+
     logging.getLogger("spe").info("settings: %s", settings.redacted())
     try:
         celery_worker = create_worker(settings)
@@ -162,12 +185,14 @@ def catalog_verify(path: Path | None) -> None:
         root = path or _settings().catalog_root()
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    problems = verify_catalog(root)
+    from spe.adapters.containers.images import verify_images
+
+    problems = [*map(str, verify_catalog(root)), *verify_images(_settings().images_dir)]
     for problem in problems:
         click.echo(f"DRIFT {problem}", err=True)
     if problems:
         sys.exit(1)
-    click.echo(f"catalog {root}: every entry verifies")
+    click.echo(f"catalog {root}: every entry verifies (and every TES image)")
 
 
 @catalog.command("digest")
@@ -278,6 +303,13 @@ def dev_token(user: str, lifetime: int, groups: tuple[str, ...]) -> None:
     settings = _settings()
     if settings.auth_mode != "dev":
         raise click.ClickException("the development issuer is disabled (SPE_AUTH_MODE=oidc)")
+    from spe.adapters.auth.dev_issuer import KEY_FILE, STATE_DIR
+
+    if not (settings.home / STATE_DIR / KEY_FILE).is_file():
+        raise click.ClickException(
+            f"no development issuer key in SPE_HOME={settings.home}: `spe serve` makes it "
+            "at its first start; set SPE_HOME to the home of the running server (a token "
+            "signed with a new key would be refused)")
     try:
         issuer = DevIssuer(settings.home, port=settings.dev_issuer_port)
         claims = {"eduperson_entitlement": [dev_entitlement(g) for g in groups]}
@@ -341,7 +373,10 @@ def audit_export(since: datetime | None) -> None:
 
 
 main.add_command(run_commands.run)
+main.add_command(image_commands.image)
+main.add_command(task_commands.task)
 main.add_command(release_commands.release)
+main.add_command(data_commands.data)
 main.add_command(login_commands.login)
 main.add_command(login_commands.logout)
 

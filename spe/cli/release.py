@@ -2,100 +2,101 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
-import requests
-from rich.console import Console
-from rich.table import Table
 
-from spe.cli.client import TIMEOUT, ApiError
-from spe.cli.runs import _client
+from spe.cli.client import WesClient, client_for, seg, service_options
+from spe.cli.errors import CliError
+from spe.cli.output import console, emit, output_options, show, table
 
-out = Console()
 RR = "/spe/v1/release-requests"
+STATES = ("SUBMITTED", "CHECKING", "IN_REVIEW", "BLOCKED", "APPROVED", "REJECTED",
+          "RETURNED", "WITHDRAWN", "RELEASED", "REVOKED")
 
 
-def _call(ctx: click.Context, method: str, path: str, **kw: Any) -> requests.Response:
-    client = _client(ctx)
-    try:
-        return client.call(method, path, **kw)
-    except ApiError as exc:
-        raise click.ClickException(str(exc)) from exc
+def _path(request_id: str, action: str = "") -> str:
+    return f"{RR}/{seg(request_id)}" + (f"/{action}" if action else "")
 
 
-def show(body: dict[str, Any]) -> None:
+def render(body: dict[str, Any]) -> None:
+    out = console()
     out.print(f"release request [cyan]{body['id']}[/cyan] of run {body['run_id']}: "
               f"[bold]{body['state']}[/bold] ({body['reviewers_voted']}/"
               f"{body['required_approvals']} reviewers)")
     if body.get("reason"):
-        out.print(f"  reason: {body['reason']}")
-    table = Table("file", "size", "sha256", "checks")
+        out.print(f"  reason: {body['reason']}", markup=False)
+    grid = table("file", "size", "sha256", "checks")
     for f in body["files"]:
         found = [x for x in body["findings"] if x["path"] == f["path"]
                  and x["severity"] != "pass"]
-        table.add_row(f["path"], str(f["size"]), f["sha256"][:16] + "…",
-                      "; ".join(f"{x['severity']}: {x['message']}" for x in found) or "ok")
-    out.print(table)
+        grid.add_row(f["path"], str(f["size"]), f["sha256"][:16] + "…",
+                     "; ".join(f"{x['severity']}: {x['message']}" for x in found) or "ok")
+    show(grid)
     for v in body["votes"]:
-        out.print(f"  {v['reviewer']}: {v['decision']} {v['path']} ({v['reason']})")
+        out.print(f"  {v['reviewer']}: {v['decision']} {v['path']} ({v['reason']})",
+                  markup=False)
 
 
 @click.group()
-@click.option("--url", envvar="SPE_URL", default="http://127.0.0.1:8080", show_default=True)
-@click.option("--token", envvar="SPE_TOKEN", default="")
-@click.pass_context
-def release(ctx: click.Context, url: str, token: str) -> None:
+@service_options
+def release() -> None:
     """Ask for outputs to leave the enclave, review requests, download released files."""
-    ctx.obj = {"url": url, "token": token}
 
 
 @release.command("request")
 @click.argument("run_id")
 @click.option("--file", "files", multiple=True, required=True, help="Output path; repeat.")
-@click.option("--justification", required=True, help="Why these files may leave.")
+@click.option("--justification", required=True,
+              help="Why these files may leave (10 to 4000 characters).")
+@output_options
 @click.pass_context
 def request_release(ctx: click.Context, run_id: str, files: tuple[str, ...],
                     justification: str) -> None:
     """Request release of FILES of RUN_ID (prints the request id on stdout)."""
-    body = _call(ctx, "POST", RR, json={"run_id": run_id, "files": list(files),
-                                        "justification": justification}).json()
-    show(body)
-    click.echo(body["id"])
+    body = client_for(ctx).json("POST", RR, json={
+        "run_id": run_id, "files": list(files), "justification": justification})
+
+    def text() -> None:
+        render(body)
+        click.echo(body["id"])
+
+    emit(body, text)
 
 
 @release.command("list")
 @click.option("--role", type=click.Choice(["requester", "reviewer"]), default=None)
+@click.option("--state", type=click.Choice(STATES), default=None)
+@output_options
 @click.pass_context
-def list_requests(ctx: click.Context, role: str | None) -> None:
-    """Requests you made, or may review."""
-    table = Table("id", "run", "requester", "state", "files")
-    for r in _all_requests(ctx, role):
-        table.add_row(r["id"], r["run_id"][:12], r["requester"], r["state"],
-                      str(len(r["files"])))
-    out.print(table)
+def list_requests(ctx: click.Context, role: str | None, state: str | None) -> None:
+    """Requests you made, or may review (every page)."""
+    params: dict[str, Any] = {"page_size": 500, **({"role": role} if role else {}),
+                              **({"state": state} if state else {})}
+    found = client_for(ctx).pages(RR, "requests", params)
 
+    def text() -> None:
+        grid = table("id", "run", "requester", "state", "files")
+        for r in found:
+            grid.add_row(r["id"], r["run_id"], r["requester"], r["state"],
+                         str(len(r["files"])))
+        show(grid)
 
-def _all_requests(ctx: click.Context, role: str | None) -> Iterator[dict[str, Any]]:
-    """Every page of the listing, following ``next_page_token``."""
-    params: dict[str, Any] = {"page_size": 500, **({"role": role} if role else {})}
-    while True:
-        body = _call(ctx, "GET", RR, params=params).json()
-        yield from body["requests"]
-        if not body.get("next_page_token"):
-            return
-        params["page_token"] = body["next_page_token"]
+    emit({"requests": found}, text)
 
 
 @release.command("show")
 @click.argument("request_id")
+@output_options
 @click.pass_context
 def show_request(ctx: click.Context, request_id: str) -> None:
     """A request, its checks and (once decided) every vote."""
-    show(_call(ctx, "GET", f"{RR}/{request_id}").json())
+    body = client_for(ctx).json("GET", _path(request_id))
+    emit(body, lambda: render(body))
 
 
 @release.command("vote")
@@ -104,26 +105,75 @@ def show_request(ctx: click.Context, request_id: str) -> None:
 @click.option("--decision", type=click.Choice(["approve", "request_changes", "reject"]),
               required=True)
 @click.option("--reason", required=True)
+@output_options
 @click.pass_context
 def vote(ctx: click.Context, request_id: str, paths: tuple[str, ...], decision: str,
          reason: str) -> None:
     """Vote on files of a request you review."""
-    body = _call(ctx, "GET", f"{RR}/{request_id}").json()
+    client = client_for(ctx)
+    body = client.json("GET", _path(request_id))
     for path in paths or tuple(f["path"] for f in body["files"]):
-        body = _call(ctx, "POST", f"{RR}/{request_id}/votes",
-                     json={"path": path, "decision": decision, "reason": reason}).json()
-    show(body)
+        body = client.json("POST", _path(request_id, "votes"),
+                           json={"path": path, "decision": decision, "reason": reason})
+    emit(body, lambda: render(body))
 
 
-def _after_release(ctx: click.Context, request_id: str, wait: float) -> dict[str, Any]:
+def _step(action: str, doc: str) -> click.Command:
+    @output_options
+    @click.argument("request_id")
+    @click.pass_context
+    def command(ctx: click.Context, request_id: str) -> None:
+        body = client_for(ctx).json("POST", _path(request_id, action))
+        emit(body, lambda: render(body))
+
+    command.__doc__ = doc
+    return click.command(action)(command)
+
+
+release.add_command(_step("resubmit", "Resubmit a RETURNED request of yours (its files "
+                          "are snapshotted and checked again)."))
+release.add_command(_step("withdraw", "Withdraw a RETURNED request of yours."))
+release.add_command(_step("revoke", "Revoke a release (reviewers of the project, "
+                          "operators): its files leave the outbox."))
+
+
+def _after_release(client: WesClient, request_id: str, wait: float) -> dict[str, Any]:
     """The request, once it has left APPROVED (the release to the outbox follows the
     decision in the background), or as it is after ``wait`` seconds."""
     deadline = time.monotonic() + wait
-    body: dict[str, Any] = _call(ctx, "GET", f"{RR}/{request_id}").json()
+    body = client.json("GET", _path(request_id))
     while body["state"] == "APPROVED" and time.monotonic() < deadline:
         time.sleep(0.5)
-        body = _call(ctx, "GET", f"{RR}/{request_id}").json()
+        body = client.json("GET", _path(request_id))
     return body
+
+
+def _fetch(client: WesClient, request_id: str, entry: dict[str, Any], root: Path) -> Path:
+    """Download one file into ``root`` beside a temporary name, check its size and
+    sha256 against the request, then move it in place; a mismatch leaves nothing."""
+    target = (root / str(entry["path"])).resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise CliError(f"refusing to write outside {root}: {entry['path']}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(f".{target.name}.part")
+    digest, size = hashlib.sha256(), 0
+    resp = client.call("GET", _path(request_id, "download"), params={"path": entry["path"]},
+                       stream=True)
+    try:
+        with resp, part.open("wb") as fh:
+            for chunk in resp.iter_content(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+                fh.write(chunk)
+        if digest.hexdigest() != entry["sha256"] or size != entry["size"]:
+            raise CliError(f"{entry['path']}: the download does not match the request "
+                           f"(sha256 {digest.hexdigest()[:16]}…, {size} bytes; expected "
+                           f"{entry['sha256'][:16]}…, {entry['size']} bytes); nothing "
+                           "was kept")
+        part.replace(target)
+    finally:
+        part.unlink(missing_ok=True)
+    return target
 
 
 @release.command("download")
@@ -134,20 +184,17 @@ def _after_release(ctx: click.Context, request_id: str, wait: float) -> dict[str
               help="Seconds to wait for an APPROVED request to be released.")
 @click.pass_context
 def download(ctx: click.Context, request_id: str, dest: Path, wait: float) -> None:
-    """Download every released file of a request into DEST/<request id>/."""
-    client = _client(ctx)
-    body = _after_release(ctx, request_id, wait)
-    for f in body["files"]:
-        target = (dest / request_id / f["path"]).resolve()
-        if not target.is_relative_to((dest / request_id).resolve()):
-            raise click.ClickException(f"refusing to write outside {dest}: {f['path']}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with client.session.get(f"{client.base}{RR}/{request_id}/download",
-                                 params={"path": f["path"]}, stream=True,
-                                 timeout=TIMEOUT) as resp:
-            if resp.status_code != 200:
-                raise click.ClickException(f"HTTP {resp.status_code}: {resp.text[:500]}")
-            with target.open("wb") as fh:
-                for chunk in resp.iter_content(1 << 20):
-                    fh.write(chunk)
-        out.print(f"downloaded {f['path']} -> {target}")
+    """Download every released file of a request into DEST/<request id>/, each checked
+    against the sha256 and size the request recorded, and its RO-Crate beside them."""
+    client = client_for(ctx)
+    body = _after_release(client, request_id, wait)
+    if body["state"] != "RELEASED":
+        raise CliError(f"request {request_id} is {body['state']}, not RELEASED")
+    root = dest / request_id
+    for entry in body["files"]:
+        target = _fetch(client, request_id, entry, root)
+        console(stderr=True).print(f"downloaded {entry['path']} -> {target} (sha256 "
+                                   "verified)", markup=False, soft_wrap=True)
+    crate = client.call("GET", _path(request_id, "crate"))
+    (root / "ro-crate-metadata.json").write_text(json.dumps(crate.json(), indent=2),
+                                                 encoding="utf-8")

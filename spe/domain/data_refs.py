@@ -76,8 +76,9 @@ def _locate(raw: str, datasets: dict[str, Dataset]) -> tuple[str, str] | None:
 
 
 def parse_refs(schema: dict[str, Any], params: dict[str, Any],
-               datasets: dict[str, Dataset]) -> list[DataRef]:
-    """Every input reference in ``params``; 400 listing each malformed one."""
+               datasets: dict[str, Dataset], what: str = "workflow_params") -> list[DataRef]:
+    """Every input reference in ``params``; 400 listing each malformed one (``what`` names
+    where they came from)."""
     refs, errors = [], []
     for pointer, value in input_values(schema, params):
         if not isinstance(value, str):
@@ -95,7 +96,7 @@ def parse_refs(schema: dict[str, Any], params: dict[str, Any],
             continue
         refs.append(DataRef(pointer=pointer, dataset=dataset, path=path, raw=value))
     if errors:
-        raise InvalidRequest("workflow_params name data that cannot be used", errors)
+        raise InvalidRequest(f"{what} name data that cannot be used", errors)
     return refs
 
 

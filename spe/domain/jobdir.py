@@ -16,6 +16,13 @@ beside it). Services, engines and executors ask a ``JobDir`` for a path; none sp
 | ``job.sh``, ``job.argv``, ``job.env`` | the SLURM executor | the batch script, the engine's   |
 |                     |                             | argv and environment (NUL-separated)    |
 | ``.start-lease``    | the worker starting the job | mtime: a live worker is starting it     |
+| ``task.json``       | the service (a TES task)    | the driver's plan: each executor's argv |
+| ``task_driver.py``  | the service (a TES task)    | the driver (standard library only)      |
+| ``executors.json``  | the task driver             | each executor's times and exit code     |
+| ``logs/executor-<i>.stdout|stderr`` | the task driver | an executor's streams             |
+
+A TES task's container paths live in ``work/``: ``/data/x`` is ``work/data/x``; each
+mount point the task uses is bound into its containers (``spe.domain.tes``).
 """
 
 from __future__ import annotations
@@ -111,6 +118,35 @@ class JobDir:
     @property
     def start_lease(self) -> Path:
         return self.root / ".start-lease"
+
+    @property
+    def task_plan(self) -> Path:
+        return self.root / "task.json"
+
+    @property
+    def task_driver(self) -> Path:
+        return self.root / "task_driver.py"
+
+    @property
+    def executor_records(self) -> Path:
+        return self.root / "executors.json"
+
+    def executor_stream(self, index: int, stream: str) -> Path:
+        """Executor ``index``'s own stdout or stderr (the task driver writes them)."""
+        if stream not in LOG_STREAMS:
+            raise KeyError(stream)
+        return self.log(f"executor-{index}.{stream}")
+
+    def container(self, path: str) -> Path:
+        """Where a (checked) container path of a TES task lies in the job."""
+        return self.work / path.strip("/")
+
+
+def quarantined_executor_log(index: int, stream: str) -> str:
+    """Where executor ``index``'s ``stream`` is kept in a task's quarantine."""
+    if stream not in LOG_STREAMS:
+        raise KeyError(stream)
+    return f"{LOG_PREFIX}executor-{index}-{stream}.txt"
 
 
 def quarantined_log(stream: str) -> str:

@@ -11,6 +11,7 @@ from spe.domain.states import RunState
 
 JSON = dict[str, Any]
 T = TypeVar("T")
+RUN, TASK = "run", "task"  # the kinds of job: a WES run, a TES task
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,13 @@ class Run:
     outputs: list[OutputFile] = field(default_factory=list)
     purged_at: datetime | None = None
     seq: int = 0
+    kind: str = "run"  # "run" (WES) or "task" (TES: ``task`` holds its TES document)
+    task: JSON | None = None
+    name: str = ""
+
+    @property
+    def is_task(self) -> bool:
+        return self.kind == TASK
 
 
 @dataclass(frozen=True)
@@ -165,10 +173,15 @@ class Visibility:
 
 @dataclass(frozen=True)
 class RunFilter:
-    """Filters of ``GET /runs`` (our documented extension)."""
+    """Filters of ``GET /runs`` (our documented extension) and ``GET /tasks``: ``kind``
+    (runs, tasks, or "" for both), states, tags (every pair must match; a value of None
+    matches any value of the key) and a name prefix (tasks)."""
 
     states: tuple[RunState, ...] = ()
-    tags: tuple[tuple[str, str], ...] = ()
+    tags: tuple[tuple[str, str | None], ...] = ()
+    kind: str = ""
+    name_prefix: str = ""
+    workflow: str = ""  # runs: a catalog id, or <id>@<version>
 
 
 @dataclass(frozen=True)

@@ -59,8 +59,15 @@ class DataService:
         caller works). 403 naming the dataset (and an audit event) otherwise; unknown
         dataset ids get the same answer, so ids cannot be probed; 400 when the file does
         not exist."""
+        refs = parse_refs(entry.params_schema, params, self.gate.policy.datasets)
+        self.check_refs(who, refs, project, entry.ref)
+        return refs
+
+    def check_refs(self, who: Principal, refs: list[DataRef], project: str, what: str,
+                   directories: frozenset[str] = frozenset()) -> None:
+        """``authorize`` for references already parsed (a workflow's or a task's,
+        ``what`` names it in the audit); a pointer in ``directories`` names a folder."""
         datasets = self.gate.policy.datasets
-        refs = parse_refs(entry.params_schema, params, datasets)
         access = self.gate.access(who)
         for ref in refs:
             ds = datasets.get(ref.dataset)
@@ -70,16 +77,42 @@ class DataService:
             if ref.dataset not in access.datasets or not (by_project or by_visa):
                 self.audit.append(AuditEvent(
                     action="data.denied", actor=who.sub, outcome="denied",
-                    target=ref.dataset[:255], details={"workflow": entry.ref,
+                    target=ref.dataset[:255], details={"workflow": what[:255],
                                                        "pointer": ref.pointer,
                                                        "project": project}))
                 raise Forbidden(f"dataset {ref.dataset[:64]!r} may not be used by you in "
                                 f"project {project!r}", rule="dataset")
-            if self.stores(datasets[ref.dataset].location).stat(ref.path) is None:
+            if not self._exists(datasets[ref.dataset].location, ref.path,
+                                ref.pointer in directories):
                 raise InvalidRequest("an input does not exist",
-                                     [(ref.pointer, f"{ref.raw[:200]!r} is not a file of "
-                                                    "the dataset")])
-        return refs
+                                     [(ref.pointer, f"{ref.raw[:200]!r} is not a "
+                                      f"{'folder' if ref.pointer in directories else 'file'}"
+                                      " of the dataset")])
+
+    def _exists(self, location: str, path: str, directory: bool) -> bool:
+        store = self.stores(location)
+        if directory:
+            return next(iter(store.list(path.rstrip("/") + "/")), None) is not None
+        return store.stat(path) is not None
+
+    def stage_copies(self, items: list[tuple[DataRef, Path, bool]]) -> int:
+        """Copy each referenced file (or every file below a referenced folder, when its
+        flag is set) to its destination, read-only: a container sees no link target.
+        Returns how many files were copied."""
+        datasets = self.gate.policy.datasets
+        jobs = []
+        for ref, dest, directory in items:
+            store = self.stores(datasets[ref.dataset].location)
+            if not directory:
+                jobs.append((store, ref.path, dest))
+                continue
+            prefix = ref.path.rstrip("/") + "/"
+            jobs += [(store, info.key, dest / info.key[len(prefix):])
+                     for info in store.list(prefix)]
+        with ThreadPoolExecutor(max_workers=self.parallel_downloads) as pool:
+            list(pool.map(lambda job: self.files.stage(job[0], job[1], job[2], copy=True),
+                          jobs))
+        return len(jobs)
 
     def stage(self, entry: WorkflowEntry, params: dict[str, Any],
               job: JobDir) -> dict[str, Any]:
@@ -105,13 +138,25 @@ class DataService:
                    files: list[Path]) -> list[OutputFile]:
         """Copy outputs into the project's quarantine under ``<run_id>/``, hashing each
         file while it streams; return what was recorded."""
+        return self.quarantine_files(project, run_id,
+                                     [(outdir / rel, rel.as_posix()) for rel in files])
+
+    def quarantine_files(self, project: str, run_id: str, files: list[tuple[Path, str]],
+                         missing_ok: bool = False) -> list[OutputFile]:
+        """``quarantine`` for (file, name in the quarantine) pairs; with ``missing_ok`` a
+        file that does not exist is skipped."""
         store = self.stores(self.quarantine_location(project))
         recorded = []
-        for rel in files:
-            with self.files.read(outdir / rel) as fh:
-                reader = HashingReader(fh)
-                store.put(f"{run_id}/{rel.as_posix()}", reader)  # type: ignore[arg-type]
-            recorded.append(OutputFile(path=rel.as_posix(), size=reader.size,
+        for source, name in files:
+            try:
+                with self.files.read(source) as fh:
+                    reader = HashingReader(fh)
+                    store.put(f"{run_id}/{name}", reader)  # type: ignore[arg-type]
+            except FileNotFoundError:
+                if not missing_ok:
+                    raise
+                continue
+            recorded.append(OutputFile(path=name, size=reader.size,
                                        sha256=reader.sha256.hexdigest()))
         return recorded
 

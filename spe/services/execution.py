@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from spe.domain import log_context
 from spe.domain.catalog import Catalog, WorkflowEntry
 from spe.domain.clock import utc_now
 from spe.domain.errors import DomainError
@@ -60,6 +61,7 @@ from spe.domain.ports import (
 from spe.domain.resources import job_resources
 from spe.domain.states import RunState, can_move, is_final
 from spe.services.data import DataService
+from spe.services.task_jobs import ImageDrift, TaskJobs
 
 log = logging.getLogger(__name__)
 S = RunState
@@ -75,7 +77,7 @@ def service_reason(exc: Exception) -> str:
     domain error, a catalog drift), else only its class. Other exceptions' text (an OS
     error naming a file, a tool's output) may carry names or values from the run; it goes
     to the service log."""
-    if isinstance(exc, DomainError | CatalogDrift):
+    if isinstance(exc, DomainError | CatalogDrift | ImageDrift):
         return str(exc)[:500]
     return f"{type(exc).__name__} (details are in the service log)"
 
@@ -105,6 +107,7 @@ class Execution:
     audit: AuditLog
     tuning: Tuning = field(default_factory=Tuning)
     clock: Callable[[], datetime] = utc_now
+    tasks: TaskJobs | None = None  # TES tasks, where the service offers them
 
     @property
     def executor(self) -> Executor:
@@ -173,6 +176,8 @@ class Execution:
                 (start or self.start)(run.id)
 
     def _prepare(self, run: Run) -> ExecutionSpec:
+        if run.is_task:
+            return self._task_jobs().prepare(run, self.job(run.id), self.choice)
         entry = self.catalog.resolve(f"{run.workflow_id}@{run.workflow_version}")
         if entry.bundle_digest != run.bundle_digest:
             raise RuntimeError("catalog entry changed since submission")
@@ -189,6 +194,11 @@ class Execution:
         return ExecutionSpec(run_id=run.id, argv=tuple(argv), workdir=job.root,
                              stdout=job.stdout, stderr=job.stderr,
                              resources=resources, account=account)
+
+    def _task_jobs(self) -> TaskJobs:
+        if self.tasks is None:
+            raise RuntimeError("this service runs no TES tasks")
+        return self.tasks
 
     def _check_copied_bundle(self, run: Run, entry: WorkflowEntry, job: JobDir) -> None:
         """The copy the run will execute must hash to the digest the allowlist pins (the
@@ -261,10 +271,11 @@ class Execution:
     def reconcile_all(self) -> None:
         for run in self.repo.active():
             if run.state in (S.INITIALIZING, S.RUNNING, S.CANCELING, S.PAUSED):
-                try:
-                    self.reconcile(run)
-                except Exception:  # one bad run must not stop the others
-                    log.exception("reconciling run %s failed", run.id)
+                with log_context.run(run.id):
+                    try:
+                        self.reconcile(run)
+                    except Exception:  # one bad run must not stop the others
+                        log.exception("reconciling run %s failed", run.id)
 
     def reconcile(self, run: Run) -> None:
         if not run.handle:
@@ -276,7 +287,9 @@ class Execution:
             return
         status = self.executor.poll(run.handle)
         engine = self.engines.get(run.engine)
-        if engine is not None:
+        if run.is_task and self.tasks is not None:
+            self.task_logs.replace_tasks(run.id, self.tasks.task_logs(run, self.job(run.id)))
+        elif engine is not None:
             self.task_logs.replace_tasks(run.id, engine.task_logs(self.workdir(run)))
         if not is_final(status.state):
             self._still_running(run, status)
@@ -335,6 +348,8 @@ class Execution:
         if not self.files.exists(job):
             return []
         self.data.quarantine_logs(run.project, run.id, job)
+        if run.is_task:
+            return self._task_jobs().outputs(run, job)
         if engine is None or entry is None:
             return []  # an entry removed from the catalog lists no outputs; the run ends
         found = [p for p in engine.outputs(entry, job.root)

@@ -31,7 +31,7 @@ from spe.domain.airlock import (
 from spe.domain.attachments import check_attachment_names
 from spe.domain.errors import Conflict, DomainError, Forbidden, InvalidRequest, NotFound
 from spe.domain.file_types import CandidateFile, sniff
-from spe.domain.jobdir import QUARANTINED_LOGS
+from spe.domain.jobdir import LOG_PREFIX
 from spe.domain.models import Page, Principal, Run
 from spe.domain.paging import PageTokens
 from spe.domain.permissions import allowed, is_member, member_projects
@@ -215,8 +215,10 @@ class Review:
 
     @staticmethod
     def _logs_of(store: ObjectStore, run_id: str) -> set[str]:
-        """The engine logs kept in the run's quarantine (``_logs/stdout.txt``, ...)."""
-        return {path for path in QUARANTINED_LOGS if store.stat(f"{run_id}/{path}") is not None}
+        """The logs kept in the run's quarantine (``_logs/stdout.txt``, a task's
+        ``_logs/executor-0-stdout.txt``, ...)."""
+        start = len(run_id) + 1
+        return {info.key[start:] for info in store.list(f"{run_id}/{LOG_PREFIX}")}
 
     def resume_checks(self, request_id: str) -> ReleaseRequest | None:
         """Carry on a request left in SUBMITTED or CHECKING (a crash, a failed attempt):
@@ -348,7 +350,7 @@ class Review:
 def _check_releasable(run: Run, paths: list[str]) -> None:
     """Outputs leave from a completed, unpurged run; the engine's logs from any run that
     has ended (a failed run's log is what its owner needs), unpurged."""
-    logs_only = bool(paths) and all(p in QUARANTINED_LOGS for p in paths)
+    logs_only = bool(paths) and all(p.startswith(LOG_PREFIX) for p in paths)
     if run.purged_at is None and (run.state == RunState.COMPLETE
                                   or (logs_only and is_final(run.state))):
         return

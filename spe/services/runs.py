@@ -17,6 +17,7 @@ from spe.domain.clock import utc_now
 from spe.domain.errors import Conflict, DomainError, Forbidden, NotFound, ServiceUnavailable
 from spe.domain.jobdir import LOG_STREAMS, JobDir, quarantined_log
 from spe.domain.models import (
+    RUN,
     AuditEvent,
     Page,
     Principal,
@@ -139,14 +140,20 @@ class RunService:
         self._audit("run.submit", who, "replayed", run_id, {"idempotency_key": key.key})
         return run_id
 
-    def get(self, who: Principal, run_id: str, perm: str = RUN_READ) -> Run:
-        return self.gate.check_run(who, self.repo.get(run_id), perm, run_id)
+    def get(self, who: Principal, run_id: str, perm: str = RUN_READ,
+            kind: str = RUN) -> Run:
+        """The run (or, with ``kind`` TASK, the TES task; "" for either) if ``who`` may
+        ``perm`` it; a job of another kind does not exist here (404)."""
+        job = self.repo.get(run_id)
+        if job is not None and kind and job.kind != kind:
+            job = None
+        return self.gate.check_run(who, job, perm, run_id)
 
     def list(self, who: Principal, page_size: int, page_token: str,
              flt: RunFilter) -> Page[Run]:
         visible = self.gate.visibility(who)
-        scope = (f"runs|{visible}|{sorted(s.value for s in flt.states)}|"
-                 f"{sorted(flt.tags)}")
+        scope = (f"{flt.kind}s|{visible}|{sorted(s.value for s in flt.states)}|"
+                 f"{sorted(flt.tags, key=repr)}|{flt.name_prefix}|{flt.workflow}")
         before = self.tokens.decode(page_token, scope) if page_token else None
         rows = self.repo.page(visible, flt, before, page_size + 1)
         items = rows[:page_size]
@@ -159,27 +166,28 @@ class RunService:
             counts.update(self.repo.state_counts(self.gate.visibility(who)))
         return counts
 
-    def cancel(self, who: Principal, run_id: str) -> str:
-        run = self.get(who, run_id, RUN_CANCEL)
+    def cancel(self, who: Principal, run_id: str, kind: str = RUN) -> str:
+        run = self.get(who, run_id, RUN_CANCEL, kind)
+        action = f"{run.kind}.cancel"
         if run.state in (RunState.CANCELING, RunState.CANCELED):
             return run.id
         if is_final(run.state):
-            raise Conflict(f"run {run.id} has already ended ({run.state.value})")
+            raise Conflict(f"{run.kind} {run.id} has already ended ({run.state.value})")
         if self.repo.transition(run.id, frozenset({RunState.QUEUED}), RunState.CANCELED,
                                 self.clock()):
-            self._audit("run.cancel", who, "canceled", run.id, {"from": "QUEUED"})
+            self._audit(action, who, "canceled", run.id, {"from": "QUEUED"})
             return run.id
         active = frozenset({RunState.INITIALIZING, RunState.RUNNING, RunState.PAUSED})
         if not self.repo.transition(run.id, active, RunState.CANCELING):
-            return self.cancel(who, run_id)  # it moved meanwhile: decide again
-        self._audit("run.cancel", who, "canceling", run.id, {"from": run.state.value})
+            return self.cancel(who, run_id, kind)  # it moved meanwhile: decide again
+        self._audit(action, who, "canceling", run.id, {"from": run.state.value})
         self.dispatcher.enqueue_cancel(run.id)
         return run.id
 
     def purge(self, who: Principal, run_id: str) -> dict[str, int]:
         """Remove a finished run's work directory and quarantined outputs. Its metadata
         (state, output names and digests) stays, marked as purged, for the audit trail."""
-        run = self.get(who, run_id, RUN_PURGE)
+        run = self.get(who, run_id, RUN_PURGE, kind="")  # a run or a task
         if not is_final(run.state):
             raise Conflict(f"run {run.id} is {run.state.value}: cancel it before purging")
         return self._purge(run, who.sub, who.username)
@@ -240,7 +248,7 @@ class RunService:
         """The last ``max_bytes`` of the engine's own stdout/stderr, only in a project that
         opted in with ``logs: direct`` (each read audited), never to operators. Elsewhere
         the log is output: 403 saying how to request its release through the airlock."""
-        run = self.get(who, run_id)
+        run = self.get(who, run_id, kind="")
         if stream not in LOG_STREAMS:
             raise NotFound(f"no {stream[:20]} log for run {run.id}")
         if not self.logs_direct(run):

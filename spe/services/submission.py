@@ -117,6 +117,11 @@ def resolve_entry(catalog: Catalog, request: RunRequest,
 
 def check_type_and_engine(entry: WorkflowEntry, request: RunRequest,
                           engine_versions: dict[str, str]) -> None:
+    installed = engine_versions.get(entry.engine, "")
+    if not installed:
+        raise InvalidRequest(f"{entry.ref} is not offered here: its engine ({entry.engine}) "
+                             "is not installed on this service",
+                             [("/workflow_url", f"{entry.engine} is not installed")])
     errors = []
     if request.workflow_type != entry.workflow_type:
         errors.append(("/workflow_type", f"{entry.ref} is {entry.workflow_type}"))
@@ -125,10 +130,9 @@ def check_type_and_engine(entry: WorkflowEntry, request: RunRequest,
                        f"{entry.ref} is {entry.workflow_type} {entry.workflow_type_version}"))
     if request.workflow_engine and request.workflow_engine != entry.engine:
         errors.append(("/workflow_engine", f"{entry.ref} runs on {entry.engine}"))
-    installed = engine_versions.get(entry.engine, "")
     if request.workflow_engine_version and request.workflow_engine_version != installed:
         errors.append(("/workflow_engine_version",
-                       f"this service runs {entry.engine} {installed or '(not installed)'}"))
+                       f"this service runs {entry.engine} {installed}"))
     if errors:
         raise InvalidRequest(f"the request does not match catalog entry {entry.ref}", errors)
 

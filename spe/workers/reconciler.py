@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from spe.domain import log_context
 from spe.domain.ports import Dispatcher
 from spe.domain.states import RunState
 from spe.services.execution import Execution
@@ -42,7 +44,7 @@ class StartLeases:
         run = self._execution.repo.get(run_id)
         if run is None or run.state != RunState.QUEUED:
             return
-        with self._holding(run_id):
+        with log_context.run(run_id), self._holding(run_id):
             self._execution.start(run_id)
 
     @contextmanager
@@ -92,6 +94,7 @@ class Reconciler:
         self._execution, self._dispatcher, self._leases = execution, dispatcher, leases
         self._interval = interval
         self._periodic: list[_Periodic] = []
+        self.last_success: float | None = None  # Unix time of the last pass that completed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -107,6 +110,7 @@ class Reconciler:
             self._execution.reconcile_all()
             self._execution.recover_stale_starts(self._dispatcher)
             self._execution.start_queued(start=self._leases.start)
+            self.last_success = time.time()
         finally:
             self._run_due()
 

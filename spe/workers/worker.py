@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from spe.domain import log_context
 from spe.domain.ports import Dispatcher
 from spe.services.execution import Execution
 from spe.workers.reconciler import Reconciler, StartLeases
@@ -25,12 +26,13 @@ class Worker:
         self.reconciler = Reconciler(execution, dispatcher, self.leases, interval)
 
     def handle(self, kind: str, run_id: str) -> None:
-        if kind == "start":
-            self.leases.start(run_id)
-        elif kind == "cancel":
-            self._execution.cancel(run_id)
-        else:
-            log.error("unknown message kind %r for run %s", kind, run_id)
+        with log_context.run(run_id):
+            if kind == "start":
+                self.leases.start(run_id)
+            elif kind == "cancel":
+                self._execution.cancel(run_id)
+            else:
+                log.error("unknown message kind %r for run %s", kind, run_id)
 
     def start(self) -> None:
         self.leases.begin()

@@ -4,6 +4,7 @@ validated against the official GA4GH WES 1.1 document."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 from tests.helpers import WES, Api, Server
@@ -24,6 +25,9 @@ def test_service_info_reports_installed_engine_and_catalog_types(server: Server)
     assert body["supported_wes_versions"] == ["1.1.0"]
     names = {p["name"] for p in body["default_workflow_engine_parameters"]}
     assert {"cores", "keep_going"} <= names
+    nextflow = shutil.which("nextflow") is not None
+    assert ("NFL" in body["workflow_type_versions"]) == nextflow
+    assert ("max_cpus" in names) == nextflow  # an engine option of Nextflow entries only
     assert body["auth_instructions_url"]
 
 
@@ -172,8 +176,9 @@ def test_workflows_listing_carries_schemas_and_examples(server: Server, api: Api
     resp = api.get("/spe/v1/workflows")
     assert resp.status_code == 200
     entries = {e["ref"]: e for e in resp.json()["workflows"]}
-    assert {"tsv-summary@1.0.0", "tsv-summary@1.1.0", "gsea-rank@1.0.0",
-            "nf-wordcount@1.0.0"} <= set(entries)
+    assert {"tsv-summary@1.0.0", "tsv-summary@1.1.0", "gsea-rank@1.0.0"} <= set(entries)
+    # a Nextflow entry is offered only where nextflow is installed (issue 14)
+    assert ("nf-wordcount@1.0.0" in entries) == (shutil.which("nextflow") is not None)
     tsv = entries["tsv-summary@1.0.0"]
     assert tsv["bundle_digest"].startswith("sha256:")
     assert tsv["params_schema"]["type"] == "object"

@@ -23,9 +23,9 @@ VISIBILITY_TIMEOUT_SECONDS = 5.0
 
 class Cluster:
     def __init__(self, home: Path, catalog: Path, redis: RedisServer, db: int,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, ready_path: str = "/readyz") -> None:
         self.redis = redis
-        self.server = Server(home=home, catalog=catalog, env_extra={
+        self.server = Server(home=home, catalog=catalog, ready_path=ready_path, env_extra={
             "SPE_DISPATCHER": "celery", "SPE_REDIS_URL": redis.url(db),
             "SPE_START_LEASE_SECONDS": str(LEASE_SECONDS),
             "SPE_CELERY_VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY_TIMEOUT_SECONDS),

@@ -84,6 +84,17 @@ def test_stage_links_a_local_store_object_read_only_through_its_permissions(
     assert dest.is_symlink()
 
 
+def test_stage_with_copy_copies_a_local_store_object_read_only(
+        files: JobFiles, job: JobDir, tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.tsv").write_text("x\n")
+    dest = job.work / "data" / "a.tsv"
+    files.stage(FilesystemStore(tmp_path / "data"), "a.tsv", dest, copy=True)
+    assert not dest.is_symlink() and dest.read_text() == "x\n"
+    assert dest.stat().st_mode & 0o777 == 0o400
+    assert dest.stat().st_ino != (tmp_path / "data" / "a.tsv").stat().st_ino
+
+
 def test_stage_of_a_missing_object_raises_and_leaves_nothing(
         files: JobFiles, job: JobDir, tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()

@@ -51,10 +51,10 @@ def make_run(owner: str = "alice", state: RunState = S.QUEUED,
     request = RunRequest(workflow_url="sleepy@1.0.0", workflow_type="SMK",
                          workflow_type_version="9", workflow_params={"seconds": 0},
                          tags=dict(tags or {}))
+    fields: dict[str, object] = {"workflow_id": "sleepy", "workflow_version": "1.0.0", **kw}
     return Run(id=uuid.uuid4().hex, owner_sub=f"dev|{owner}", owner_name=owner, state=state,
-               request=request, workflow_id="sleepy", workflow_version="1.0.0",
-               bundle_digest="sha256:" + "ab" * 32, engine="snakemake", engine_options={},
-               created_at=T0, **kw)  # type: ignore[arg-type]
+               request=request, bundle_digest="sha256:" + "ab" * 32, engine="snakemake",
+               engine_options={}, created_at=T0, **fields)  # type: ignore[arg-type]
 
 
 def assert_utc(value: datetime | None) -> None:
@@ -481,6 +481,20 @@ def test_page_filters_by_tags_requiring_every_tag(repo: SqlRunRepository) -> Non
     assert tagged(("c", "1")) == []
     assert tagged(("a", "1"), states=(S.QUEUED,)) == [a1b2.id, a1.id]
     assert tagged(("a", "1"), states=(S.COMPLETE,)) == []
+
+
+def test_page_filters_by_workflow_id_or_id_and_version(repo: SqlRunRepository) -> None:
+    old = repo.add(make_run(workflow_id="tsv", workflow_version="1.0.0"))
+    new = repo.add(make_run(workflow_id="tsv", workflow_version="1.1.0"))
+    repo.add(make_run())
+    repo.add(make_run("bob", workflow_id="tsv", workflow_version="1.1.0"))
+
+    def of(workflow: str) -> list[str]:
+        return _ids(repo.page(ALICE, RunFilter(workflow=workflow), None, 100))
+
+    assert of("tsv") == [new.id, old.id]
+    assert of("tsv@1.0.0") == [old.id]
+    assert of("tsv@2.0.0") == [] and of("ts") == []
 
 
 def test_page_with_filters_pages_by_before_seq(repo: SqlRunRepository) -> None:

@@ -45,7 +45,8 @@ class InProcess:
                 **extra}
 
     def get(self, user: str, path: str, **kw: Any) -> Any:
-        return self.client.get(path, headers=self.headers(user), **kw)
+        return self.client.get(path, headers=self.headers(user, **kw.pop("headers", {})),
+                               **kw)
 
     def post(self, user: str, path: str, **kw: Any) -> Any:
         return self.client.post(path, headers=self.headers(user, **kw.pop("headers", {})),
@@ -76,9 +77,9 @@ class InProcess:
         raise AssertionError(f"run {run_id} still {state} after {timeout} s")
 
 
-def in_process(home: Path, catalog: Path) -> Iterator[InProcess]:
+def in_process(home: Path, catalog: Path, **settings_extra: Any) -> Iterator[InProcess]:
     settings = Settings(home=home, catalog_dir=catalog, reconcile_seconds=0.05,
-                        cancel_grace_seconds=0)
+                        cancel_grace_seconds=0, **settings_extra)
     executor = FakeExecutor()  # the fake machine instead of local processes
     service = create_app(settings, choice=ExecutorChoice(executor))
     service.execution.engines["snakemake"] = ResultsEngine()

@@ -95,7 +95,7 @@ def test_spe_serve_from_the_wheel_runs_a_workflow_to_complete(venv: Path,
     assert Path(installed[0]).is_relative_to(venv)  # the wheel's copy, not the checkout's
     assert subprocess.run([str(venv / "bin/spe"), "--version"], env=_env(venv, home),
                           capture_output=True, text=True, check=True,
-                          timeout=60).stdout.strip() == f"spe, version {installed[1]}"
+                          timeout=60).stdout.strip() == f"spe {installed[1]}"
     info = requests.get(f"{url}/ga4gh/wes/v1/service-info", timeout=30).json()
     assert info["version"] == installed[1] == version("spe")
     token = subprocess.run([str(venv / "bin/spe"), "dev", "token", "--user", "alice"],

@@ -6,7 +6,10 @@ never to operators."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,3 +189,22 @@ def test_a_requested_engine_log_is_released_through_the_airlock(srv: Server) -> 
     other = alice.post(RR, json={"run_id": run_id, "files": ["_logs/params.json"],
                                  "justification": "x"})
     assert other.status_code == 400
+
+
+def test_spe_run_logs_follow_prints_the_direct_log_until_the_run_ends(srv: Server) -> None:
+    """`spe run logs -f` where the project reads its engine logs directly: the log as it
+    grows, each line once, ending when the run does."""
+    env = {**os.environ, "SPE_URL": srv.url, "SPE_CLI_RETRIES": "2",
+           "SPE_TOKEN": srv.token("bob", groups=GROUPS["bob"])}
+    bob = as_user(srv, "bob")
+    run_id = bob.run_id(bob.submit("sleepy", {"seconds": 4}))
+    bob.wait(run_id, {"RUNNING"})
+    result = subprocess.run([sys.executable, "-m", "spe.cli.main", "run", "logs", "-f",
+                             run_id], env=env, capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert bob.get(f"{WES}/runs/{run_id}/status").json()["state"] == "COMPLETE"
+    whole = bob.get(f"/spe/v1/runs/{run_id}/logs/stderr").text
+    assert result.stdout == whole  # every line once, in order, up to the end
+    assert "rule finish" in result.stdout

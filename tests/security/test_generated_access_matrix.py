@@ -24,6 +24,7 @@ import yaml
 
 from spe.domain.permissions import PERMISSIONS, WITHHELD, Relation
 from tests.helpers import ROOT, Api, Server
+from tests.tes.conftest import busybox_root, import_image
 
 R = Relation
 POLICY = ROOT / "tests/fixtures/policy/matrix.yaml"
@@ -92,8 +93,19 @@ RULES: dict[str, tuple[str, str | None]] = {
     "preview_release_file": ("release.preview", "release.read"),
     "download_released_file": ("release.download", "release.read"),
     "get_release_crate": ("release.read", "release.read"),
+    "get_release_context": ("release.review", "release.read"),
     "list_audit_events": ("audit.read", None),
+    # TES (its operationIds are prefixed: ListTasks and GetTask are WES's too); a task is
+    # read, canceled and listed as a run is
+    "tes.GetServiceInfo": ("public", None),
+    "tes.CreateTask": ("run.submit", None),
+    "tes.ListTasks": ("run.list", None),
+    "tes.GetTask": ("run.read", "run.read"),
+    "tes.CancelTask": ("run.cancel", "run.read"),
 }
+DOCUMENTS = (("wes.yaml", ""), ("spe.yaml", ""), ("tes.yaml", "tes."))
+TES_TASK = {"executors": [{"image": "alpine", "command": ["true"]}],
+            "tags": {"project": "proj-a"}}
 
 
 @dataclass(frozen=True)
@@ -105,13 +117,14 @@ class Operation:
 
 def operations() -> list[Operation]:
     found = []
-    for name in ("wes.yaml", "spe.yaml"):
+    for name, prefix in DOCUMENTS:
         doc = yaml.safe_load((ROOT / "spe" / "openapi" / name).read_text())
         base = doc["servers"][0]["url"]
         for path, item in doc["paths"].items():
             for method, op in item.items():
                 if method in ("get", "post", "put", "patch", "delete"):
-                    found.append(Operation(op["operationId"], method.upper(), base + path))
+                    found.append(Operation(prefix + op["operationId"], method.upper(),
+                                           base + path))
     return found
 
 
@@ -133,7 +146,7 @@ def expected(caller: Caller | None, op: Operation) -> frozenset[int]:
         return PASSED
     if caller is None:
         return frozenset({401})
-    if op.op_id == "RunWorkflow":  # a run of proj-a: the project is the resource
+    if op.op_id in ("RunWorkflow", "tes.CreateTask"):  # in proj-a: the project is the resource
         return PASSED if R.PROJECT_RESEARCHER in caller.relations else frozenset({403})
     relations = caller.relations_to(visible)
     withheld = WITHHELD.get(perm, frozenset()) & relations and R.OWNER not in relations
@@ -151,6 +164,7 @@ class World:
     doomed_run_id: str  # purged by whoever may
     task_id: str
     request_id: str
+    tes_task_id: str  # a TES task of alice in proj-a
 
 
 def _api(srv: Server, caller: Caller | None) -> Api:
@@ -159,7 +173,10 @@ def _api(srv: Server, caller: Caller | None) -> Api:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, catalog_dir: Path) -> Iterator[World]:
-    srv = Server(home=tmp_path_factory.mktemp("generated-matrix"), catalog=catalog_dir,
+    home = tmp_path_factory.mktemp("generated-matrix")
+    import_image(home, busybox_root(tmp_path_factory.mktemp("image") / "busybox"),
+                 "busybox", "1.36", "alpine")
+    srv = Server(home=home, catalog=catalog_dir,
                  env_extra={"SPE_POLICY_FILE": str(POLICY)}).start()
     try:
         alice = _api(srv, CALLERS["owner"])
@@ -170,7 +187,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, catalog_dir: Path) -> Iterat
         made = alice.post("/spe/v1/release-requests", json={
             "run_id": run_id, "files": FILES, "justification": "Aggregates only."})
         assert made.status_code == 201, made.text
-        yield World(srv, run_id, doomed, task_id, made.json()["id"])
+        tes_task = alice.post("/ga4gh/tes/v1/tasks", json=TES_TASK)
+        assert tes_task.status_code == 200, tes_task.text
+        yield World(srv, run_id, doomed, task_id, made.json()["id"], tes_task.json()["id"])
     finally:
         srv.stop()
 
@@ -178,10 +197,13 @@ def world(tmp_path_factory: pytest.TempPathFactory, catalog_dir: Path) -> Iterat
 def _call(api: Api, op: Operation, world: World) -> requests.Response:
     run_id = world.doomed_run_id if op.op_id == "purge_run" else world.run_id
     path = op.path.format(run_id=run_id, task_id=world.task_id, stream="stderr",
-                          request_id=world.request_id, workflow_ref="sleepy@1.0.0")
+                          request_id=world.request_id, workflow_ref="sleepy@1.0.0",
+                          id=world.tes_task_id)
     kw: dict[str, Any] = {"params": {"path": FILES[0]}} if "file" in op.op_id else {}
     if op.op_id == "RunWorkflow":
         return api.submit("sleepy", {"seconds": 0}, tags={"project": "proj-a"})
+    if op.op_id == "tes.CreateTask":
+        kw["json"] = TES_TASK
     if op.op_id == "create_release_request":
         kw["json"] = {"run_id": run_id, "files": FILES[:1], "justification": "Aggregates."}
     elif op.op_id == "vote_on_release_request":

@@ -49,7 +49,8 @@ def srv(tmp_path_factory: pytest.TempPathFactory, catalog_dir: Path,
     server = Server(home=home, catalog=catalog_dir, env_extra={
         "SPE_AUTH_MODE": "oidc", "SPE_OIDC_ISSUER": provider.issuer,
         "SPE_OIDC_AUDIENCE": "spe", "SPE_OIDC_CLIENT_SECRET": "spe-secret",
-        "SPE_POLICY_FILE": str(policy), "SPE_OIDC_INTROSPECTION_TTL_SECONDS": "1"}).start()
+        "SPE_POLICY_FILE": str(policy), "SPE_OIDC_INTROSPECTION_TTL_SECONDS": "1",
+        "SPE_READINESS_CACHE_SECONDS": "0"}).start()
     yield server
     server.stop()
 
@@ -122,3 +123,18 @@ def test_an_unreachable_provider_gives_503_not_acceptance(
         provider.down = False
     assert resp.status_code == 503, resp.text
     assert "identity provider unreachable" in resp.json()["msg"]
+
+
+def test_readyz_reads_the_providers_discovery_document(
+        srv: Server, provider: OidcProvider) -> None:
+    ready = requests.get(srv.url + "/readyz", timeout=30)
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"]["identity_provider"]["ok"] is True
+    provider.down = True
+    try:
+        down = requests.get(srv.url + "/readyz", timeout=30)
+    finally:
+        provider.down = False
+    assert down.status_code == 503, down.text
+    assert down.json()["reason"] == "identity_provider"
+    assert requests.get(srv.url + "/readyz", timeout=30).status_code == 200

@@ -27,7 +27,7 @@ def test_every_page_sends_csp_and_frame_options(server: Server) -> None:
     auth = {"Authorization": f"Bearer {server.token('hedda')}"}
     pages = {  # path -> the status it has
         f"{WES}/service-info": 200, f"{WES}/runs": 200, "/spe/v1/me": 200,
-        "/healthz": 200, "/readyz": 200, "/spe/ui/index.html": 200,
+        "/healthz": 200, "/readyz": 200, "/metrics": 404, "/spe/ui/index.html": 200,
         f"{WES}/ui/": 200, "/spe/v1/ui/": 200, f"{WES}/openapi.json": 200,
         f"{WES}/runs/nope": 404, "/nothing-here": 404,
     }

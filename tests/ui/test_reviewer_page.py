@@ -329,6 +329,8 @@ def test_previews_of_a_table_and_a_plot(ui_server: Server, driver: Any,
     assert request["state"] == "IN_REVIEW", request
     sign_in(driver, ui_server, "rita", REVIEWER_GROUPS)
     open_request(driver, request["id"])
+    assert css(driver, "[data-testid=ctx-workflow]").text == "tsv-summary@1.0.0"
+    assert '"input"' in css(driver, "[data-testid=ctx-params]").text  # what the run read
     table = wait(driver, lambda b: file_card(b, "results/summary.csv").find_element(
         "css selector", "[data-testid=preview-table]"), "the CSV preview")
     header = [th.text for th in table.find_elements("css selector", "thead th")]
@@ -343,8 +345,12 @@ def test_previews_of_a_table_and_a_plot(ui_server: Server, driver: Any,
     full_page_screenshot(driver, tmp_path / "reviewer-page-previews.png")
 
     # a reason is required; the server's refusal is shown with its ErrorResponse msg
+    from selenium.webdriver.support.ui import Select
+
     form = file_card(driver, "results/summary.csv").find_element(
         "css selector", "[data-testid=vote-form]")
+    Select(form.find_element("css selector", "[data-testid=vote-decision]")
+           ).select_by_value("approve")
     form.find_element("css selector", "[data-testid=vote-submit]").click()
     error = form.find_element("css selector", "[data-testid=vote-error]")
     wait(driver, lambda b: error.is_displayed(), "the missing reason")
@@ -367,3 +373,124 @@ def full_page_screenshot(browser: Any, path: Path) -> Path:
     browser.set_window_size(1400, max(1200, min(int(height) + 200, 8000)))
     assert browser.save_screenshot(str(path))
     return path
+
+
+# -- review with context, no preselection, approve all, the requester's view (issue 14) --
+
+def test_the_page_has_a_favicon(ui_server: Server) -> None:
+    html = requests.get(ui_server.url + "/spe/ui/", timeout=10).text
+    assert '<link rel="icon" href="favicon.svg"' in html
+    for path in ("/spe/ui/favicon.svg", "/favicon.ico"):
+        resp = requests.get(ui_server.url + path, timeout=10)
+        assert resp.status_code == 200, path
+        assert resp.headers["Content-Type"] == "image/svg+xml"
+        assert resp.content.startswith(b"<svg")
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_reviewer_sees_the_context_and_approves_all_files_by_keyboard(
+        ui_server: Server, driver: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    _, request = create_release_request(ui_server, "sleepy", {"seconds": 0})
+    paths = sorted(f["path"] for f in request["files"])
+    assert len(paths) > 1
+    sign_in(driver, ui_server, "rita", REVIEWER_GROUPS)
+    button = f"[data-testid=open-request][data-id='{request['id']}']"
+    wait(driver, lambda b: b.find_elements("css selector", button), "the request")
+    css(driver, button).send_keys(Keys.ENTER)  # a real button: Enter opens it
+    wait(driver, lambda b: visible_text(b, "[data-testid=request-id]") == request["id"]
+         and idle(b), "the request's details")
+    assert driver.execute_script("return document.activeElement.id") == "detail-heading"
+
+    # what produced the files
+    assert css(driver, "[data-testid=context]").is_displayed()
+    assert css(driver, "[data-testid=ctx-workflow]").text == "sleepy@1.0.0"
+    assert css(driver, "[data-testid=ctx-digest]").text.startswith("sha256:")
+    assert '"seconds": 0' in css(driver, "[data-testid=ctx-params]").text
+    assert "No dataset" in css(driver, "[data-testid=ctx-datasets]").text
+    card = file_card(driver, "results/done.txt")
+    assert "true type (from its bytes): text" in card.text
+    assert card.find_element("css selector", "[data-testid=file-size]").text == "5"
+
+    # no decision is preselected; a vote without one is refused on the page
+    for path in paths:
+        select = file_card(driver, path).find_element("css selector",
+                                                      "[data-testid=vote-decision]")
+        assert select.get_attribute("value") == ""
+    form = file_card(driver, "results/done.txt").find_element(
+        "css selector", "[data-testid=vote-form]")
+    form.find_element("css selector", "[data-testid=vote-reason]").send_keys("fine")
+    form.find_element("css selector", "[data-testid=vote-submit]").click()
+    error = form.find_element("css selector", "[data-testid=vote-error]")
+    wait(driver, lambda b: error.is_displayed(), "the missing decision")
+    assert error.text == "Choose a decision."
+
+    # approve all with one reason, from the keyboard
+    reason = css(driver, "[data-testid=approve-all-reason]")
+    reason.send_keys("Aggregate outputs of a test workflow; nothing identifying.")
+    reason.send_keys(Keys.TAB)
+    active = driver.switch_to.active_element
+    assert active.get_attribute("data-testid") == "approve-all-submit"
+    active.send_keys(Keys.ENTER)
+    wait(driver, lambda b: idle(b) and votes_shown(b) == [("rita", p, "approve")
+                                                         for p in paths], "rita's votes")
+    assert not css(driver, "[data-testid=approve-all-form]").is_displayed()
+    assert console_problems(driver) == []
+    full_page_screenshot(driver, tmp_path / "reviewer-page-context.png")
+
+
+def test_a_requester_follows_and_withdraws_a_returned_request(
+        ui_server: Server, driver: Any) -> None:
+    _, request = create_release_request(ui_server, "sleepy", {"seconds": 0})
+    request_id = request["id"]
+    for reviewer, decision in (("rita", "approve"), ("rex", "request_changes")):
+        api = Api(ui_server.url, ui_server.token(reviewer,
+                                                 groups=tuple(REVIEWER_GROUPS.split(","))))
+        for f in request["files"]:
+            vote = api.post(f"/spe/v1/release-requests/{request_id}/votes", json={
+                "path": f["path"], "decision": decision, "reason": f"{reviewer} looked"})
+            assert vote.status_code == 200, vote.text
+
+    sign_in(driver, ui_server, "alice", "spe:demo")
+    row = f"[data-testid=my-request-row][data-id='{request_id}']"
+    wait(driver, lambda b: b.find_elements("css selector", row), "alice's request")
+    assert css(driver, row).get_attribute("data-state") == "RETURNED"
+    css(driver, f"[data-testid=open-mine][data-id='{request_id}']").click()
+    wait(driver, lambda b: visible_text(b, "[data-testid=request-id]") == request_id
+         and idle(b), "the request's details")
+    assert not css(driver, "[data-testid=context]").is_displayed()  # reviewers only
+    findings = driver.find_elements("css selector", "[data-testid=finding]")
+    assert findings  # where, never the values
+    decided = votes_shown(driver)
+    assert ("rex", "results/done.txt", "request_changes") in decided  # decided: shown
+    assert "for the reviewers" in file_card(driver, "results/done.txt").find_element(
+        "css selector", "[data-testid=preview]").text
+    assert css(driver, "[data-testid=owner-actions]").is_displayed()
+    css(driver, "[data-testid=withdraw]").click()
+    wait(driver, lambda b: idle(b) and css(b, row).get_attribute("data-state") == "WITHDRAWN",
+         "the withdrawal")
+    assert css(driver, "[data-testid=request-state]").text == "WITHDRAWN"
+    assert not css(driver, "[data-testid=owner-actions]").is_displayed()
+    assert console_problems(driver) == []
+
+
+def test_a_requester_resubmits_a_returned_request_from_the_list(
+        ui_server: Server, driver: Any) -> None:
+    _, request = create_release_request(ui_server, "sleepy", {"seconds": 0})
+    request_id = request["id"]
+    for reviewer in ("rita", "rex"):
+        api = Api(ui_server.url, ui_server.token(reviewer,
+                                                 groups=tuple(REVIEWER_GROUPS.split(","))))
+        for f in request["files"]:
+            assert api.post(f"/spe/v1/release-requests/{request_id}/votes", json={
+                "path": f["path"], "decision": "request_changes",
+                "reason": "say more"}).status_code == 200
+    sign_in(driver, ui_server, "alice", "spe:demo")
+    button = f"[data-testid=mine-resubmit][data-id='{request_id}']"
+    wait(driver, lambda b: b.find_elements("css selector", button), "the resubmit button")
+    css(driver, button).click()
+    row = f"[data-testid=my-request-row][data-id='{request_id}']"
+    wait(driver, lambda b: idle(b) and css(b, row).get_attribute("data-state")
+         in ("SUBMITTED", "CHECKING", "IN_REVIEW"), "the resubmission")
+    assert "resubmitted" in visible_text(driver, "[data-testid=status]")

@@ -198,6 +198,17 @@ def test_run_workflow_form(wes: dict[str, Any]) -> None:
     assert {"200", "400", "401", "403", "413", "500", "503"} <= {str(c) for c in op["responses"]}
 
 
+def test_run_workflow_also_takes_json_and_urlencoded_bodies(wes: dict[str, Any]) -> None:
+    """An extension for generic clients (docs/wes-compatibility.md): multipart stays first,
+    the content type connexion uses to parse forms."""
+    content = wes["paths"]["/runs"]["post"]["requestBody"]["content"]
+    assert list(content) == ["multipart/form-data", "application/json",
+                             "application/x-www-form-urlencoded"]
+    form = content["application/x-www-form-urlencoded"]["schema"]
+    assert "workflow_attachment" not in form["properties"]
+    assert set(form["required"]) == {"workflow_type", "workflow_type_version", "workflow_url"}
+
+
 def test_spe_operation_ids_are_python_names(spe: dict[str, Any]) -> None:
     ids = {op["operationId"] for op in _operations(spe).values()}
     assert ids == {"list_workflows", "get_workflow", "get_run_log_stream", "list_run_outputs",
@@ -206,7 +217,7 @@ def test_spe_operation_ids_are_python_names(spe: dict[str, Any]) -> None:
                    "get_release_request", "vote_on_release_request",
                    "resubmit_release_request", "withdraw_release_request",
                    "revoke_release_request", "preview_release_file",
-                   "download_released_file", "get_release_crate"}
+                   "download_released_file", "get_release_crate", "get_release_context"}
     assert all(i.isidentifier() and i == i.lower() for i in ids)
 
 

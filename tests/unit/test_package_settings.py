@@ -68,7 +68,7 @@ def test_the_version_is_the_package_metadata_version() -> None:
     assert spe.__version__ == version("spe")
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0
-    assert result.output.strip() == f"spe, version {version('spe')}"
+    assert result.output.strip() == f"spe {version('spe')}"
 
 
 def test_the_openapi_documents_live_inside_the_package() -> None:

@@ -26,6 +26,7 @@ from spe.adapters.db.audit_chain import ChainedEvent
 from spe.adapters.db.tables import AuditRow, RunRow, RunTagRow, SubmissionKeyRow
 from spe.domain.models import (
     JSON,
+    TASK,
     AuditEvent,
     OutputFile,
     Run,
@@ -47,10 +48,17 @@ def utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _request(row: RunRow) -> RunRequest:
+    if row.kind == TASK:  # a TES task: its tags, in the request's place
+        return RunRequest("", "TES", "1.1", tags=dict(row.request.get("tags") or {}))
+    return RunRequest.from_wes(row.request)
+
+
 def _to_run(row: RunRow) -> Run:
     return Run(
         id=row.id, owner_sub=row.owner_sub, owner_name=row.owner_name, project=row.project,
-        state=RunState(row.state), request=RunRequest.from_wes(row.request),
+        state=RunState(row.state), request=_request(row), kind=row.kind, name=row.name,
+        task=dict(row.request) if row.kind == TASK else None,
         workflow_id=row.workflow_id, workflow_version=row.workflow_version,
         bundle_digest=row.bundle_digest, engine=row.engine,
         engine_options=dict(row.engine_options), created_at=utc(row.created_at) or row.created_at,
@@ -99,6 +107,11 @@ def _visible(visible: Visibility) -> ColumnElement[bool]:
     return or_(own, RunRow.project.in_(visible.projects)) if visible.projects else own
 
 
+def _tag_value(table: Any, value: str | None) -> list[ColumnElement[bool]]:
+    """A tag filter's value: None matches any value of the key."""
+    return [] if value is None else [table.value == value]
+
+
 class SqlRunRepository:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
@@ -125,9 +138,10 @@ class SqlRunRepository:
             id=run.id, owner_sub=run.owner_sub, owner_name=run.owner_name,
             project=run.project, workflow_id=run.workflow_id,
             workflow_version=run.workflow_version, bundle_digest=run.bundle_digest,
-            engine=run.engine, request=run.request.to_wes(),
+            engine=run.engine,
+            request=run.task if run.is_task and run.task is not None else run.request.to_wes(),
             engine_options=run.engine_options, created_at=utc(run.created_at),
-            state=run.state.value,
+            state=run.state.value, kind=run.kind, name=run.name,
         )
         _fill(row, run)
         s.add(row)
@@ -218,16 +232,25 @@ class SqlRunRepository:
         query = select(RunRow).where(_visible(visible))
         if before_seq is not None:
             query = query.where(RunRow.seq < before_seq)
+        if flt.kind:
+            query = query.where(RunRow.kind == flt.kind)
+        if flt.name_prefix:
+            query = query.where(RunRow.name.startswith(flt.name_prefix, autoescape=True))
         if flt.states:
             query = query.where(RunRow.state.in_([s.value for s in flt.states]))
+        if flt.workflow:
+            workflow_id, _, version = flt.workflow.partition("@")
+            query = query.where(RunRow.workflow_id == workflow_id)
+            if version:
+                query = query.where(RunRow.workflow_version == version)
         if flt.tags:  # drive from the tag index, so a rare or absent tag is cheap
             key, value = flt.tags[0]
             query = query.join(RunTagRow, RunTagRow.run_seq == RunRow.seq).where(
-                RunTagRow.key == key, RunTagRow.value == value)
+                RunTagRow.key == key, *_tag_value(RunTagRow, value))
         for key, value in flt.tags[1:]:
             other = aliased(RunTagRow)
             query = query.where(exists().where(
-                other.run_seq == RunRow.seq, other.key == key, other.value == value))
+                other.run_seq == RunRow.seq, other.key == key, *_tag_value(other, value)))
         query = query.order_by(RunRow.seq.desc()).limit(limit)
         with self._sessions() as s:
             return [_to_run(r) for r in s.scalars(query)]

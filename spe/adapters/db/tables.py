@@ -40,9 +40,15 @@ class RunRow(Base):
     # who is finishing the run (copying its outputs), and until when that claim holds
     finish_claim: Mapped[str | None] = mapped_column(String(64))
     finish_claim_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # a WES run or a TES task (whose TES document is in ``request``), and a task's name
+    kind: Mapped[str] = mapped_column(String(8), nullable=False, default="run",
+                                      server_default="run")
+    name: Mapped[str] = mapped_column(String(255), nullable=False, default="",
+                                      server_default="")
 
     __table_args__ = (
         Index("ix_runs_owner_seq", "owner_sub", "seq"),
+        Index("ix_runs_kind_seq", "kind", "seq"),
         Index("ix_runs_state", "state"),
         Index("ix_runs_project_seq", "project", "seq"),
     )

@@ -163,7 +163,7 @@ class LocalExecutor:
                                    "the engine process vanished without an exit status")
         if code == 0:
             return ExecutionStatus(RunState.COMPLETE, 0)
-        return ExecutionStatus(RunState.EXECUTOR_ERROR, code, f"the engine exited with {code}")
+        return ExecutionStatus(RunState.EXECUTOR_ERROR, code, f"the job exited with {code}")
 
     def cancel(self, handle: JSON) -> None:
         """SIGTERM to the whole process group; SIGKILL what is left after the grace time.

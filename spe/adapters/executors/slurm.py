@@ -162,8 +162,13 @@ class SlurmExecutor:
                 f"--cpus-per-task={int(res.get('cpus', 1))}",
                 f"--mem={int(res.get('memory_mb', 1024))}M",
                 f"--time={text.format_minutes(int(res.get('time_minutes', 60)))}"]
-        if self.partition:
-            argv.append(f"--partition={self.partition}")
+        partition = spec.scheduler.get("partition") or self.partition
+        if partition:
+            argv.append(f"--partition={partition}")
+        if spec.scheduler.get("qos"):
+            argv.append(f"--qos={spec.scheduler['qos']}")
+        if res.get("disk_mb"):
+            argv.append(f"--tmp={int(res['disk_mb'])}M")
         if account is not None and account.slurm_account:
             argv.append(f"--account={account.slurm_account}")
         return [*argv, str(JobDir(spec.workdir).job_script)]
@@ -313,7 +318,7 @@ def _by_exit_code(code: int | None, detail: str) -> ExecutionStatus:
     if code is None:
         return ExecutionStatus(S.SYSTEM_ERROR, None,
                                f"the job ended without an exit status{detail}")
-    return ExecutionStatus(S.EXECUTOR_ERROR, code, f"the engine exited with {code}{detail}")
+    return ExecutionStatus(S.EXECUTOR_ERROR, code, f"the job exited with {code}{detail}")
 
 
 def _read(path: Path) -> str:

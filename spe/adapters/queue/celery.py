@@ -14,6 +14,10 @@ holds one message per thread (prefetch multiplier 1), and a message that a kille
 took is delivered again once the broker's ``visibility_timeout`` has passed. The steps
 are idempotent (compare-and-set transitions, ``Executor.find`` before ``submit``), so a
 repeated message, or a long step redelivered while it still runs, changes nothing.
+
+A ``rediss://`` URL is Redis over TLS: the broker connection, a result backend (should one
+be configured) and the readiness ping all require the server's certificate to chain to
+``ca_file`` (the system CAs when unset) and to name the host (``tls_options``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +51,16 @@ class BrokerOptions:
     url: str
     visibility_timeout: float = 60.0
     timeout: float = 2.0
+    ca_file: str = ""
+
+
+def tls_options(opts: BrokerOptions) -> dict[str, Any]:
+    """redis-py's TLS arguments for a ``rediss://`` URL (verified: certificate and host
+    name); empty for ``redis://``."""
+    if not opts.url.startswith("rediss://"):
+        return {}
+    return {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": opts.ca_file or None,
+            "ssl_check_hostname": True}
 
 
 def redact_url(url: str) -> str:
@@ -61,8 +76,10 @@ def redact_url(url: str) -> str:
 
 def celery_config(opts: BrokerOptions) -> dict[str, Any]:
     restore_every = max(1, int(opts.visibility_timeout // 4))
+    tls = tls_options(opts)
     return {
         "broker_url": opts.url,
+        **({"broker_use_ssl": tls, "redis_backend_use_ssl": tls} if tls else {}),
         "broker_connection_timeout": opts.timeout,
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,  # a worker waits for the broker forever
@@ -104,8 +121,9 @@ class CeleryDispatcher:
         self._app = app
         url = str(app.conf.broker_url)
         self._where = redact_url(url)
+        tls = dict(app.conf.broker_use_ssl or {}) if url.startswith("rediss://") else {}
         self._ping = redis.Redis.from_url(url, socket_connect_timeout=timeout,
-                                          socket_timeout=timeout)
+                                          socket_timeout=timeout, **tls)
 
     @property
     def app(self) -> Celery:

@@ -22,6 +22,7 @@ class S3Settings:
     region: str = "us-east-1"
     sse: str = ""
     sse_kms_key_id: str = ""
+    ca_file: str = ""  # CA bundle the https endpoint's certificate must chain to
 
 
 @dataclass
@@ -52,7 +53,8 @@ class StoreFactory:
             return S3Store(bucket, prefix, endpoint_url=self.s3.endpoint_url or None,
                            access_key=self.s3.access_key, secret_key=self.s3.secret_key,
                            region=self.s3.region, sse=self.s3.sse or None,
-                           sse_kms_key_id=self.s3.sse_kms_key_id or None)
+                           sse_kms_key_id=self.s3.sse_kms_key_id or None,
+                           verify=self.s3.ca_file or None)
         path = Path(location)
         if not path.is_absolute():
             raise ServiceUnavailable(f"{location}: a storage location is an absolute path "

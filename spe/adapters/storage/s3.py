@@ -6,7 +6,9 @@ most ``max_concurrency`` parts in flight) with server-side encryption when ``sse
 ``get`` streams ``chunk_size`` pieces of the response body.
 Errors become domain errors: a missing key ``NotFound``, a refusal ``Forbidden``, an
 unreachable or failing service ``ServiceUnavailable``. Credentials are held only by the
-boto3 client and never appear in messages or ``repr``.
+boto3 client and never appear in messages or ``repr``. Over https the endpoint's
+certificate is always verified: against ``verify`` (a CA bundle) when given, else against
+boto3's default CAs (``AWS_CA_BUNDLE``, else its own bundle).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class S3Store:
                  sse_kms_key_id: str | None = None, multipart_threshold: int = 8 * MIB,
                  max_concurrency: int = 4, chunk_size: int = MIB,
                  connect_timeout: float = 5.0, read_timeout: float = 60.0,
-                 max_attempts: int = 3) -> None:
+                 max_attempts: int = 3, verify: str | None = None) -> None:
         if not _BUCKET.fullmatch(bucket):
             raise ValueError(f"invalid S3 bucket name {bucket!r}")
         if sse is not None and sse not in SSE_MODES:
@@ -69,7 +71,7 @@ class S3Store:
         self._client: S3Client = boto3.session.Session(
             aws_access_key_id=access_key, aws_secret_access_key=secret_key,
             aws_session_token=session_token, region_name=region,
-        ).client("s3", endpoint_url=endpoint_url, config=Config(
+        ).client("s3", endpoint_url=endpoint_url, verify=verify, config=Config(
             signature_version="s3v4", s3={"addressing_style": "path"},
             retries={"max_attempts": max_attempts, "mode": "standard"},
             connect_timeout=connect_timeout, read_timeout=read_timeout,

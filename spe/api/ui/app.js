@@ -15,7 +15,7 @@
   const SEVERITY_ORDER = { hard: 0, soft: 1, pass: 2 };
   const DECISION_LABELS = { approve: 'approve', request_changes: 'request changes', reject: 'reject' };
 
-  const state = { config: null, me: null, requests: [], current: null, blobUrls: [], previews: new Map(), pending: 0 };
+  const state = { config: null, me: null, requests: [], mine: [], current: null, context: null, blobUrls: [], previews: new Map(), pending: 0 };
   const $ = (id) => document.getElementById(id);
 
   // -- small helpers -----------------------------------------------------------------------
@@ -216,21 +216,68 @@
     $('sign-in').hidden = true;
     $('main').hidden = false;
     await loadRequests();
+    await loadMine();
   }
 
-  async function loadRequests() {
+  async function listing(role) {
     // the listing is paged: follow next_page_token (large pages, a bounded number of them)
     const found = [];
     let pageToken = '';
     for (let page = 0; page < MAX_PAGES; page += 1) {
-      const query = new URLSearchParams({ role: 'reviewer', page_size: String(PAGE_SIZE) });
+      const query = new URLSearchParams({ role, page_size: String(PAGE_SIZE) });
       if (pageToken) query.set('page_token', pageToken);
       const data = await api(`/release-requests?${query}`);
       found.push(...(data.requests || []));
       pageToken = data.next_page_token || '';
       if (!pageToken) break;
     }
-    state.requests = found;
+    return found;
+  }
+
+  async function loadMine() {
+    state.mine = await listing('requester');
+    renderMine();
+  }
+
+  function ownerButtons(r) {
+    if (r.state !== 'RETURNED') return [];
+    const resubmit = el('button', { type: 'button', 'data-testid': 'mine-resubmit', 'data-id': r.id, text: 'Resubmit' });
+    resubmit.addEventListener('click', () => ownerAction(r.id, 'resubmit').catch(showError));
+    const withdraw = el('button', { type: 'button', 'data-testid': 'mine-withdraw', 'data-id': r.id, text: 'Withdraw' });
+    withdraw.addEventListener('click', () => ownerAction(r.id, 'withdraw').catch(showError));
+    return [resubmit, ' ', withdraw];
+  }
+
+  function renderMine() {
+    const rows = state.mine.map((r) => {
+      const open = el('button', { type: 'button', class: 'link', 'data-testid': 'open-mine', 'data-id': r.id, title: r.id, text: r.id });
+      open.addEventListener('click', () => openRequest(r.id).catch(showError));
+      return el('tr', { 'data-testid': 'my-request-row', 'data-id': r.id, 'data-state': r.state },
+        el('td', {}, open),
+        el('td', {}, el('code', { text: r.run_id })),
+        el('td', { text: r.project }),
+        el('td', {}, el('span', { class: `state state-${r.state}`, text: r.state })),
+        el('td', { class: 'num', text: (r.files || []).length }),
+        el('td', { text: when(r.created_at) }),
+        el('td', {}, ...ownerButtons(r)));
+    });
+    if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 7, class: 'muted', text: 'You have no release requests.' })));
+    $('mine-rows').replaceChildren(...rows);
+    $('mine-section').hidden = false;
+  }
+
+  async function ownerAction(id, action) {
+    showError(null);
+    const updated = await api(`${requestPath(id)}/${action}`, { method: 'POST' });
+    setStatus(action === 'withdraw' ? `Request ${id} withdrawn.` : `Request ${id} resubmitted: the checks run again.`);
+    await loadMine();
+    if (state.current && state.current.id === id) renderDetail(updated);
+  }
+
+  const isOwn = (req) => state.mine.some((r) => r.id === req.id);
+
+  async function loadRequests() {
+    state.requests = await listing('reviewer');
     renderRequests();
     const count = state.requests.filter((r) => r.state === 'IN_REVIEW').length;
     setStatus(`${count} request(s) waiting for review.`);
@@ -260,8 +307,51 @@
   async function openRequest(id) {
     showError(null);
     const req = await api(requestPath(id));
+    await loadContext(req);
     renderDetail(req);
     renderRequests();
+    $('detail-heading').focus(); // keyboard users land on what they opened
+  }
+
+  async function loadContext(req) {
+    // what produced the files: for the request's reviewers only (403 to its requester)
+    state.context = null;
+    if (isOwn(req)) return;
+    try {
+      state.context = await api(`${requestPath(req.id)}/context`);
+    } catch (err) {
+      if (err.status !== 403 && err.status !== 404) throw err;
+    }
+  }
+
+  function renderContext(req) {
+    const ctx = state.context && state.context.request_id === req.id ? state.context : null;
+    $('context').hidden = !ctx;
+    if (!ctx) return;
+    const run = ctx.run;
+    if (!run) {
+      $('ctx-workflow').textContent = '(the run was purged)';
+      for (const id of ['ctx-digest', 'ctx-engine', 'ctx-run', 'ctx-params']) $(id).textContent = '';
+      $('ctx-datasets').replaceChildren();
+      return;
+    }
+    $('ctx-workflow').textContent = `${run.workflow_id}@${run.workflow_version}`;
+    $('ctx-digest').textContent = run.bundle_digest;
+    const options = Object.entries(run.engine_options || {}).map(([k, v]) => `${k}=${v}`).join(', ');
+    $('ctx-engine').textContent = options ? `${run.engine} (${options})` : run.engine;
+    $('ctx-run').textContent = `${run.run_id}, ${run.state}, by ${run.owner}` + (run.end_time ? `, ended ${when(run.end_time)}` : '');
+    const datasets = (run.datasets || []).map((d) => el('li', { 'data-testid': 'ctx-dataset' },
+      el('strong', { text: d.dataset }), ': ', el('code', { text: d.path }),
+      el('span', { class: 'muted', text: ` (parameter ${d.pointer})` })));
+    if (!datasets.length) datasets.push(el('li', { class: 'muted', text: 'No dataset is named in the parameters.' }));
+    $('ctx-datasets').replaceChildren(...datasets);
+    $('ctx-params').textContent = JSON.stringify(run.workflow_params || {}, null, 2);
+  }
+
+  function fileType(path) {
+    const ctx = state.context;
+    const found = ctx && (ctx.files || []).find((f) => f.path === path);
+    return found ? found.type : '';
   }
 
   function isMine(vote) {
@@ -319,6 +409,9 @@
     $('detail-reason').textContent = req.reason || '';
     $('detail-reason').hidden = $('detail-reason-label').hidden = !req.reason;
     $('detail-justification').textContent = req.justification;
+    const own = isOwn(req);
+    $('owner-actions').hidden = !(own && req.state === 'RETURNED');
+    renderContext(req);
 
     const paths = new Set(req.files.map((f) => f.path));
     const general = sortedFindings((req.findings || []).filter((f) => !paths.has(f.path)));
@@ -331,6 +424,9 @@
 
     const myVotes = (req.votes || []).filter(isMine);
     $('files').replaceChildren(...req.files.map((file, index) => renderFile(req, file, index, myVotes, kept)));
+    const unvoted = req.files.filter((f) => !myVotes.some((v) => v.path === f.path));
+    $('approve-all').hidden = !(req.can_review && unvoted.length > 1);
+    $('approve-all').querySelector('.vote-error').hidden = true;
 
     const decided = DECIDED.has(req.state);
     $('votes-heading').textContent = decided ? 'Votes of all reviewers' : 'Your votes';
@@ -353,6 +449,8 @@
     node.dataset.path = file.path;
     node.querySelector('.file-path').textContent = file.path;
     node.querySelector('.file-size').textContent = Number(file.size).toLocaleString();
+    const kind = fileType(file.path);
+    node.querySelector('.file-type').textContent = kind ? `, true type (from its bytes): ${kind}` : '';
     node.querySelector('.file-sha').textContent = String(file.sha256 || '').slice(0, 16);
     node.querySelector('.file-sha').title = file.sha256 || '';
 
@@ -362,7 +460,9 @@
     if (!findings.length) list.append(el('li', { class: 'muted', text: 'No check results for this file.' }));
 
     const preview = node.querySelector('.preview');
-    if (req.state === 'IN_REVIEW') {
+    if (isOwn(req)) {
+      preview.textContent = 'Previews are for the reviewers of your request.';
+    } else if (req.state === 'IN_REVIEW') {
       showPreview(req, file, preview);
     } else {
       preview.textContent = 'Previews are shown to reviewers while the request is in review.';
@@ -395,6 +495,12 @@
       event.preventDefault();
       error.hidden = true;
       const text = reason.value.trim();
+      if (!select.value) {
+        error.textContent = 'Choose a decision.';
+        error.hidden = false;
+        select.focus();
+        return;
+      }
       if (text.length < 3) {
         error.textContent = 'Give a reason (at least 3 characters).';
         error.hidden = false;
@@ -419,7 +525,52 @@
 
   async function refreshCurrent() {
     await loadRequests();
-    if (state.current) renderDetail(await api(requestPath(state.current.id)));
+    await loadMine();
+    if (state.current) {
+      const req = await api(requestPath(state.current.id));
+      await loadContext(req);
+      renderDetail(req);
+    }
+  }
+
+  async function approveAll(event) {
+    // one reason, an approve vote on every file the reviewer has not voted on yet
+    event.preventDefault();
+    const form = $('approve-all');
+    const error = form.querySelector('.vote-error');
+    const reason = $('approve-all-reason');
+    const button = form.querySelector('button');
+    const req = state.current;
+    error.hidden = true;
+    const text = reason.value.trim();
+    if (text.length < 3) {
+      error.textContent = 'Give a reason (at least 3 characters).';
+      error.hidden = false;
+      reason.focus();
+      return;
+    }
+    const myVotes = (req.votes || []).filter(isMine);
+    const paths = req.files.map((f) => f.path).filter((p) => !myVotes.some((v) => v.path === p));
+    button.disabled = true;
+    let updated = req;
+    let failure = null;
+    try {
+      for (const path of paths) {
+        updated = await api(`${requestPath(req.id)}/votes`,
+          { method: 'POST', json: { path, decision: 'approve', reason: text } });
+      }
+      reason.value = '';
+    } catch (err) {
+      failure = err;
+    } finally {
+      button.disabled = false;
+    }
+    renderDetail(updated);
+    if (failure) {
+      error.textContent = failure.message;
+      error.hidden = false;
+    }
+    await loadRequests();
   }
 
   // -- previews ---------------------------------------------------------------------------
@@ -504,6 +655,9 @@
     $('sign-out').addEventListener('click', () => signOut());
     $('refresh').addEventListener('click', () => { showError(null); refreshCurrent().catch(showError); });
     $('only-pending').addEventListener('change', renderRequests);
+    $('approve-all').addEventListener('submit', (event) => approveAll(event).catch(showError));
+    $('resubmit').addEventListener('click', () => ownerAction(state.current.id, 'resubmit').catch(showError));
+    $('withdraw').addEventListener('click', () => ownerAction(state.current.id, 'withdraw').catch(showError));
     const params = new URLSearchParams(location.search);
     try {
       if (params.has('code') || params.has('error')) {
