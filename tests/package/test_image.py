@@ -3,10 +3,10 @@ builds it from the Containerfile, a Debian root and the project's wheel, without
 registry; ch-run runs it read-only, as its non-root user, with state only in the mounted
 SPE_HOME, and it serves /readyz and a workflow run to COMPLETE.
 
-The build takes minutes (about 2.5 on this machine with the Debian root and pip's cache
-warm, 4-6 cold), so it is cached under SPE_IMAGE_CACHE keyed on the wheel's digest, the
-Containerfile and the script: a test session after an unchanged build takes under a
-minute. ``podman run`` does not work in this sandbox (cgroups), hence ch-run."""
+The build takes minutes (1 to 2.5 on this machine with the Debian root kept, about 3
+from an empty cache), so it is cached under SPE_IMAGE_CACHE keyed on the wheel's digest,
+the Containerfile and the script: after an unchanged build these tests take about 30 s.
+``podman run`` does not work in this sandbox (cgroups), hence ch-run."""
 
 from __future__ import annotations
 
