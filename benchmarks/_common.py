@@ -227,17 +227,18 @@ def _quiet() -> None:
     logging.getLogger("spe").setLevel(logging.ERROR)
 
 
-def _build(home: Path, catalog: Path, port: int) -> tuple[Any, uvicorn.Server]:
+def _build(home: Path, catalog: Path, port: int,
+           database_url: str = "") -> tuple[Any, uvicorn.Server]:
     _quiet()
-    service = create_app(Settings(home=home, catalog_dir=catalog),
+    service = create_app(Settings(home=home, catalog_dir=catalog, database_url=database_url),
                          dispatcher_factory=NullDispatcher)
     config = uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning",
                             access_log=False)
     return service, uvicorn.Server(config)
 
 
-def _serve_in_child(home: str, catalog: str, port: int) -> None:
-    _service, server = _build(Path(home), Path(catalog), port)
+def _serve_in_child(home: str, catalog: str, port: int, database_url: str = "") -> None:
+    _service, server = _build(Path(home), Path(catalog), port, database_url)
     server.run()  # uvicorn handles SIGTERM here: lifespan shutdown, then exit
 
 
@@ -255,6 +256,7 @@ class InProcessServer:
     catalog: Path
     mode: str = "process"
     port: int = field(default_factory=free_port)
+    database_url: str = ""  # empty: SQLite in home
     _thread: threading.Thread | None = None
     _server: uvicorn.Server | None = None
     _service: Any = None
@@ -266,14 +268,16 @@ class InProcessServer:
 
     def start(self, timeout: float = 60) -> InProcessServer:
         if self.mode == "thread":
-            self._service, self._server = _build(self.home, self.catalog, self.port)
+            self._service, self._server = _build(self.home, self.catalog, self.port,
+                                                 self.database_url)
             self._thread = threading.Thread(target=self._server.run, name="uvicorn",
                                             daemon=True)
             self._thread.start()
         elif self.mode == "process":
             ctx = multiprocessing.get_context("spawn")
             self._proc = ctx.Process(target=_serve_in_child, name="spe-bench-server",
-                                     args=(str(self.home), str(self.catalog), self.port))
+                                     args=(str(self.home), str(self.catalog), self.port,
+                                           self.database_url))
             self._proc.start()
         else:
             raise ValueError(f"unknown server mode {self.mode!r}; use one of {SERVER_MODES}")

@@ -96,11 +96,15 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=6, help="samples, 0.5 s apart")
     parser.add_argument("--concurrency", type=int, default=2, help="worker threads")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument("--only", choices=("celery", "inline"), default="",
+                        help="measure one deployment only (inline needs no Redis)")
     args = parser.parse_args()
     print_machine("idle memory of the Celery deployment")
     with scratch_dir("spe-bench-celery-", args.keep) as root:
         catalog = build_catalog(root / "catalog")
-        rows = measure_celery(root, catalog, args) + measure_inline(root, catalog, args)
+        rows = [] if args.only == "inline" else measure_celery(root, catalog, args)
+        if args.only != "celery":
+            rows += measure_inline(root, catalog, args)
     print_table(["process", "idle", "RSS MiB", "USS MiB"], rows)
 
 

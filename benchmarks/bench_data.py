@@ -5,7 +5,7 @@ Staging (one object of SIZE bytes in a real SeaweedFS, ``tests.s3_server.start_s
 
   boto3 download_file   baseline: a plain boto3 client, ``download_file`` with the default
                         TransferConfig, to a local file.
-  spe staging           ``spe.services.data._stage_one(S3Store(...), key, local)``: the
+  spe staging           ``LocalJobFiles().stage(S3Store(...), key, local)``: the
                         store's ``get_file`` (4 parts in flight, 8 MiB parts), then the size
                         check against a fresh HEAD, chmod 0444 and the rename into place.
 
@@ -15,13 +15,20 @@ Quarantine (a local output file of SIZE bytes, same filesystem as the quarantine
   cp + fsync            the same, then fsync of the copy (the store fsyncs before its rename).
   sha256 read only      ``hashlib.sha256`` over the file, no copy: the ceiling of any
                         one-pass copy-and-hash on this CPU.
+  cp + sha256sum        what a user would do: ``cp src dst``, then ``sha256sum dst``.
   spe quarantine        ``DataService.quarantine`` (copy through ``HashingReader`` into a
-                        ``FilesystemStore``), at the store's default chunk (1 MiB) and at
-                        larger ``chunk_size`` values (``--chunks``).
+                        ``FilesystemStore``; sha256 fed in a second thread, so hashing chunk
+                        n overlaps writing chunk n and reading chunk n+1), at the store's
+                        default chunk (1 MiB) and at larger ``chunk_size``s (``--chunks``).
   store.put, no hash    ``FilesystemStore.put`` of the bare file: the copy + fsync part alone.
-  overlapped hash       a prototype reader, NOT spe code: like ``HashingReader`` but feeding
-                        sha256 in a worker thread, so hashing chunk n overlaps writing chunk
-                        n and reading chunk n+1 (hashlib releases the GIL).
+  serial hash (before)  the copy through ``HashingReader`` without its thread: sha256 in the
+                        caller's thread, as spe did before the overlap.
+
+Parallel files (``--files N``, default 4: the source split into N files of SIZE/N):
+
+  cp + sha256sum        baseline: ``cp`` and ``sha256sum`` of each file in turn.
+  spe quarantine, P     ``DataService.quarantine`` of the N files with ``parallel_hashing``
+                        P = 1 (one file at a time) and P = 2 (two at once, one per core).
 
 Every measured operation runs in a fresh child interpreter (multiprocessing, spawn) that
 times itself and reports its CPU time and peak RSS (``VmHWM``; for ``cp`` that of the ``cp``
@@ -48,10 +55,10 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, cast
 
 import boto3
 from botocore.config import Config
@@ -59,13 +66,14 @@ from botocore.config import Config
 from spe.adapters.jobfiles import LocalJobFiles
 from spe.adapters.storage.filesystem import CHUNK, FilesystemStore
 from spe.adapters.storage.s3 import S3Store
-from spe.services.data import DataService, _stage_one
+from spe.services.data import DataService, HashingReader
 
 MIB = 1 << 20
 BLOCK = 8 * MIB
 CP_TIMEOUT = 3600
 TARGET = 0.80
 STAGING, QUARANTINE = "staging from S3", "hashing into quarantine"
+PARALLEL = "parallel files"
 
 # The child processes (spawn) import this module afresh: keep its top level light, so that
 # the "RSS before" figure is the interpreter with boto3 and spe's storage code, no more.
@@ -73,30 +81,6 @@ STAGING, QUARANTINE = "staging from S3", "hashing into quarantine"
 
 
 # -- operations, each run in a fresh child interpreter -----------------------------------
-
-class OverlappedHashingReader:
-    """Prototype (not spe code): ``HashingReader`` with sha256 fed in a worker thread.
-    At most one chunk is being hashed while the caller writes it and reads the next."""
-
-    def __init__(self, raw: BinaryIO, pool: ThreadPoolExecutor) -> None:
-        self._raw = raw
-        self._pool = pool
-        self._pending: Future[None] | None = None
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def read(self, n: int = -1) -> bytes:
-        chunk = self._raw.read(n)
-        self.finish()
-        self._pending = self._pool.submit(self.sha256.update, chunk)
-        self.size += len(chunk)
-        return chunk
-
-    def finish(self) -> None:
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
-
 
 def _plain_client(p: dict[str, Any]) -> Any:
     return boto3.session.Session(
@@ -121,7 +105,7 @@ def _op_boto3_download(p: dict[str, Any]) -> Callable[[], str]:
 def _op_spe_stage(p: dict[str, Any]) -> Callable[[], str]:
     store = _spe_s3_store(p)
     store.client.head_bucket(Bucket=p["bucket"])
-    return lambda: _stage_one(store, p["key"], Path(p["dest"])) or ""
+    return lambda: LocalJobFiles().stage(store, p["key"], Path(p["dest"])) or ""
 
 
 def _op_cp(p: dict[str, Any]) -> Callable[[], str]:
@@ -186,24 +170,51 @@ def _op_store_put(p: dict[str, Any]) -> Callable[[], str]:
     return run
 
 
-def _op_overlapped(p: dict[str, Any]) -> Callable[[], str]:
+def _op_serial(p: dict[str, Any]) -> Callable[[], str]:
     store = _fs_store(p)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
-    pool.submit(lambda: None).result()  # the thread exists before the timing starts
 
     def run() -> str:
         with Path(p["src"]).open("rb") as fh:
-            reader = OverlappedHashingReader(fh, pool)
+            reader = HashingReader(fh)  # no pool: sha256 in this thread, as before
             store.put(f"{p['run_id']}/out", reader)  # type: ignore[arg-type]
-            reader.finish()
-        return reader.sha256.hexdigest()
+        return reader.hexdigest()
+    return run
+
+
+def _op_cp_sha256sum(p: dict[str, Any]) -> Callable[[], str]:
+    cp = shutil.which("cp") or "/bin/cp"
+    tool = shutil.which("sha256sum") or "/usr/bin/sha256sum"
+
+    def run() -> str:
+        digests = []
+        for src, dst in zip(p["srcs"], p["dsts"], strict=True):
+            subprocess.run([cp, src, dst], check=True, timeout=CP_TIMEOUT)
+            out = subprocess.run([tool, dst], check=True, timeout=CP_TIMEOUT,
+                                 capture_output=True, text=True).stdout
+            digests.append(out.split()[0])
+        return ",".join(digests)
+    return run
+
+
+def _op_spe_quarantine_files(p: dict[str, Any]) -> Callable[[], str]:
+    store = _fs_store(p)
+    service = DataService(gate=cast(Any, None), stores=lambda _location: store,
+                          audit=cast(Any, None), quarantine_location=lambda _p: p["qroot"],
+                          files=LocalJobFiles(), parallel_hashing=p["parallel"])
+    srcs = [Path(s) for s in p["srcs"]]
+
+    def run() -> str:
+        out = service.quarantine("bench", p["run_id"], srcs[0].parent,
+                                 [Path(s.name) for s in srcs])
+        return ",".join(o.sha256 for o in out)
     return run
 
 
 OPS: dict[str, Callable[[dict[str, Any]], Callable[[], str]]] = {
     "boto3_download": _op_boto3_download, "spe_stage": _op_spe_stage, "cp": _op_cp,
     "sha256": _op_sha256, "spe_quarantine": _op_spe_quarantine, "store_put": _op_store_put,
-    "overlapped": _op_overlapped,
+    "serial": _op_serial, "cp_sha256sum": _op_cp_sha256sum,
+    "spe_quarantine_files": _op_spe_quarantine_files,
 }
 
 
@@ -323,7 +334,7 @@ def staging(bench: Bench, source: Path, repeat: int) -> list[Variant]:
         bench.log.clear()
         base = Variant("boto3 download_file (baseline)", STAGING, "boto3_download",
                        {**p, "dest": str(staged / "boto3.bin")})
-        ours = Variant("spe staging (_stage_one)", STAGING, "spe_stage",
+        ours = Variant("spe staging (LocalJobFiles.stage)", STAGING, "spe_stage",
                        {**p, "dest": str(staged / "spe.bin")}, baseline=base.name)
         for i in range(repeat):
             for v in (base, ours) if i % 2 == 0 else (ours, base):
@@ -361,8 +372,10 @@ def quarantine(bench: Bench, source: Path, repeat: int, chunks: list[int]) -> li
           for c in chunks),
         Variant(f"store.put, no hash, {CHUNK // MIB} MiB", QUARANTINE, "store_put",
                 {**common, "chunk": CHUNK}, baseline=cp.name),
-        Variant(f"overlapped hash, {CHUNK // MIB} MiB (proto)", QUARANTINE, "overlapped",
+        Variant(f"serial hash (before), {CHUNK // MIB} MiB", QUARANTINE, "serial",
                 {**common, "chunk": CHUNK}, baseline=cp.name),
+        Variant("cp + sha256sum", QUARANTINE, "cp_sha256sum",
+                {**common, "srcs": [str(source)], "dsts": [str(cp_dst)]}, baseline=cp.name),
     ]
 
     def fresh(v: Variant) -> None:
@@ -374,7 +387,7 @@ def quarantine(bench: Bench, source: Path, repeat: int, chunks: list[int]) -> li
     def check(v: Variant, result: dict[str, Any]) -> None:
         if result["sha256"] and result["sha256"] != bench.source_sha256:
             raise SystemExit(f"{v.name}: sha256 {result['sha256']} != the source's")
-        copied = (cp_dst if v.op == "cp" else
+        copied = (cp_dst if v.op in ("cp", "cp_sha256sum") else
                   qroot / v.params["run_id"] / ("out" if v.op != "spe_quarantine"
                                                 else source.name))
         if v.op != "sha256" and copied.stat().st_size != bench.size:
@@ -385,6 +398,58 @@ def quarantine(bench: Bench, source: Path, repeat: int, chunks: list[int]) -> li
         for v in variants if i % 2 == 0 else variants[::-1]:
             bench.measure(v, lambda v=v: fresh(v), lambda r, v=v: check(v, r))
     print("order: the list above forwards in repeats 1, 3, ..., backwards in 2, 4, ...")
+    shutil.rmtree(qroot, ignore_errors=True)
+    return variants
+
+
+def split_source(source: Path, files: int, into: Path) -> list[Path]:
+    """The source cut into ``files`` consecutive pieces (the last takes the remainder)."""
+    into.mkdir()
+    size = source.stat().st_size
+    piece = size // files
+    paths = []
+    with source.open("rb") as src:
+        for i in range(files):
+            path = into / f"part{i}.bin"
+            left = piece if i < files - 1 else size - piece * (files - 1)
+            with path.open("wb") as out:
+                while left:
+                    block = src.read(min(BLOCK, left))
+                    out.write(block)
+                    left -= len(block)
+            paths.append(path)
+    return paths
+
+
+def parallel_files(bench: Bench, source: Path, repeat: int, files: int) -> list[Variant]:
+    srcs = split_source(source, files, bench.work / "files")
+    want = [_op_sha256({"src": str(s), "chunk": CHUNK})() for s in srcs]
+    qroot = bench.work / "quarantine-files"
+    dsts = bench.work / "files-cp"
+    dsts.mkdir()
+    common = {"srcs": [str(s) for s in srcs], "qroot": str(qroot), "chunk": CHUNK,
+              "dsts": [str(dsts / s.name) for s in srcs]}
+    base = Variant(f"cp + sha256sum, {files} files (baseline)", PARALLEL, "cp_sha256sum",
+                   common)
+    variants = [base, *(Variant(f"spe quarantine, {files} files, {p} at once", PARALLEL,
+                                "spe_quarantine_files", {**common, "parallel": p},
+                                baseline=base.name) for p in (1, 2))]
+
+    def fresh(v: Variant) -> None:
+        shutil.rmtree(qroot, ignore_errors=True)
+        qroot.mkdir()
+        for d in common["dsts"]:
+            Path(d).unlink(missing_ok=True)
+        v.params["run_id"] = uuid.uuid4().hex
+
+    def check(v: Variant, result: dict[str, Any]) -> None:
+        if result["sha256"].split(",") != want:
+            raise SystemExit(f"{v.name}: digests differ from the sources'")
+
+    bench.log.clear()
+    for i in range(repeat):
+        for v in variants if i % 2 == 0 else variants[::-1]:
+            bench.measure(v, lambda v=v: fresh(v), lambda r, v=v: check(v, r))
     shutil.rmtree(qroot, ignore_errors=True)
     return variants
 
@@ -401,7 +466,7 @@ def report(bench: Bench, variants: list[Variant], print_table: Callable[..., Non
         speeds = sorted(bench.mbps(r["elapsed"]) for r in v.runs)
         before = max(r["rss_before_kib"] for r in v.runs) / 1024
         rows.append((
-            "staging" if v.group == STAGING else "quarantine", v.name,
+            {STAGING: "staging", QUARANTINE: "quarantine"}.get(v.group, "files"), v.name,
             round(bench.mbps(v.median("elapsed")), 1), f"{speeds[0]:.0f}-{speeds[-1]:.0f}",
             f"{ratio(v, base, 'elapsed'):.2f}" if base else "baseline",
             round(v.median("cpu"), 2), round(bench.size / v.median("cpu") / 1e6, 1),
@@ -418,20 +483,26 @@ def report(bench: Bench, variants: list[Variant], print_table: Callable[..., Non
             continue
         base = next(v for v in members if not v.baseline)
         ours = next((v for v in members if v.op == "spe_stage"
-                     or (v.op == "spe_quarantine" and v.params["chunk"] == CHUNK)),
+                     or (v.op == "spe_quarantine" and v.params.get("chunk") == CHUNK)),
                     next(v for v in members if v.baseline))
         wall = ratio(ours, base, "elapsed")
         print(f"{group}: {ours.name} / {base.name} = {wall:.2f} "
               f"(target >= {TARGET:.2f}: {'met' if wall >= TARGET else 'NOT met'}); "
               f"CPU {ratio(ours, base, 'cpu'):.2f}")
-    for other in ("cp + fsync", "sha256 read only"):
+    for other in ("cp + fsync", "sha256 read only", "cp + sha256sum"):
         ref = by_name.get(other)
         if ref is None:
             continue
         for v in variants:
-            if v.op in ("spe_quarantine", "overlapped"):
+            if v.op in ("spe_quarantine", "serial"):
                 print(f"  {v.name} / {other} = {ratio(v, ref, 'elapsed'):.2f} "
                       f"(CPU {ratio(v, ref, 'cpu'):.2f})")
+    files = [v for v in variants if v.group == PARALLEL]
+    if files:
+        one, two = (by_name[v.name] for v in files[1:3])
+        print(f"parallel files: {two.name} / {one.name} = {ratio(two, one, 'elapsed'):.2f} "
+              f"(target >= 1.70); against {files[0].name}: "
+              f"{ratio(one, files[0], 'elapsed'):.2f} and {ratio(two, files[0], 'elapsed'):.2f}")
     worst = max(r["rss_kib"] for v in variants for r in v.runs) / 1024
     print(f"largest peak RSS of any operation: {worst:.1f} MiB "
           f"= {worst * MIB / bench.size:.2%} of SIZE ({bench.size / MIB:.0f} MiB)")
@@ -447,7 +518,9 @@ def main() -> None:
                         help="FilesystemStore chunk sizes in MiB for spe quarantine "
                              "(default 1,8; 1 is the store's default)")
     parser.add_argument("--seed", type=int, default=20260101, help="data generator seed")
-    parser.add_argument("--skip", choices=("staging", "quarantine"), action="append",
+    parser.add_argument("--files", type=int, default=4,
+                        help="output files of the parallel-files part (default 4)")
+    parser.add_argument("--skip", choices=("staging", "quarantine", "files"), action="append",
                         default=[], help="leave a part out (repeatable)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
@@ -487,6 +560,11 @@ def main() -> None:
             print(f"-- {QUARANTINE} --")
             watch = CpuWatch()
             variants += quarantine(bench, source, args.repeat, chunks)
+            print(watch.report() + "\n")
+        if "files" not in args.skip:
+            print(f"-- {PARALLEL} --")
+            watch = CpuWatch()
+            variants += parallel_files(bench, source, args.repeat, args.files)
             print(watch.report() + "\n")
         if variants:
             report(bench, variants, print_table)

@@ -25,6 +25,7 @@ and deep pages should cost about the same at 10k and at 100k (ratio near 1).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import time
@@ -49,6 +50,7 @@ from sqlalchemy import delete, func, insert, select
 
 from spe.adapters.db.session import make_engine, upgrade
 from spe.adapters.db.tables import Base
+from tests.postgres import start_postgres
 
 USER = "bench"
 OTHERS = 3
@@ -190,7 +192,10 @@ def main() -> None:
                         help="timed requests per case (default 30; no-match uses a third)")
     parser.add_argument("--depth", type=int, default=50,
                         help="pages followed for the deep case (default 50)")
-    parser.add_argument("--page-sizes", default="50,500", help="default 50,500")
+    parser.add_argument("--page-sizes", default="100,500", help="default 100,500")
+    parser.add_argument("--databases", default="sqlite",
+                        help="sqlite, postgres or both (comma-separated; default sqlite). "
+                             "postgres starts a private server (tests/postgres.py)")
     parser.add_argument("--seed", type=int, default=20260101, help="data generator seed")
     parser.add_argument("--server", choices=SERVER_MODES, default="process",
                         help="uvicorn in a spawned child process (default) or in a thread")
@@ -204,22 +209,39 @@ def main() -> None:
           f"users), page sizes {page_sizes}, {args.samples} samples per case, deep = up to "
           f"{args.depth} pages, seed {args.seed}, server: uvicorn in a {args.server}\n")
 
+    databases = [d.strip() for d in args.databases.split(",") if d.strip()]
+    for database in databases:
+        run_one(database, sizes, page_sizes, args)
+
+
+def run_one(database: str, sizes: list[int], page_sizes: list[int],
+            args: argparse.Namespace) -> None:
+    print(f"-- database: {database} --\n")
     watch = CpuWatch()
     results: dict[int, list[dict[str, Any]]] = {}
     load_rows = []
-    with scratch_dir("spe-bench-list-", args.keep) as tmp:
+    with scratch_dir("spe-bench-list-", args.keep) as tmp, \
+            contextlib.ExitStack() as stack:
         catalog = build_catalog(tmp / "catalog")
+        postgres = None
+        if database == "postgres":
+            postgres = start_postgres(tmp)
+            stack.callback(postgres.stop)
         for n in sizes:
             home = Path(tmp) / f"home-{n}"
-            url = f"sqlite:///{home / 'spe.db'}"  # the default database of SPE_HOME
+            # the default database of SPE_HOME, or a fresh PostgreSQL database
+            url = postgres.create_database() if postgres else f"sqlite:///{home / 'spe.db'}"
             n_others = int(n * args.others)
             home.mkdir()
             upgrade(url)
-            with InProcessServer(home, catalog, mode=args.server) as server:
+            with InProcessServer(home, catalog, mode=args.server,
+                                 database_url=url if postgres else "") as server:
                 # loaded while the server is up but idle, after one real submission
                 token = server.token(USER)
                 template = probe_template(url, server, token)
                 seconds = populate(url, template, n, n_others, args.seed)
+                if postgres:
+                    postgres.execute("ANALYZE", database=url.rsplit("/", 1)[-1])
                 load_rows.append([n, n_others, seconds, (n + n_others) / seconds])
                 results[n] = measure(server, token, args.samples, args.depth, page_sizes)
 

@@ -9,9 +9,10 @@ Workflow: the `sleepy` test workflow with {"seconds": 0} (three trivial jobs).
           (SPE_RECONCILE_SECONDS, default 1.0 and 0.2); time from POST /runs until GET
           /runs/{id}/status, polled every --poll seconds, says COMPLETE.
 
-The service starts a run as soon as it is dispatched (QUEUED -> RUNNING without waiting),
-but only notices that it ended at the next tick of the reconciler, so on average half an
-interval (up to a whole one) is added to the engine's own time.
+The service starts a run as soon as it is dispatched (QUEUED -> RUNNING without waiting).
+The local executor tells the reconciler when the engine exits, so the end is noticed at
+once; without that notice (before it, or when it is lost) the end waits for the next tick
+of the reconciler, on average half an interval (up to a whole one).
 """
 
 from __future__ import annotations
@@ -197,10 +198,10 @@ def main() -> None:
           "included); detect: exited -> COMPLETE seen; medians over the timed runs.")
     for line in summary:
         print(line)
-    print("The overhead is dominated by the reconcile interval: a run starts within "
-          "milliseconds of the POST, but its end is only noticed at the reconciler's next tick "
-          "(on average half an interval, at most one); the rest is the engine itself taking "
-          "longer beside a running server than alone (the engine column against direct).")
+    print("detect is how soon the end was noticed: at once (a few hundredths of a second) "
+          "when the executor tells the reconciler (the local executor's end notice), else at "
+          "the reconciler's next tick (on average half an interval). The rest is the engine "
+          "itself taking longer beside a running server than alone (engine against direct).")
 
 
 if __name__ == "__main__":

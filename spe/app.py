@@ -41,6 +41,8 @@ from spe.api.errors import (
     on_unexpected,
 )
 from spe.api.headers import SecurityHeaders
+from spe.api.health import Liveness
+from spe.api.jsonify import FastJsonifier
 from spe.api.limits import BodySizeLimit, JsonDepthLimit
 from spe.api.proxy import TrustedProxies
 from spe.api.security import Authenticator, security_map
@@ -153,6 +155,7 @@ def add_plain_routes(app: FlaskApp, readyz: Callable[[], Any]) -> None:
                               status=404, content_type="application/json")
 
     app.app.before_request(only_routed_operations)
+    app.add_middleware(Liveness, position=MiddlewarePosition.BEFORE_EXCEPTION)  # fast path
     app.add_url_rule("/healthz", "healthz", healthz)
     app.add_url_rule("/readyz", "readyz", readyz)
 
@@ -291,7 +294,7 @@ def create_app(settings: Settings, *, migrate: bool = True,
 
     quiet_content_type_notice()
     app = FlaskApp(__name__, specification_dir=str(OPENAPI), lifespan=lifespan,
-                   security_map=security_map(authenticate),
+                   security_map=security_map(authenticate), jsonifier=FastJsonifier(),
                    swagger_ui_options=SwaggerUIOptions(swagger_ui=settings.swagger_ui_enabled),
                    validator_map=VALIDATORS)
     audit_query = AuditQuery(store=core.audit, gate=core.gate, tokens=runs.tokens,

@@ -8,12 +8,18 @@ from typing import Any
 from spe.domain.catalog import WorkflowEntry
 from spe.domain.models import Run, TaskLog
 from spe.domain.policy import Access
+from spe.domain.run_summary import RunSummary
 
 Body = dict[str, Any]
 
 
 def iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+    """``YYYY-MM-DDTHH:MM:SSZ`` in UTC (``isoformat``: about twice as fast as strftime)."""
+    if not value:
+        return None
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def _drop_none(body: Body) -> Body:
@@ -25,6 +31,18 @@ def run_summary(run: Run) -> Body:
                        "start_time": iso(run.start_time), "end_time": iso(run.end_time),
                        "tags": dict(run.request.tags),
                        "workflow": f"{run.workflow_id}@{run.workflow_version}"})
+
+
+def summary(run: RunSummary) -> Body:
+    """``run_summary`` of a narrow read: the same body."""
+    body: Body = {"run_id": run.id, "state": run.state.value}
+    if run.start_time is not None:
+        body["start_time"] = iso(run.start_time)
+    if run.end_time is not None:
+        body["end_time"] = iso(run.end_time)
+    body["tags"] = dict(run.tags)
+    body["workflow"] = run.workflow
+    return body
 
 
 def outputs(run: Run) -> Body:

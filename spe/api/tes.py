@@ -10,8 +10,9 @@ import flask
 
 from spe.api import context, tes_shapes
 from spe.domain.errors import InvalidRequest
-from spe.domain.models import RunFilter
+from spe.domain.models import RunFilter, TaskLog
 from spe.domain.states import RunState
+from spe.domain.tes import MAX_EXECUTORS
 from spe.services.service_info import TesServiceInfo
 from spe.services.tasks import TaskService
 
@@ -61,7 +62,11 @@ class TesApi:
                         tags=_tags(tag_key, tag_value), name_prefix=name_prefix)
         page = self.tasks.page(who, page_size, page_token, flt)
         view = _view(view)
-        body: Body = {"tasks": [self._shape(who, t, view) for t in page.items]}
+        executors = self.tasks.runs.task_logs.tasks_of([t.id for t in page.items],
+                                                       MAX_EXECUTORS) if view != "MINIMAL" \
+            else {}
+        body: Body = {"tasks": [self._shape(who, t, view, executors.get(t.id))
+                                for t in page.items]}
         if page.next_token:
             body["next_page_token"] = page.next_token
         return body
@@ -74,10 +79,12 @@ class TesApi:
         self.tasks.cancel(context.principal(), id)
         return {}
 
-    def _shape(self, who: Any, task: Any, view: str) -> Body:
+    def _shape(self, who: Any, task: Any, view: str,
+               executors: list[TaskLog] | None = None) -> Body:
         if view == "MINIMAL":
             return tes_shapes.task(task, view)
-        executors = self.tasks.runs.task_logs.tasks(task.id, 0, 100)
+        if executors is None:
+            executors = self.tasks.runs.task_logs.tasks(task.id, 0, MAX_EXECUTORS)
         streams = self.tasks.executor_streams(who, task, len(executors), STREAM_MAX_BYTES) \
             if view == "FULL" else []
         return tes_shapes.task(task, view, executors, streams)

@@ -107,8 +107,8 @@ class WesApi:
                  workflow: str = "") -> Body:
         who = self._who()
         flt = RunFilter(states=_states(state), tags=_tags(tag), kind=RUN, workflow=workflow)
-        page = self.runs.list(who, page_size, page_token, flt)
-        return {"runs": [shapes.run_summary(r) for r in page.items],
+        page = self.runs.summaries(who, page_size, page_token, flt)
+        return {"runs": [shapes.summary(r) for r in page.items],
                 "next_page_token": page.next_token}
 
     def RunWorkflow(self, **_ignored: Any) -> Body:  # noqa: N802
@@ -121,7 +121,7 @@ class WesApi:
                               self.runs.logs_direct(run))
 
     def GetRunStatus(self, run_id: str) -> Body:  # noqa: N802
-        run = self.runs.get(self._who(), run_id)
+        run = self.runs.status(self._who(), run_id)
         return {"run_id": run.id, "state": run.state.value}
 
     def ListTasks(self, run_id: str, page_size: int = 50,  # noqa: N802

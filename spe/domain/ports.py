@@ -33,6 +33,7 @@ from spe.domain.models import (
     Visibility,
 )
 from spe.domain.resources import SiteLimits
+from spe.domain.run_summary import RunSummary
 from spe.domain.states import RunState
 
 
@@ -126,6 +127,17 @@ class Executor(Protocol):
     def cancel(self, handle: JSON) -> None: ...
 
     def find(self, run_id: str, workdir: Path) -> JSON | None: ...
+
+
+@runtime_checkable
+class EndNotifier(Protocol):
+    """An executor that can say when a job it runs has ended, so that the reconciler polls
+    at once instead of at its next tick. Best effort: a notification can be lost (a
+    restart, a process it cannot watch); the periodic reconcile still finds every end.
+    ``notify_ends(callback)`` sets the one callback, called from any thread, with no
+    arguments (the reconciler polls every active run)."""
+
+    def notify_ends(self, callback: Callable[[], None]) -> None: ...
 
 
 def _no_account(run: Run) -> JobAccount | None:
@@ -236,6 +248,15 @@ class RunRepository(Protocol):
     def page(self, visible: Visibility, flt: RunFilter, before_seq: int | None,
              limit: int) -> list[Run]: ...
 
+    def summaries(self, visible: Visibility, flt: RunFilter, before_seq: int | None,
+                  limit: int) -> list[RunSummary]:
+        """``page``'s runs, as summaries with their tags, from a narrow query."""
+        ...
+
+    def summary(self, run_id: str) -> RunSummary | None:
+        """A run's summary without its tags (a status answer), from a narrow query."""
+        ...
+
     def state_counts(self, visible: Visibility) -> dict[str, int]: ...
 
     def active(self) -> list[Run]: ...
@@ -248,13 +269,16 @@ class TaskLogRepository(Protocol):
       (readers see the old list or the new one), keeping the order given; task ids are
       unique within a run. For a run that does not exist it stores nothing.
     - ``tasks(run_id, start, limit)`` is the slice ``[start:start + limit]`` of that list;
-      ``task(run_id, task_id)`` the task with that id, or None. A run's tasks are never
-      another run's, and an unknown run has none.
+      ``tasks_of(run_ids, limit)`` is ``tasks(run_id, 0, limit)`` for each of the runs (an
+      unknown run maps to []); ``task(run_id, task_id)`` the task with that id, or None. A
+      run's tasks are never another run's, and an unknown run has none.
     """
 
     def replace_tasks(self, run_id: str, tasks: list[TaskLog]) -> None: ...
 
     def tasks(self, run_id: str, start: int, limit: int) -> list[TaskLog]: ...
+
+    def tasks_of(self, run_ids: list[str], limit: int) -> dict[str, list[TaskLog]]: ...
 
     def task(self, run_id: str, task_id: str) -> TaskLog | None: ...
 

@@ -9,14 +9,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from spe.domain.errors import Forbidden, NotFound
-from spe.domain.models import Principal, Run, Visibility
+from spe.domain.models import Principal, Visibility
 from spe.domain.permissions import Resource, allowed, member_projects, permission
 from spe.domain.policy import Access, Policy
+from spe.domain.run_summary import Owned
 
 RUN_READ = permission("run.read")
 RUN_SUBMIT = permission("run.submit")
+R = TypeVar("R", bound=Owned)
 
 
 @dataclass
@@ -27,12 +30,12 @@ class Gate:
     def access(self, who: Principal) -> Access:
         return self.policy.access(who, self.clock())
 
-    def resource(self, run: Run) -> Resource:
+    def resource(self, run: Owned) -> Resource:
         project = self.policy.project(run.project)
         return Resource(project=run.project, owner_sub=run.owner_sub,
                         shared=project is not None and project.visibility == "project")
 
-    def check_run(self, who: Principal, run: Run | None, perm: str, run_id: str) -> Run:
+    def check_run(self, who: Principal, run: R | None, perm: str, run_id: str) -> R:
         """``run`` if ``who`` holds ``perm`` on it; NotFound if they may not even read it."""
         access = self.access(who)
         if run is None or not allowed(access, RUN_READ, self.resource(run)):

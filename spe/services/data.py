@@ -10,8 +10,9 @@ outbox."""
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -25,21 +26,48 @@ from spe.domain.ports import AuditLog, JobFiles, ObjectStore
 from spe.services.access import Gate
 
 StoreFactory = Callable[[str], ObjectStore]
+OVERLAP_MIN_BYTES = 64 * 1024  # smaller chunks are hashed inline: a hand-off costs more
 
 
 class HashingReader:
-    """Wraps a binary file: every byte read is also fed to sha256 and counted."""
+    """Wraps a binary file: every byte read is also fed to sha256 and counted.
 
-    def __init__(self, raw: BinaryIO) -> None:
+    With a ``pool``, a chunk is hashed in the pool's thread while the caller writes it and
+    reads the next one (hashlib releases the GIL on buffers over 2 KiB), so copying and
+    hashing overlap. One chunk at most is being hashed: memory stays at two chunks, and
+    the chunks reach sha256 in order. Call ``hexdigest`` (or ``finish``) when done."""
+
+    def __init__(self, raw: BinaryIO, pool: ThreadPoolExecutor | None = None) -> None:
         self._raw = raw
+        self._pool = pool
+        self._pending: Future[None] | None = None
+        self._lock = threading.Lock()
         self.sha256 = hashlib.sha256()
         self.size = 0
 
     def read(self, n: int = -1) -> bytes:
         chunk = self._raw.read(n)
-        self.sha256.update(chunk)
-        self.size += len(chunk)
+        with self._lock:
+            self._finish()
+            if self._pool is not None and len(chunk) >= OVERLAP_MIN_BYTES:
+                self._pending = self._pool.submit(self.sha256.update, chunk)
+            else:
+                self.sha256.update(chunk)
+            self.size += len(chunk)
         return chunk
+
+    def _finish(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def finish(self) -> None:
+        with self._lock:
+            self._finish()
+
+    def hexdigest(self) -> str:
+        self.finish()
+        return self.sha256.hexdigest()
 
 
 @dataclass
@@ -50,6 +78,7 @@ class DataService:
     quarantine_location: Callable[[str], str]
     files: JobFiles
     parallel_downloads: int = 4
+    parallel_hashing: int = 2  # output files copied and hashed at once (2 cores here)
 
     def authorize(self, who: Principal, entry: WorkflowEntry, params: dict[str, Any],
                   project: str) -> list[DataRef]:
@@ -137,28 +166,34 @@ class DataService:
     def quarantine(self, project: str, run_id: str, outdir: Path,
                    files: list[Path]) -> list[OutputFile]:
         """Copy outputs into the project's quarantine under ``<run_id>/``, hashing each
-        file while it streams; return what was recorded."""
+        file while it streams; return what was recorded (in the order of ``files``)."""
         return self.quarantine_files(project, run_id,
                                      [(outdir / rel, rel.as_posix()) for rel in files])
 
     def quarantine_files(self, project: str, run_id: str, files: list[tuple[Path, str]],
                          missing_ok: bool = False) -> list[OutputFile]:
         """``quarantine`` for (file, name in the quarantine) pairs; with ``missing_ok`` a
-        file that does not exist is skipped."""
+        file that does not exist is skipped. ``parallel_hashing`` files move at once, each
+        hashed in a thread of its own while it is copied (``HashingReader``): memory is two
+        chunks per file in flight."""
         store = self.stores(self.quarantine_location(project))
-        recorded = []
-        for source, name in files:
-            try:
-                with self.files.read(source) as fh:
-                    reader = HashingReader(fh)
-                    store.put(f"{run_id}/{name}", reader)  # type: ignore[arg-type]
-            except FileNotFoundError:
-                if not missing_ok:
-                    raise
-                continue
-            recorded.append(OutputFile(path=name, size=reader.size,
-                                       sha256=reader.sha256.hexdigest()))
-        return recorded
+        workers = max(1, min(self.parallel_hashing, len(files)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="spe-sha256") as hashing, \
+                ThreadPoolExecutor(workers, thread_name_prefix="spe-copy") as copying:
+            def one(item: tuple[Path, str]) -> OutputFile | None:
+                source, name = item
+                try:
+                    with self.files.read(source) as fh:
+                        reader = HashingReader(fh, hashing)
+                        store.put(f"{run_id}/{name}", reader)  # type: ignore[arg-type]
+                        digest = reader.hexdigest()
+                except FileNotFoundError:
+                    if not missing_ok:
+                        raise
+                    return None
+                return OutputFile(path=name, size=reader.size, sha256=digest)
+
+            return [o for o in copying.map(one, files) if o is not None]
 
     def quarantine_logs(self, project: str, run_id: str, job: JobDir) -> int:
         """Copy the engine's stdout and stderr into the quarantine under ``_logs/``

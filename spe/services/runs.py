@@ -37,6 +37,7 @@ from spe.domain.ports import (
     SubmissionKeyTaken,
     TaskLogRepository,
 )
+from spe.domain.run_summary import RunSummary
 from spe.domain.states import RunState, is_final
 from spe.services.access import Gate
 from spe.services.data import DataService
@@ -59,6 +60,12 @@ def _always_ready() -> bool:
 
 def _anyone_may_execute(who: Principal, project: str) -> None:
     return None
+
+
+def _scope(visible: Visibility, flt: RunFilter) -> str:
+    """What a page token is bound to: the caller's visibility and every filter."""
+    return (f"{flt.kind}s|{visible}|{sorted(s.value for s in flt.states)}|"
+            f"{sorted(flt.tags, key=repr)}|{flt.name_prefix}|{flt.workflow}")
 
 
 @dataclass(frozen=True)
@@ -152,13 +159,30 @@ class RunService:
     def list(self, who: Principal, page_size: int, page_token: str,
              flt: RunFilter) -> Page[Run]:
         visible = self.gate.visibility(who)
-        scope = (f"{flt.kind}s|{visible}|{sorted(s.value for s in flt.states)}|"
-                 f"{sorted(flt.tags, key=repr)}|{flt.name_prefix}|{flt.workflow}")
+        scope = _scope(visible, flt)
         before = self.tokens.decode(page_token, scope) if page_token else None
         rows = self.repo.page(visible, flt, before, page_size + 1)
         items = rows[:page_size]
         token = self.tokens.encode(items[-1].seq, scope) if len(rows) > page_size else ""
         return Page(items=items, next_token=token)
+
+    def summaries(self, who: Principal, page_size: int, page_token: str,
+                  flt: RunFilter) -> Page[RunSummary]:
+        """``list`` from a narrow query: what ``GET /runs`` shows, with the same tokens."""
+        visible = self.gate.visibility(who)
+        scope = _scope(visible, flt)  # the same tokens as ``list``
+        before = self.tokens.decode(page_token, scope) if page_token else None
+        rows = self.repo.summaries(visible, flt, before, page_size + 1)
+        items = rows[:page_size]
+        token = self.tokens.encode(items[-1].seq, scope) if len(rows) > page_size else ""
+        return Page(items=items, next_token=token)
+
+    def status(self, who: Principal, run_id: str) -> RunSummary:
+        """The run's state (``get``'s authorisation, from a narrow query); a task's id is
+        not a run's (404)."""
+        found = self.repo.summary(run_id)
+        return self.gate.check_run(who, found if found is None or found.kind == RUN else None,
+                                   RUN_READ, run_id)
 
     def state_counts(self, who: Principal | None) -> dict[str, int]:
         counts = {s.value: 0 for s in RunState}

@@ -96,7 +96,13 @@ class Reconciler:
         self._periodic: list[_Periodic] = []
         self.last_success: float | None = None  # Unix time of the last pass that completed
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def nudge(self) -> None:
+        """Run a round now rather than at the next tick (an executor saw a job end).
+        Nudges during a round coalesce into one more round."""
+        self._wake.set()
 
     def schedule(self, job: Callable[[], object], every: float = 0.0) -> None:
         """Also run ``job`` (idempotent: the retention purge, the airlock's pending steps)
@@ -130,7 +136,11 @@ class Reconciler:
         self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
+        while True:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.round()
             except Exception:  # keep reconciling whatever happened this round
@@ -138,5 +148,6 @@ class Reconciler:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)

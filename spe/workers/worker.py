@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from spe.domain import log_context
-from spe.domain.ports import Dispatcher
+from spe.domain.ports import Dispatcher, EndNotifier
 from spe.services.execution import Execution
 from spe.workers.reconciler import Reconciler, StartLeases
 
@@ -35,6 +35,9 @@ class Worker:
                 log.error("unknown message kind %r for run %s", kind, run_id)
 
     def start(self) -> None:
+        executor = self._execution.executor
+        if isinstance(executor, EndNotifier):  # ends noticed at once; the tick stays
+            executor.notify_ends(self.reconciler.nudge)
         self.leases.begin()
         self.reconciler.begin()
 

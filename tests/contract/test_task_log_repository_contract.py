@@ -117,6 +117,17 @@ def test_task_logs_belong_to_their_run(runs: SqlRunRepository,
     assert logs.task(UNKNOWN_RUN, "job0") is None
 
 
+def test_tasks_of_several_runs_in_one_call(runs: SqlRunRepository,
+                                           logs: TaskLogRepository) -> None:
+    one, two, empty = runs.add(make_run()), runs.add(make_run("bob")), runs.add(make_run())
+    logs.replace_tasks(one.id, make_tasks(3))
+    logs.replace_tasks(two.id, make_tasks(1))
+    found = logs.tasks_of([two.id, one.id, empty.id, UNKNOWN_RUN], 2)
+    assert found == {one.id: make_tasks(2), two.id: make_tasks(1), empty.id: [],
+                     UNKNOWN_RUN: []}
+    assert logs.tasks_of([], 5) == {}
+
+
 def test_replace_tasks_of_an_unknown_run_stores_nothing(runs: SqlRunRepository,
                                                         logs: TaskLogRepository) -> None:
     logs.replace_tasks(UNKNOWN_RUN, make_tasks(3))

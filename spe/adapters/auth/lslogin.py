@@ -27,12 +27,9 @@ a bad token raises ``Unauthenticated``. Tokens are never logged nor put in messa
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -40,6 +37,7 @@ from urllib.parse import quote
 import requests
 
 from spe.adapters.auth.oidc import OidcVerifier
+from spe.adapters.auth.ttl_cache import TtlCache, token_hash
 from spe.domain.errors import IdentityProviderUnavailable, Unauthenticated
 from spe.domain.models import JSON, Principal
 
@@ -56,11 +54,6 @@ _log = logging.getLogger(__name__)
 ClaimsMapper = Callable[[dict[str, Any]], Principal]
 
 
-def token_hash(token: str) -> str:
-    """The cache key of a token: its SHA-256, hex. The token itself is never stored."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _unavailable(url: str, reason: str) -> IdentityProviderUnavailable:
     return IdentityProviderUnavailable(f"identity provider unreachable: {url}: {reason}")
 
@@ -70,46 +63,6 @@ def _audiences(claims: JSON) -> list[str]:
     if isinstance(aud, str):
         return [aud]
     return [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else []
-
-
-class TtlCache:
-    """A thread-safe map of JSON documents that expire; at most ``max_entries`` are kept
-    (expired ones go first, then the oldest)."""
-
-    def __init__(self, max_entries: int, clock: Callable[[], float]) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be positive")
-        self._max = max_entries
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._items: OrderedDict[str, tuple[float, JSON]] = OrderedDict()
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
-
-    def get(self, key: str) -> JSON | None:
-        with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                return None
-            if item[0] <= self._clock():
-                del self._items[key]
-                return None
-            return dict(item[1])
-
-    def put(self, key: str, value: JSON, expires_at: float) -> None:
-        now = self._clock()
-        if expires_at <= now:
-            return
-        with self._lock:
-            self._items.pop(key, None)
-            if len(self._items) >= self._max:
-                for stale in [k for k, (exp, _) in self._items.items() if exp <= now]:
-                    del self._items[stale]
-            while len(self._items) >= self._max:
-                self._items.popitem(last=False)
-            self._items[key] = (expires_at, dict(value))
 
 
 class LsLoginVerifier:

@@ -6,6 +6,14 @@ names an unknown ``kid``; such a token triggers at most one JWKS fetch per
 the token's own times (``exp``/``nbf``/``iat``) are checked by PyJWT against the system
 clock, with ``leeway_seconds`` of tolerance. Tokens are never logged nor put in messages.
 
+Verified tokens are cached by their SHA-256 until their ``exp`` (at most
+``cache_size`` of them, the oldest dropped first), so a token seen again costs a hash and a
+dictionary lookup instead of a signature check. This changes nothing about revocation: a
+JWT was never re-checked with the issuer before its ``exp``. A refused token is never
+cached, the cache ends a token's life at ``exp`` itself, before the leeway, and it is
+emptied whenever the keys are fetched again, so a token signed by a key the issuer has
+dropped is refused as before.
+
 ``claims(token)`` returns the verified claims (``verify`` maps them to a Principal) and
 ``metadata()`` the cached discovery document, for verifiers built on this one (LS Login).
 """
@@ -23,6 +31,7 @@ import jwt
 import requests
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
+from spe.adapters.auth.ttl_cache import TtlCache, token_hash
 from spe.domain.errors import IdentityProviderUnavailable, Unauthenticated
 from spe.domain.models import JSON, Principal
 
@@ -117,7 +126,8 @@ class OidcVerifier:
                  leeway_seconds: int = 30, http_timeout: float = 5.0,
                  min_refresh_interval: float = 30.0, discovery_ttl: float = 3600.0,
                  session: requests.Session | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, cache_size: int = 10_000,
+                 now: Callable[[], float] = time.time) -> None:
         unsupported = set(algorithms) - SUPPORTED_ALGORITHMS
         if not algorithms or unsupported:
             raise ValueError(f"unsupported token algorithms: {sorted(unsupported) or 'none'}")
@@ -139,6 +149,8 @@ class OidcVerifier:
         self._discovery_at = -math.inf
         self._keys: list[_Key] | None = None
         self._jwks_at = -math.inf
+        self._verified = TtlCache(cache_size, now) if cache_size > 0 else None
+        self._key_generation = 0
 
     @property
     def issuer(self) -> str:
@@ -154,6 +166,22 @@ class OidcVerifier:
     def claims(self, token: str) -> JSON:
         """The claims of ``token`` once its signature, issuer, times and audience verify;
         raises ``Unauthenticated`` (or ``IdentityProviderUnavailable``) otherwise."""
+        if self._verified is None or not isinstance(token, str) \
+                or len(token) > _MAX_TOKEN_CHARS:
+            return self._verify_claims(token)
+        key = token_hash(token)
+        cached = self._verified.get(key)
+        if cached is not None:
+            return cached
+        generation = self._key_generation
+        claims = self._verify_claims(token)
+        exp = claims.get("exp")
+        if isinstance(exp, int | float) and not isinstance(exp, bool) \
+                and generation == self._key_generation:
+            self._verified.put(key, claims, float(exp))
+        return claims
+
+    def _verify_claims(self, token: str) -> JSON:
         alg, kid = self._read_header(token)
         key = self._find_key(alg, kid)
         try:
@@ -257,6 +285,8 @@ class OidcVerifier:
         if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
             raise _unavailable(url, "discovery document has no usable jwks_uri")
         if jwks_uri != self._jwks_uri:
+            if self._keys is not None:
+                self._forget_verified()
             self._keys = None
         self._jwks_uri = jwks_uri
         self._metadata = doc
@@ -267,8 +297,17 @@ class OidcVerifier:
         if url is None:  # pragma: no cover - discovery always runs first
             raise _unavailable(self._discovery_url, "no jwks_uri")
         self._jwks_at = self._clock()  # failed attempts count too: a down IdP is not hammered
-        self._keys = _parse_jwks(self._get_json(url), url)
+        keys = _parse_jwks(self._get_json(url), url)
+        if self._keys is not None:
+            self._forget_verified()
+        self._keys = keys
         return self._keys
+
+    def _forget_verified(self) -> None:
+        """Tokens verified with the keys being replaced are checked afresh."""
+        self._key_generation += 1
+        if self._verified is not None:
+            self._verified.clear()
 
     def _get_json(self, url: str) -> JSON:
         try:

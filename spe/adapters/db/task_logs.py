@@ -43,6 +43,19 @@ class SqlTaskLogRepository:
         with self._sessions() as s:
             return [_to_task(r) for r in s.scalars(query)]
 
+    def tasks_of(self, run_ids: list[str], limit: int) -> dict[str, list[TaskLog]]:
+        """The first ``limit`` tasks of each run, in one query (a listing page)."""
+        found: dict[str, list[TaskLog]] = {run_id: [] for run_id in run_ids}
+        if not run_ids:
+            return found
+        query = (select(RunRow.id, TaskRow).join(RunRow, RunRow.seq == TaskRow.run_seq)
+                 .where(RunRow.id.in_(run_ids), TaskRow.ordinal < limit)
+                 .order_by(TaskRow.run_seq, TaskRow.ordinal))
+        with self._sessions() as s:
+            for run_id, row in s.execute(query):
+                found[run_id].append(_to_task(row))
+        return found
+
     def task(self, run_id: str, task_id: str) -> TaskLog | None:
         query = (select(TaskRow).join(RunRow, RunRow.seq == TaskRow.run_seq)
                  .where(RunRow.id == run_id, TaskRow.task_id == task_id))

@@ -7,16 +7,26 @@ mistaken for ours) and the files it writes; any process can poll or cancel from 
 A handle is read into a ``LocalHandle``; its ``process`` is a ``ProcessRef``, which cannot
 name a pid or process group of 1 or less (``killpg(0)`` would signal the caller's own
 group, ``kill(-1)`` every process it may signal), or None when the engine has already ended
-and only its exit-status file is left."""
+and only its exit-status file is left.
+
+It is an ``EndNotifier``: a daemon thread per running engine waits on a pidfd of the runner
+(which exits right after it has written the exit status), then calls the callback, so the
+end of a run is noticed at once. Runs re-attached after a restart are watched from their
+first poll. Where pidfds are missing (not Linux, kernel < 5.3) nothing is watched and the
+reconcile tick notices the end, as before."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import select
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +35,8 @@ from spe.domain.jobdir import JobDir
 from spe.domain.models import JSON
 from spe.domain.ports import ExecutionSpec, ExecutionStatus
 from spe.domain.states import RunState
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,43 @@ class LocalExecutor:
 
     def __init__(self, cancel_grace_seconds: float = 10.0) -> None:
         self._grace = cancel_grace_seconds
+        self._on_end: Callable[[], None] | None = None
+        self._watched: set[int] = set()
+        self._lock = threading.Lock()
+
+    def notify_ends(self, callback: Callable[[], None]) -> None:
+        self._on_end = callback
+
+    def _watch(self, pid: int) -> None:
+        """Call the end callback when ``pid`` (a runner) exits; once per pid."""
+        if self._on_end is None or not hasattr(os, "pidfd_open"):
+            return
+        with self._lock:
+            if pid in self._watched:
+                return
+            self._watched.add(pid)
+        threading.Thread(target=self._wait_end, args=(pid,), name=f"spe-end-{pid}",
+                         daemon=True).start()
+
+    def _wait_end(self, pid: int) -> None:
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:  # gone already, or no pidfd here: the tick notices the end
+            fd = -1
+        try:
+            if fd >= 0:
+                select.select([fd], [], [])  # readable once the process has exited
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            with self._lock:
+                self._watched.discard(pid)
+        callback = self._on_end
+        if callback is not None:
+            try:
+                callback()
+            except Exception:  # the tick still notices the end
+                _log.exception("the end callback for runner %s failed", pid)
 
     def submit(self, spec: ExecutionSpec) -> JSON:
         spec.workdir.mkdir(parents=True, exist_ok=True)
@@ -123,6 +172,7 @@ class LocalExecutor:
         ref = ProcessRef(proc.pid, proc.pid, stat[1] if stat else 0)
         handle = LocalHandle(spec.workdir, ref).to_json(self.name)
         write_handle(spec.workdir, handle)
+        self._watch(proc.pid)
         return handle
 
     def find(self, run_id: str, workdir: Path) -> JSON | None:
@@ -154,6 +204,7 @@ class LocalExecutor:
         job = JobDir(workdir)
         canceled = job.cancel_requested.exists()
         if not job.exit_status.exists() and ref is not None and _alive(ref.pid, ref.started):
+            self._watch(ref.pid)  # re-attached after a restart: watched from now on
             return ExecutionStatus(RunState.RUNNING)
         code = read_exit_code(workdir)
         if canceled:

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spe.adapters.storage.filesystem import FilesystemStore
-from spe.adapters.storage.s3 import S3Store
 from spe.domain.errors import ServiceUnavailable
 from spe.domain.ports import ObjectStore
 
@@ -50,6 +49,8 @@ class StoreFactory:
                 raise ServiceUnavailable(f"{location}: no S3 endpoint and credentials are "
                                          "configured")
             bucket, _, prefix = location[len("s3://"):].partition("/")
+            # imported here: boto3 costs ~40 MiB of RSS, and a site without S3 never needs it
+            from spe.adapters.storage.s3 import S3Store  # noqa: PLC0415
             return S3Store(bucket, prefix, endpoint_url=self.s3.endpoint_url or None,
                            access_key=self.s3.access_key, secret_key=self.s3.secret_key,
                            region=self.s3.region, sse=self.s3.sse or None,

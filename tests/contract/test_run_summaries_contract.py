@@ -1,0 +1,91 @@
+"""The narrow reads of the RunRepository port (``summaries``, ``summary``): the same runs,
+in the same order, with the same fields as ``page``/``get``, for every visibility and
+filter ``page`` takes; on SQLite and PostgreSQL like the rest of the contract."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from spe.adapters.db.repository import SqlRunRepository
+from spe.adapters.db.session import make_sessions
+from spe.domain.models import Run, RunFilter, Visibility
+from spe.domain.run_summary import RunSummary
+from spe.domain.states import RunState
+from tests.contract.test_run_repository_contract import ALICE, MEMBER, make_run
+
+S = RunState
+T1 = datetime(2026, 3, 2, 8, 30, 5, tzinfo=UTC)
+
+
+def projected(run: Run, tags: bool = True) -> RunSummary:
+    assert run.seq is not None
+    return RunSummary(id=run.id, owner_sub=run.owner_sub, project=run.project,
+                      state=run.state, start_time=run.start_time, end_time=run.end_time,
+                      seq=run.seq, tags=dict(run.request.tags) if tags else {})
+
+
+@pytest.fixture
+def repo(engine: Engine) -> SqlRunRepository:
+    repo = SqlRunRepository(make_sessions(engine))
+    states = [S.QUEUED, S.RUNNING, S.COMPLETE, S.EXECUTOR_ERROR, S.CANCELED]
+    for i in range(30):
+        owner = ("alice", "bob", "carol")[i % 3]
+        tags = {"batch": str(i % 4), "suite": "all"} | ({"odd": "yes"} if i % 2 else {})
+        times = {"start_time": T1 + timedelta(minutes=i)} if i % 5 else {}
+        if i % 7 == 0:
+            times["end_time"] = T1 + timedelta(hours=1, seconds=i)
+        repo.add(make_run(owner, states[i % 5], tags, project=("pa", "pb", "")[i % 3],
+                          **times))
+    return repo
+
+
+VISIBLE = {
+    "owner": ALICE,
+    "shared": Visibility("dev|alice", projects=("pa",), member_of=MEMBER),
+    "operator": Visibility("dev|zed", everything=True),
+    "nobody": Visibility("dev|nobody", member_of=MEMBER),
+}
+FILTERS = {
+    "none": RunFilter(),
+    "state": RunFilter(states=(S.COMPLETE, S.RUNNING)),
+    "tag": RunFilter(tags=(("batch", "1"),)),
+    "tags": RunFilter(tags=(("batch", "1"), ("odd", "yes"))),
+    "no-match tag": RunFilter(tags=(("batch", "none"),)),
+    "state and tag": RunFilter(states=(S.QUEUED,), tags=(("suite", "all"),)),
+}
+
+
+@pytest.mark.parametrize("who", list(VISIBLE))
+@pytest.mark.parametrize("flt", list(FILTERS))
+@pytest.mark.parametrize("rare_tag", [1000, 1], ids=["tag-index plan", "runs-walk plan"])
+def test_summaries_are_the_page_projected(repo: SqlRunRepository, who: str,
+                                          flt: str, rare_tag: int) -> None:
+    repo.rare_tag = rare_tag
+    visible, filters = VISIBLE[who], FILTERS[flt]
+    before = None
+    while True:
+        page = repo.page(visible, filters, before, 4)
+        assert repo.summaries(visible, filters, before, 4) == [projected(r) for r in page]
+        if len(page) < 4:
+            break
+        before = page[-1].seq
+
+
+def test_summary_is_the_run_projected_without_tags(repo: SqlRunRepository) -> None:
+    for run in repo.page(VISIBLE["operator"], RunFilter(), None, 100):
+        assert repo.summary(run.id) == projected(run, tags=False)
+
+
+def test_summary_of_an_unknown_run_is_none(repo: SqlRunRepository) -> None:
+    assert repo.summary("no-such-run") is None
+
+
+def test_times_come_back_as_aware_utc(repo: SqlRunRepository) -> None:
+    ended = [s for s in repo.summaries(VISIBLE["operator"], RunFilter(), None, 100)
+             if s.end_time is not None]
+    assert ended
+    for item in ended:
+        assert item.end_time is not None and item.end_time.utcoffset() == timedelta(0)
