@@ -51,6 +51,7 @@ from spe.api.tes import TesApi
 from spe.api.ui_routes import add_ui_routes
 from spe.api.validation import VALIDATORS, quiet_content_type_notice
 from spe.api.wes import WesApi
+from spe.audit_wiring import audit_anchor
 from spe.config import Settings
 from spe.core import build_core
 from spe.domain.catalog import Catalog
@@ -249,6 +250,8 @@ def create_worker(settings: Settings) -> WorkerProcess:
     runs = core.run_service(dispatcher, dispatcher.ready)
     worker.reconciler.schedule(runs.sweep_retention, settings.retention_sweep_seconds)
     worker.reconciler.schedule(core.airlock().work.carry_on)
+    worker.reconciler.schedule(audit_anchor(settings, core.stores, core.sessions).checkpoint,
+                               settings.audit_checkpoint_seconds, at_stop=True)
     serve_worker_metrics(settings, worker.reconciler)
     return WorkerProcess(worker, lambda threads, level: consume(
         dispatcher.app, worker.handle, threads, level))
@@ -275,6 +278,8 @@ def create_app(settings: Settings, *, migrate: bool = True,
     airlock.review.on_approved = lambda request_id: background.submit(
         partial(airlock.outbox.release, request_id))
     worker.reconciler.schedule(airlock.work.carry_on)
+    anchor = audit_anchor(settings, core.stores, core.sessions)
+    worker.reconciler.schedule(anchor.checkpoint, settings.audit_checkpoint_seconds)
     info = make_service_info(settings, core.catalog, core.policy, core.engine_versions)
 
     @contextlib.asynccontextmanager
@@ -289,6 +294,7 @@ def create_app(settings: Settings, *, migrate: bool = True,
         background.shutdown()
         inline.shutdown(wait=False)
         authenticate.flush()
+        anchor.checkpoint_quietly()  # last: after the final events of this process
         if dev_issuer is not None:
             dev_issuer.stop()
 
@@ -320,7 +326,7 @@ def create_app(settings: Settings, *, migrate: bool = True,
     add_cors(app, settings.cors_allowed_origins)
     add_plain_routes(app, readiness_view(settings, core, queue_ready))
     add_ui_routes(app, issuer=dev_issuer.issuer_url if dev_issuer else settings.oidc_issuer,
-                  client_id=settings.oidc_audience,
+                  client_id=settings.ui_client_id or settings.oidc_audience,
                   scope="openid profile email eduperson_entitlement")
     return Service(app=app, settings=settings, runs=runs, execution=core.execution,
                    worker=worker, dispatcher=inline, dev_issuer=dev_issuer)

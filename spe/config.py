@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     oidc_audience: str = Field("spe", description="Audience (client id) tokens must carry.")
     oidc_client_id: str = Field("", description="Client id for token introspection; "
                                 "empty: the audience.")
+    ui_client_id: str = Field("", description="Public OIDC client (authorization code + "
+                              "PKCE, redirect URI <public URL>/spe/ui/) of the reviewer "
+                              "page; empty: the audience.")
     oidc_client_secret: SecretStr | None = Field(
         None, description="Client secret for token introspection (opaque tokens).")
     oidc_introspection_ttl_seconds: float = Field(60.0, ge=0, description="How long an "
@@ -184,6 +187,20 @@ class Settings(BaseSettings):
         60.0, gt=0, description="dispatcher=celery: a run left INITIALIZING without a "
         "handle whose start lease was not refreshed for this long lost its worker "
         "mid-step; a worker's reconciler adopts or requeues it.")
+    audit_checkpoint_location: str = Field(
+        "", description="Where signed checkpoints of the audit chain's head are written: "
+        "an absolute directory or s3://bucket/prefix, best on another host or an "
+        "object-locked bucket; empty: SPE_HOME/audit-checkpoints.")
+    audit_checkpoint_key_file: Path | None = Field(
+        None, description="HMAC key that signs the audit checkpoints (made, mode 0600, when "
+        "absent); empty: SPE_HOME/audit-checkpoint.key. Keep a copy apart from the database.")
+    audit_checkpoint_seconds: float = Field(300.0, gt=0, description="How often each "
+                                            "process checkpoints the audit chain's head "
+                                            "(also when it stops).")
+    pg_bin_dir: Path | None = Field(None, description="Folder of pg_dump and pg_restore "
+                                    "(spe backup/restore with PostgreSQL); empty: PATH.")
+    backup_timeout_seconds: float = Field(3600.0, gt=0, description="Timeout of pg_dump "
+                                          "and pg_restore in spe backup/restore.")
     snakemake_bin: str = Field("snakemake", description="Snakemake executable.")
     nextflow_bin: str = Field("nextflow", description="Nextflow executable.")
 

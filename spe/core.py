@@ -23,6 +23,7 @@ from spe.adapters.db.session import make_engine, make_sessions, upgrade
 from spe.adapters.db.task_logs import SqlTaskLogRepository
 from spe.adapters.jobfiles import LocalJobFiles
 from spe.adapters.policy import dev_policy, load_policy
+from spe.adapters.rocrate_writer import RoCrateWriter
 from spe.adapters.storage.factory import S3Settings, StoreFactory
 from spe.config import Settings
 from spe.domain.catalog import Catalog
@@ -96,7 +97,8 @@ class Core:
         zones = Zones(stores=self.stores, quarantine_location=self.data.quarantine_location,
                       outbox_location=zone_locations(s.outbox_dir or s.home / "outbox",
                                                      "outbox", self.policy))
-        outbox = Outbox(requests=requests, runs=self.repo, catalog=self.catalog, zones=zones)
+        outbox = Outbox(requests=requests, runs=self.repo, catalog=self.catalog, zones=zones,
+                        crates=RoCrateWriter())
         review = Review(requests=requests, runs=self.repo, zones=zones,
                         tokens=PageTokens(s.page_secret()),
                         max_open=s.max_open_release_requests)

@@ -62,9 +62,9 @@ def login(url: str, issuer: str, client_id: str, scope: str | None,
         raise click.ClickException(f"sign-in failed: {exc}") from None
     except Unreachable as exc:
         raise errors.Unreachable(f"sign-in failed: {exc}") from None
-    path = tokens.save(url, stored)
+    where = tokens.save(url, stored)
     minutes = max(0, int(stored.expires_at - time.time())) // 60
-    click.echo(f"signed in to {url}; token stored in {path} (valid for {minutes} min"
+    click.echo(f"signed in to {url}; token stored in {where} (valid for {minutes} min"
                f"{', renewed automatically' if stored.refresh_token else ''})", err=True)
 
 
@@ -90,16 +90,16 @@ def logout(url: str) -> None:
 
 
 def _client_credentials(meta: JSON, client_id: str, scope: str | None) -> StoredToken:
-    form = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
-    body = tokens.post_json(tokens.endpoint(meta, "token_endpoint"), form, client_id,
-                            require_secret=True)
+    body = tokens.token_grant(tokens.endpoint(meta, "token_endpoint"), client_id,
+                              "client_credentials", require_secret=True,
+                              **({"scope": scope} if scope else {}))
     return tokens.from_response(meta["issuer"], client_id, body, "client_credentials",
                                 time.time())
 
 
 def _device_flow(meta: JSON, client_id: str, scope: str) -> StoredToken:
     start = tokens.endpoint(meta, "device_authorization_endpoint")
-    grant = tokens.post_json(start, {"scope": scope}, client_id)
+    grant = tokens.device_authorization(start, client_id, scope)
     device_code, user_code = grant.get("device_code"), grant.get("user_code")
     if not isinstance(device_code, str) or not isinstance(user_code, str):
         raise Unreachable(f"{start}: the answer has no device_code or user_code")
@@ -133,13 +133,13 @@ def poll(token_url: str, device_code: str, client_id: str, *, interval: float,
     """Polls the token endpoint until the user approved (the token response), denied, or
     the code expired (``ClickException``)."""
     deadline = clock() + expires_in
-    form = {"grant_type": DEVICE_GRANT, "device_code": device_code}
     while True:
         sleep(interval)
         if clock() >= deadline:
             raise click.ClickException(_DEVICE_FAILURES["expired_token"])
         try:
-            return tokens.post_json(token_url, form, client_id)
+            return tokens.token_grant(token_url, client_id, DEVICE_GRANT,
+                                      device_code=device_code)
         except OAuthError as exc:
             if exc.error == "slow_down":
                 interval += SLOW_DOWN_SECONDS
@@ -149,14 +149,5 @@ def poll(token_url: str, device_code: str, client_id: str, *, interval: float,
 
 
 def _revoke(stored: StoredToken) -> None:
-    """Revokes the refresh token first (it outlives the access token), then the access
-    token; an RFC 7009 endpoint answers 200 for tokens it no longer knows."""
     url = tokens.endpoint(tokens.discover(stored.issuer), "revocation_endpoint")
-    pairs = [(stored.refresh_token, "refresh_token"), (stored.access_token, "access_token")]
-    for token, hint in pairs:
-        if not token:
-            continue
-        resp = tokens.post(url, {"token": token, "token_type_hint": hint}, stored.client_id)
-        with resp:
-            if resp.status_code != 200:
-                raise OAuthError("revocation_failed", f"HTTP {resp.status_code}")
+    tokens.revoke(url, stored)

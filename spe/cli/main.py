@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from spe.cli import audit_anchor as audit_anchor_commands
+from spe.cli import backup as backup_commands
 from spe.cli import data as data_commands
 from spe.cli import images as image_commands
 from spe.cli import login as login_commands
@@ -330,7 +332,9 @@ def _audit_sessions() -> sessionmaker[Session]:
 
 
 @audit.command("verify")
-def audit_verify() -> None:
+@click.option("--checkpoint", is_flag=True, help="Also compare the signed checkpoints "
+              "(SPE_AUDIT_CHECKPOINT_LOCATION): finds newest rows cut off and rollbacks.")
+def audit_verify(checkpoint: bool) -> None:
     """Recompute the hash chain; exit 1 naming every row that breaks it."""
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -345,7 +349,8 @@ def audit_verify() -> None:
                                    "(spe db upgrade)?") from exc
     for problem in problems:
         click.echo(f"TAMPERED {problem}", err=True)
-    if problems:
+    anchored = audit_anchor_commands.verify_checkpoints(_settings()) if checkpoint else True
+    if problems or not anchored:
         sys.exit(1)
     click.echo(f"{total} events, chain intact")
 
@@ -372,6 +377,9 @@ def audit_export(since: datetime | None) -> None:
         click.echo(json.dumps(event, ensure_ascii=False, sort_keys=True))
 
 
+audit.add_command(audit_anchor_commands.audit_checkpoint)
+main.add_command(backup_commands.backup)
+main.add_command(backup_commands.restore)
 main.add_command(run_commands.run)
 main.add_command(image_commands.image)
 main.add_command(task_commands.task)

@@ -1,8 +1,10 @@
-"""Tokens stored by ``spe login``, and the little OAuth 2.0 client that renews them.
+"""Tokens stored by ``spe login``, and the OAuth 2.0 client (authlib) that renews them.
 
 The store is ``$XDG_CONFIG_HOME/spe/tokens.json`` (default ``~/.config/spe/``): the folder
 is mode 0700, the file 0600 and replaced atomically; one entry per service URL with the
-issuer, client id, access token, refresh token and expiry. Read-modify-write cycles (save,
+issuer, client id, access token, refresh token and expiry. Where the OS keyring is usable
+(``spe.cli.keyring_store``) the access and refresh tokens go there instead and the file
+entry holds only the rest. Read-modify-write cycles (save,
 delete, renew) hold an exclusive lock on ``tokens.json.lock``, so two ``spe`` processes
 never both spend one (rotating) refresh token.
 
@@ -15,6 +17,7 @@ from the environment, never from argv. Tokens are never printed.
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import os
@@ -24,11 +27,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import click
 import requests
+from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
+from authlib.integrations.requests_client import OAuth2Session
+from requests.auth import AuthBase
+
+from spe.cli import keyring_store
 
 TIMEOUT = 30.0
 REFRESH_MARGIN = 60.0
@@ -136,24 +144,53 @@ def _write_all(services: dict[str, JSON]) -> Path:
     return path
 
 
+_SECRETS = ("access_token", "refresh_token")
+
+
+def _to_entry(key: str, token: StoredToken) -> tuple[JSON, str | None]:
+    """The store entry of ``token``: its secrets go to the keyring when one is usable
+    (the entry then holds none); the second value names that keyring."""
+    entry = asdict(token)
+    where = keyring_store.put(key, {name: entry[name] for name in _SECRETS})
+    if where is not None:
+        entry.update(dict.fromkeys(_SECRETS, ""), store="keyring")
+    return entry, where
+
+
+def _from_entry(key: str, entry: Any) -> StoredToken | None:
+    if isinstance(entry, dict) and entry.get("store") == "keyring":
+        secrets = keyring_store.get(key)
+        if secrets is None:
+            return None
+        entry = {**entry, **{name: secrets.get(name, "") for name in _SECRETS}}
+    return StoredToken.from_json(entry)
+
+
 def load(url: str) -> StoredToken | None:
-    return StoredToken.from_json(_read_all().get(service_key(url)))
+    key = service_key(url)
+    return _from_entry(key, _read_all().get(key))
 
 
-def save(url: str, token: StoredToken) -> Path:
-    """Stores ``token`` for the service at ``url``; returns the store's path."""
+def save(url: str, token: StoredToken) -> str:
+    """Stores ``token`` for the service at ``url``; says where (the keyring or the file)."""
+    key = service_key(url)
     with _locked():
         services = _read_all()
-        services[service_key(url)] = asdict(token)
-        return _write_all(services)
+        services[key], where = _to_entry(key, token)
+        path = _write_all(services)
+        return where or str(path)
 
 
 def delete(url: str) -> bool:
     """Forgets the service's tokens; False when there were none."""
+    key = service_key(url)
     with _locked():
         services = _read_all()
-        if services.pop(service_key(url), None) is None:
+        entry = services.pop(key, None)
+        if entry is None:
             return False
+        if isinstance(entry, dict) and entry.get("store") == "keyring":
+            keyring_store.remove(key)
         _write_all(services)
         return True
 
@@ -166,7 +203,7 @@ def current_token(url: str, *, clock: Callable[[], float] = time.time) -> str | 
         return None
     with _locked():
         services = _read_all()
-        stored = StoredToken.from_json(services.get(key))
+        stored = _from_entry(key, services.get(key))
         if stored is None:
             return None
         now = clock()
@@ -176,7 +213,7 @@ def current_token(url: str, *, clock: Callable[[], float] = time.time) -> str | 
             renewed = renew(stored, now)
         except (OAuthError, Unreachable) as exc:
             return _renewal_failed(url, stored, now, exc)
-        services[key] = asdict(renewed)
+        services[key], _ = _to_entry(key, renewed)
         _write_all(services)
         return renewed.access_token
 
@@ -198,11 +235,12 @@ def renew(stored: StoredToken, now: float) -> StoredToken:
     meta = discover(stored.issuer)
     token_url = endpoint(meta, "token_endpoint")
     if stored.grant == "client_credentials":
-        form = {"grant_type": "client_credentials"}
-        body = post_json(token_url, form, stored.client_id, require_secret=True)
+        body = token_grant(token_url, stored.client_id, "client_credentials",
+                           require_secret=True)
     elif stored.refresh_token:
-        form = {"grant_type": "refresh_token", "refresh_token": stored.refresh_token}
-        body = post_json(token_url, form, stored.client_id)
+        with provider_errors(token_url):
+            oauth = session(stored.client_id)
+            body = dict(oauth.refresh_token(token_url, refresh_token=stored.refresh_token))
     else:
         raise OAuthError("invalid_grant", "no refresh token is stored")
     return from_response(stored.issuer, stored.client_id, body, stored.grant, now,
@@ -235,27 +273,83 @@ def client_secret(client_id: str) -> str:
     return os.environ.get("SPE_CLIENT_SECRET", "") if env_id in ("", client_id) else ""
 
 
-def post(url: str, form: dict[str, str], client_id: str, *,
-         require_secret: bool = False) -> requests.Response:
-    """POSTs ``form`` with client authentication: HTTP Basic (RFC 6749 section 2.3.1)
-    for a confidential client, ``client_id`` in the form for a public one."""
+_BASIC = "client_secret_basic"
+
+
+def _form_encoded_basic(client: Any, method: str, uri: str, headers: dict[str, str],
+                        body: str) -> tuple[str, dict[str, str], str]:
+    """HTTP Basic with the client id and secret form-encoded first (RFC 6749 section
+    2.3.1); authlib's own ``client_secret_basic`` leaves them as they are."""
+    pair = f"{quote(client.client_id, safe='')}:{quote(client.client_secret, safe='')}"
+    headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    return uri, headers, body
+
+
+def session(client_id: str, *, require_secret: bool = False) -> OAuth2Session:
+    """An authlib OAuth 2.0 client for ``client_id``: HTTP Basic for a confidential client
+    (``SPE_CLIENT_SECRET``), ``client_id`` in the form for a public one."""
     secret = client_secret(client_id)
     if require_secret and not secret:
         raise OAuthError("invalid_client", "set SPE_CLIENT_ID and SPE_CLIENT_SECRET")
-    auth = (quote(client_id, safe=""), quote(secret, safe="")) if secret else None
-    data = form if secret else {**form, "client_id": client_id}
+    method = _BASIC if secret else "none"
+    oauth = OAuth2Session(client_id, secret or None, token_endpoint_auth_method=method,
+                          revocation_endpoint_auth_method=method, default_timeout=TIMEOUT)
+    oauth.register_client_auth_method((_BASIC, _form_encoded_basic))
+    oauth.headers["Accept"] = "application/json"
+    return oauth
+
+
+@contextmanager
+def provider_errors(url: str) -> Iterator[None]:
+    """Maps what authlib and requests raise to ``OAuthError`` (the provider said no) and
+    ``Unreachable`` (no usable answer)."""
     try:
-        return requests.post(url, data=data, auth=auth, timeout=TIMEOUT,
-                             headers={"Accept": "application/json"})
-    except requests.RequestException as exc:
+        yield
+    except AuthlibOAuthError as exc:
+        raise OAuthError(str(exc.error), exc.description or "") from None
+    except requests.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else "error"
+        raise Unreachable(f"identity provider unreachable: {url}: HTTP {status}") from None
+    except (requests.RequestException, ValueError) as exc:
         raise Unreachable(f"identity provider unreachable: {url}: "
                           f"{type(exc).__name__}") from None
 
 
-def post_json(url: str, form: dict[str, str], client_id: str, *,
-              require_secret: bool = False) -> JSON:
-    """The JSON answer to ``post``; OAuth errors raise ``OAuthError``."""
-    resp = post(url, form, client_id, require_secret=require_secret)
+def token_grant(token_url: str, client_id: str, grant_type: str, *,
+                require_secret: bool = False, **params: str) -> JSON:
+    """The token endpoint's answer to one grant (``client_credentials``, the device code
+    grant, ...)."""
+    with provider_errors(token_url):
+        oauth = session(client_id, require_secret=require_secret)
+        return dict(oauth.fetch_token(token_url, grant_type=grant_type, **params))
+
+
+def device_authorization(url: str, client_id: str, scope: str) -> JSON:
+    """The device authorization request (RFC 8628 section 3.1); authlib's client has no
+    call for it, so it is a POST with authlib's client authentication."""
+    with provider_errors(url):
+        oauth = session(client_id)
+        client_auth = cast(AuthBase, oauth.client_auth(oauth.token_endpoint_auth_method))
+        resp = oauth.post(url, data={"scope": scope}, auth=client_auth)
+        return _json_answer(resp, url)
+
+
+def revoke(url: str, stored: StoredToken) -> None:
+    """Revokes the refresh token first (it outlives the access token), then the access
+    token (RFC 7009: 200 also for tokens the provider no longer knows)."""
+    pairs = [(stored.refresh_token, "refresh_token"), (stored.access_token, "access_token")]
+    with provider_errors(url):
+        oauth = session(stored.client_id)
+        for token, hint in pairs:
+            if token:
+                resp = oauth.revoke_token(  # type: ignore[no-untyped-call]
+                    url, token=token, token_type_hint=hint)
+                with resp:
+                    if resp.status_code != 200:
+                        raise OAuthError("revocation_failed", f"HTTP {resp.status_code}")
+
+
+def _json_answer(resp: requests.Response, url: str) -> JSON:
     body = _json_or_none(resp)
     if resp.status_code == 200 and body is not None:
         return body

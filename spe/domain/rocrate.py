@@ -5,14 +5,19 @@ automatic checks found and what each reviewer decided.
 ``release_crate`` returns the ``ro-crate-metadata.json`` content as a flattened JSON-LD
 dict; it leaves the enclave with the files, so it carries check messages (never their
 details) and names, never data. Votes and findings about files outside the release, if
-passed, are left out so every reference resolves; ``validate_crate`` checks that."""
+passed, are left out so every reference resolves; ``validate_crate`` checks that.
+
+What the crate says is built here (``CrateContent``); the RO-Crate document itself (the
+context, the metadata descriptor, the root dataset and its ``hasPart``) is made by a
+``CrateWriter``: ro-crate-py in ``spe.adapters.rocrate_writer``."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 CONTEXT = "https://w3id.org/ro/crate/1.1/context"
@@ -34,6 +39,31 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 Entity = dict[str, Any]
 
 
+@dataclass(frozen=True)
+class CrateContent:
+    """What a crate says. ``root``: the root dataset's properties (not ``hasPart``);
+    ``files``: each data file's path and properties, its ``@id`` being ``file_id(path)``;
+    ``entities``: the contextual entities, each with its ``@id``; ``profiles``: what the
+    metadata descriptor ``conformsTo``; ``extra_terms``: added to the JSON-LD context."""
+
+    root: Entity
+    files: list[tuple[str, Entity]]
+    entities: list[Entity]
+    profiles: tuple[str, ...] = (RO_CRATE, FIVE_SAFES)
+    extra_terms: tuple[tuple[str, str], ...] = tuple(EXTRA_TERMS.items())
+
+
+class CrateWriter(Protocol):
+    """Makes the RO-Crate 1.1 metadata document (flattened JSON-LD) of ``content``;
+    ValueError when a file's ``@id`` would not be ``file_id(path)``."""
+
+    def write(self, content: CrateContent) -> dict[str, Any]: ...
+
+
+def file_id(path: str) -> str:
+    return quote(path, safe="/")
+
+
 def ref(id_: str) -> dict[str, str]:
     return {"@id": id_}
 
@@ -52,8 +82,9 @@ def media_type(path: str) -> str:
     return MEDIA_TYPES.get(ext, "application/octet-stream")
 
 
-def release_crate(*, request_id: str, run_id: str, workflow_id: str, workflow_version: str,
-                  bundle_digest: str, datasets: list[str], requester: str, project: str,
+def release_crate(writer: CrateWriter, *, request_id: str, run_id: str, workflow_id: str,
+                  workflow_version: str, bundle_digest: str, datasets: list[str],
+                  requester: str, project: str,
                   justification: str, files: list[dict[str, Any]],
                   findings: list[dict[str, Any]], votes: list[dict[str, Any]],
                   decided_at: str, released_at: str) -> dict[str, Any]:
@@ -70,12 +101,7 @@ def release_crate(*, request_id: str, run_id: str, workflow_id: str, workflow_ve
                *_vote_actions(votes, file_ids),
                _release(request_id, decided_at, released_at, ids)]
     reviewers = dict.fromkeys(str(v["reviewer"]) for v in votes if v["reviewer"] != requester)
-    graph = [
-        _descriptor(),
-        _root(request_id=request_id, run_id=run_id, project=project,
-              justification=justification, released_at=released_at, workflow=workflow,
-              files=ids, actions=actions),
-        *(_file(f, file_ids[f["path"]]) for f in files),
+    entities: list[Entity] = [
         {"@id": workflow, "@type": ["SoftwareSourceCode", "ComputationalWorkflow"],
          "name": f"{workflow_id}@{workflow_version}", "version": workflow_version,
          "identifier": bundle_digest},
@@ -94,7 +120,11 @@ def release_crate(*, request_id: str, run_id: str, workflow_id: str, workflow_ve
          "name": "Five Safes RO-Crate profile 0.4"},
         *actions,
     ]
-    return {"@context": [CONTEXT, dict(EXTRA_TERMS)], "@graph": graph}
+    root = _root(request_id=request_id, run_id=run_id, project=project,
+                 justification=justification, released_at=released_at, workflow=workflow,
+                 actions=actions)
+    return writer.write(CrateContent(root=root, files=[(f["path"], _file(f)) for f in files],
+                                     entities=entities))
 
 
 def _file_id(f: dict[str, Any]) -> str:
@@ -105,29 +135,24 @@ def _file_id(f: dict[str, Any]) -> str:
         raise ValueError(f"file {path!r}: size must be a whole number of bytes")
     if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
         raise ValueError(f"file {path!r}: sha256 must be 64 lower-case hex digits")
-    return quote(path, safe="/")
-
-
-def _descriptor() -> Entity:
-    return {"@id": DESCRIPTOR, "@type": "CreativeWork", "about": ref(ROOT),
-            "conformsTo": [ref(RO_CRATE), ref(FIVE_SAFES)]}
+    return file_id(path)
 
 
 def _root(*, request_id: str, run_id: str, project: str, justification: str, released_at: str,
-          workflow: str, files: list[str], actions: list[Entity]) -> Entity:
-    return {"@id": ROOT, "@type": "Dataset", "conformsTo": ref(FIVE_SAFES),
+          workflow: str, actions: list[Entity]) -> Entity:
+    return {"conformsTo": ref(FIVE_SAFES),
             "name": f"Release request {request_id}",
             "description": f"Files released through the SPE airlock from run {run_id} of "
                            f"project {project} (release request {request_id}). "
                            f"Justification: {justification}",
             "identifier": request_id, "datePublished": released_at,
-            "hasPart": refs(files), "mainEntity": ref(workflow),
+            "mainEntity": ref(workflow),
             "sourceOrganization": ref(_frag("project", project)),
             "mentions": refs(a["@id"] for a in actions)}
 
 
-def _file(f: dict[str, Any], id_: str) -> Entity:
-    return {"@id": id_, "@type": "File", "name": f["path"], "contentSize": str(f["size"]),
+def _file(f: dict[str, Any]) -> Entity:
+    return {"name": f["path"], "contentSize": str(f["size"]),
             "sha256": f["sha256"], "encodingFormat": media_type(f["path"])}
 
 

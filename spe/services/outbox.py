@@ -24,7 +24,7 @@ from spe.domain.data_refs import parse_refs
 from spe.domain.errors import Conflict, NotFound
 from spe.domain.models import JSON, Principal
 from spe.domain.ports import ObjectStore, RunRepository
-from spe.domain.rocrate import release_crate
+from spe.domain.rocrate import CrateWriter, release_crate
 from spe.services.airlock import DOWNLOAD, READ, REVOKE, ReleaseRequests, Zones
 from spe.services.streams import Chunks, digest, json_bytes
 
@@ -40,6 +40,7 @@ class Outbox:
     runs: RunRepository
     catalog: Catalog
     zones: Zones
+    crates: CrateWriter
 
     # -- release -----------------------------------------------------------------------
 
@@ -116,7 +117,7 @@ class Outbox:
                 datasets = sorted({r.dataset for r in refs})
         votes = self.requests.releases.votes(req.id, req.round)
         return release_crate(
-            request_id=req.id, run_id=req.run_id, workflow_id=workflow[0],
+            self.crates, request_id=req.id, run_id=req.run_id, workflow_id=workflow[0],
             workflow_version=workflow[1], bundle_digest=workflow[2], datasets=datasets,
             requester=req.requester_name, project=req.project,
             justification=req.justification,

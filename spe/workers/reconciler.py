@@ -84,6 +84,7 @@ class _Periodic:
     job: Callable[[], object]
     every: float
     due: float = 0.0
+    at_stop: bool = False
 
 
 class Reconciler:
@@ -104,10 +105,12 @@ class Reconciler:
         Nudges during a round coalesce into one more round."""
         self._wake.set()
 
-    def schedule(self, job: Callable[[], object], every: float = 0.0) -> None:
+    def schedule(self, job: Callable[[], object], every: float = 0.0, *,
+                 at_stop: bool = False) -> None:
         """Also run ``job`` (idempotent: the retention purge, the airlock's pending steps)
-        every ``every`` seconds (0: every round), from the first round on."""
-        self._periodic.append(_Periodic(job, every))
+        every ``every`` seconds (0: every round), from the first round on; with
+        ``at_stop`` once more when the reconciler stops (the audit checkpoint)."""
+        self._periodic.append(_Periodic(job, every, at_stop=at_stop))
 
     def round(self) -> None:
         """One pass: poll what runs, recover abandoned starts, start what waits; then the
@@ -125,11 +128,15 @@ class Reconciler:
         for periodic in self._periodic:
             if now >= periodic.due:
                 periodic.due = now + periodic.every
-                try:
-                    periodic.job()
-                except Exception:  # one failing job must not stop the others
-                    log.exception("periodic job %s failed",
-                                  getattr(periodic.job, "__qualname__", periodic.job))
+                self._run(periodic)
+
+    @staticmethod
+    def _run(periodic: _Periodic) -> None:
+        try:
+            periodic.job()
+        except Exception:  # one failing job must not stop the others
+            log.exception("periodic job %s failed",
+                          getattr(periodic.job, "__qualname__", periodic.job))
 
     def begin(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="spe-reconciler", daemon=True)
@@ -151,3 +158,6 @@ class Reconciler:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        for periodic in self._periodic:
+            if periodic.at_stop:
+                self._run(periodic)

@@ -16,11 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import keyring.core
 import pytest
 import requests
+from keyring.backend import KeyringBackend
+from keyring.backends import fail, null
+from keyring.errors import KeyringError
 
 from spe.cli import runs, tokens
 from spe.cli.tokens import StoredToken
+from tests.keyring_backend import NAME as KEYRING_NAME
+from tests.keyring_backend import FileKeyring
 from tests.oidc_provider import DEFAULT_SCOPE, OidcProvider
 
 SERVICE = "https://spe.example.org"
@@ -40,14 +46,33 @@ def provider() -> Iterator[OidcProvider]:
     idp.stop()
 
 
+def use_keyring(monkeypatch: pytest.MonkeyPatch, backend: KeyringBackend, name: str) -> None:
+    """``backend`` for this process, the backend class ``name`` for `spe` subprocesses."""
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", name)
+    monkeypatch.setattr(keyring.core, "_keyring_backend", backend)  # restored afterwards
+
+
 @pytest.fixture
 def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """XDG_CONFIG_HOME for both the subprocesses and the in-process token store."""
+    """XDG_CONFIG_HOME for both the subprocesses and the in-process token store; no
+    usable keyring (keyring's ``fail`` backend), so the tokens go to the file, as on a
+    headless server, and a developer's own keyring is never touched."""
     home = tmp_path / "config"
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
     for name in _ENV_DROPPED:
         monkeypatch.delenv(name, raising=False)
+    use_keyring(monkeypatch, fail.Keyring(), "keyring.backends.fail.Keyring")
     return home
+
+
+@pytest.fixture
+def test_keyring(config_home: Path, tmp_path: Path,
+                 monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A usable keyring (a file-based test backend) for this process and subprocesses."""
+    path = tmp_path / "keyring.json"
+    monkeypatch.setenv("SPE_TEST_KEYRING", str(path))
+    use_keyring(monkeypatch, FileKeyring(), KEYRING_NAME)
+    return path
 
 
 class Login:
@@ -264,3 +289,79 @@ def test_run_commands_use_the_stored_token(provider: OidcProvider,
     with pytest.raises(click.ClickException, match="spe login") as err:
         runs._client(ctx)
     assert "spe dev token" in err.value.message
+
+
+# -- the OS keyring --------------------------------------------------------------------------
+
+
+def keyring_entries(path: Path) -> dict[str, dict[str, str]]:
+    return {k: json.loads(v) for k, v in json.loads(path.read_text()).items()}
+
+
+def test_device_login_keeps_the_tokens_in_the_keyring(
+        provider: OidcProvider, config_home: Path, test_keyring: Path) -> None:
+    login = Login("--url", SERVICE, "--issuer", provider.issuer, "--client-id", CLI_CLIENT)
+    provider.approve(login.user_code(), "alice")
+    code, stderr = login.finish()
+    assert code == 0, stderr
+    assert "keyring" in stderr
+    secrets = keyring_entries(test_keyring)[f"spe/{SERVICE}"]
+    access, refresh = secrets["access_token"], secrets["refresh_token"]
+    assert provider.token_active(access) and provider.token_active(refresh)
+    entry = stored_services(config_home)[SERVICE]
+    assert entry["store"] == "keyring" and entry["issuer"] == provider.issuer
+    text = (config_home / "spe" / "tokens.json").read_text()
+    assert access not in text and refresh not in text  # the file holds no secret
+    assert tokens.current_token(SERVICE) == access
+
+
+def test_refresh_rotation_is_saved_in_the_keyring_and_logout_clears_it(
+        provider: OidcProvider, config_home: Path, test_keyring: Path) -> None:
+    old = seed(provider, expires_in=-10)
+    assert old.access_token not in (config_home / "spe" / "tokens.json").read_text()
+    fresh = tokens.current_token(SERVICE)
+    assert fresh and fresh != old.access_token
+    secrets = keyring_entries(test_keyring)[f"spe/{SERVICE}"]
+    assert secrets["access_token"] == fresh and secrets["refresh_token"] != old.refresh_token
+    assert fresh not in (config_home / "spe" / "tokens.json").read_text()
+    result = spe("logout", "--url", SERVICE)
+    assert result.returncode == 0, result.stderr
+    assert provider.count("revoke") == 2 and not provider.token_active(fresh)
+    assert keyring_entries(test_keyring) == {}
+    assert SERVICE not in stored_services(config_home)
+
+
+@pytest.mark.parametrize("backend", [fail.Keyring(), null.Keyring()])
+def test_unusable_keyring_backends_fall_back_to_the_private_file(
+        provider: OidcProvider, config_home: Path, monkeypatch: pytest.MonkeyPatch,
+        backend: KeyringBackend) -> None:
+    use_keyring(monkeypatch, backend, f"{type(backend).__module__}.Keyring")
+    stored = seed(provider)
+    entry = stored_services(config_home)[SERVICE]
+    assert "store" not in entry and entry["access_token"] == stored.access_token
+    assert stat.S_IMODE((config_home / "spe" / "tokens.json").stat().st_mode) == 0o600
+    assert tokens.current_token(SERVICE) == stored.access_token
+
+
+def test_token_store_file_setting_bypasses_a_usable_keyring(
+        provider: OidcProvider, config_home: Path, test_keyring: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPE_TOKEN_STORE", "file")
+    stored = seed(provider)
+    assert stored_services(config_home)[SERVICE]["access_token"] == stored.access_token
+    assert not test_keyring.exists()
+
+
+class _RefusingKeyring(FileKeyring):
+    def set_password(self, service: str, username: str, password: str) -> None:
+        raise KeyringError("locked")
+
+
+def test_a_keyring_that_refuses_the_write_leaves_the_tokens_in_the_file(
+        provider: OidcProvider, config_home: Path, test_keyring: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    use_keyring(monkeypatch, _RefusingKeyring(), KEYRING_NAME)
+    stored = seed(provider)
+    assert "refused the tokens" in capsys.readouterr().err
+    assert stored_services(config_home)[SERVICE]["access_token"] == stored.access_token
+    assert tokens.current_token(SERVICE) == stored.access_token

@@ -24,7 +24,8 @@ def projected(run: Run, tags: bool = True) -> RunSummary:
     assert run.seq is not None
     return RunSummary(id=run.id, owner_sub=run.owner_sub, project=run.project,
                       state=run.state, start_time=run.start_time, end_time=run.end_time,
-                      seq=run.seq, tags=dict(run.request.tags) if tags else {})
+                      seq=run.seq, tags=dict(run.request.tags) if tags else {},
+                      workflow=f"{run.workflow_id}@{run.workflow_version}", kind=run.kind)
 
 
 @pytest.fixture
@@ -55,6 +56,8 @@ FILTERS = {
     "tags": RunFilter(tags=(("batch", "1"), ("odd", "yes"))),
     "no-match tag": RunFilter(tags=(("batch", "none"),)),
     "state and tag": RunFilter(states=(S.QUEUED,), tags=(("suite", "all"),)),
+    "any value of a tag": RunFilter(tags=(("batch", None),)),
+    "runs only": RunFilter(kind="run", workflow="sleepy@1.0.0"),
 }
 
 

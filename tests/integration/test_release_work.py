@@ -24,6 +24,7 @@ from spe.adapters.db.repository import SqlAuditLog, SqlRunRepository
 from spe.adapters.db.session import make_engine, make_sessions, upgrade
 from spe.adapters.db.tables import AuditRow
 from spe.adapters.policy import dev_entitlement, dev_policy
+from spe.adapters.rocrate_writer import RoCrateWriter
 from spe.adapters.storage.filesystem import FilesystemStore
 from spe.domain.airlock import ReleaseState, WorkClaim
 from spe.domain.identity import Entitlement, parse_entitlement
@@ -139,7 +140,8 @@ def airlock(tmp_path: Path) -> Iterator[Airlock]:
     zones = Zones(stores=plain.__getitem__, quarantine_location=lambda _p: str(quarantine),
                   outbox_location=lambda _p: str(outbox_dir))
     outbox = Outbox(requests=requests, runs=runs,
-                    catalog=load_catalog(ROOT / "workflows")[0], zones=zones)
+                    catalog=load_catalog(ROOT / "workflows")[0], zones=zones,
+                    crates=RoCrateWriter())
     review = Review(requests=requests, runs=runs, zones=zones, tokens=PageTokens(SECRET))
     yield Airlock(review, outbox, ReleaseWork(requests, review, outbox), releases, audit,
                   clock, outbox_store, run_id, sessions)

@@ -353,3 +353,46 @@ def test_bad_issuer_responses_raise_unavailable(
     verifier = OidcVerifier(urls["base"], AUDIENCE, http_timeout=2.0)
     with pytest.raises(IdentityProviderUnavailable, match="identity provider unreachable"):
         verifier.verify(issuer.mint("alice", AUDIENCE))
+
+
+def test_jwks_redirect_is_not_followed(issuer: DevIssuer,
+                                       fake_idp: Callable[[Route], str]) -> None:
+    """PyJWKClient fetches the pinned jwks_uri only: a redirect elsewhere is a failure."""
+    urls: dict[str, str] = {}
+
+    def route(path: str) -> tuple[int, bytes]:
+        if path == DISCOVERY_PATH:
+            doc = {"issuer": urls["base"], "jwks_uri": urls["base"] + JWKS_PATH}
+            return 200, json.dumps(doc).encode()
+        return 302, b""
+
+    urls["base"] = fake_idp(route)
+    verifier = OidcVerifier(urls["base"], AUDIENCE, http_timeout=2.0)
+    with pytest.raises(IdentityProviderUnavailable, match="identity provider unreachable"):
+        verifier.verify(issuer.mint("alice", AUDIENCE))
+
+
+def test_failed_jwks_fetch_counts_towards_the_refresh_limit(
+        issuer: DevIssuer, fake_idp: Callable[[Route], str], clock: FakeClock) -> None:
+    hits: list[str] = []
+    urls: dict[str, str] = {}
+
+    def route(path: str) -> tuple[int, bytes]:
+        hits.append(path)
+        if path == DISCOVERY_PATH:
+            doc = {"issuer": urls["base"], "jwks_uri": urls["base"] + JWKS_PATH}
+            return 200, json.dumps(doc).encode()
+        if hits.count(JWKS_PATH) == 1:
+            return 200, json.dumps(issuer.jwks()).encode()
+        return 503, b"{}"
+
+    urls["base"] = fake_idp(route)
+    verifier = OidcVerifier(urls["base"], AUDIENCE, http_timeout=2.0, clock=clock)
+    token = issuer.mint("alice", AUDIENCE, extra_claims={"iss": urls["base"]})
+    assert verifier.verify(token).sub == "dev|alice"
+    clock.advance(31)
+    with pytest.raises(IdentityProviderUnavailable):
+        verifier.verify(foreign_token(issuer, "unknown-1"))
+    assert_rejected(verifier, foreign_token(issuer, "unknown-2"), "unknown signing key")
+    assert hits.count(JWKS_PATH) == 2  # the failed refresh throttles the next one
+    assert verifier.verify(token).sub == "dev|alice"  # the cached keys still serve

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from spe.adapters.rocrate_writer import RoCrateWriter
 from spe.domain.airlock_checks import AirlockSettings, run_checks
 from spe.domain.file_types import CandidateFile
 from spe.domain.rocrate import (
@@ -50,7 +51,7 @@ def crate(**overrides: Any) -> dict[str, Any]:
         "justification": "figures for the paper", "files": FILES, "findings": FINDINGS,
         "votes": VOTES, "decided_at": "2025-01-02T12:00:00Z",
         "released_at": "2025-01-02T12:05:00Z"}
-    return release_crate(**{**args, **overrides})
+    return release_crate(RoCrateWriter(), **{**args, **overrides})
 
 
 def entities(c: dict[str, Any]) -> dict[str, dict[str, Any]]:

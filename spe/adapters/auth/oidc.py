@@ -6,6 +6,12 @@ names an unknown ``kid``; such a token triggers at most one JWKS fetch per
 the token's own times (``exp``/``nbf``/``iat``) are checked by PyJWT against the system
 clock, with ``leeway_seconds`` of tolerance. Tokens are never logged nor put in messages.
 
+The JWKS is fetched by PyJWT's ``PyJWKClient`` and parsed by ``PyJWK``
+(``spe.adapters.auth.jwks``). What stays here is what ``PyJWKClient`` cannot do: find the
+``jwks_uri`` in the pinned issuer's discovery document, time its refresh throttle on an
+injectable clock and count failed fetches in it, and pick the single fitting key for a
+token without a ``kid``.
+
 Verified tokens are cached by their SHA-256 until their ``exp`` (at most
 ``cache_size`` of them, the oldest dropped first), so a token seen again costs a hash and a
 dictionary lookup instead of a signature check. This changes nothing about revocation: a
@@ -24,15 +30,14 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import jwt
 import requests
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from jwt import PyJWKClient, PyJWKClientError
 
+from spe.adapters.auth.jwks import Key, parse_jwks, select_key, unavailable
 from spe.adapters.auth.ttl_cache import TtlCache, token_hash
-from spe.domain.errors import IdentityProviderUnavailable, Unauthenticated
+from spe.domain.errors import Unauthenticated
 from spe.domain.models import JSON, Principal
 
 DISCOVERY_SUFFIX = "/.well-known/openid-configuration"
@@ -40,12 +45,6 @@ DISCOVERY_SUFFIX = "/.well-known/openid-configuration"
 SUPPORTED_ALGORITHMS = frozenset({
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
 })
-_KTY_BY_PREFIX = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
-_JWK_PARSERS: dict[str, Callable[[JSON], Any]] = {
-    "RSA": RSAAlgorithm.from_jwk,
-    "EC": ECAlgorithm.from_jwk,
-    "OKP": OKPAlgorithm.from_jwk,
-}
 _MAX_TOKEN_CHARS = 16 * 1024
 _REQUIRED_CLAIMS = ["exp", "iss", "sub"]
 _TOKEN_ERRORS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
@@ -56,59 +55,6 @@ _TOKEN_ERRORS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
     (jwt.InvalidKeyError, "signing key does not match algorithm"),
     (jwt.InvalidAlgorithmError, "algorithm not allowed"),
 )
-
-
-@dataclass(frozen=True)
-class _Key:
-    kid: str | None
-    kty: str
-    alg: str | None
-    key: Any
-
-    def fits(self, alg: str) -> bool:
-        return self.kty == _KTY_BY_PREFIX[alg[:2]] and self.alg in (None, alg)
-
-
-def select_key(keys: list[_Key], alg: str, kid: str | None) -> _Key | None:
-    """The key named ``kid`` (or, without a kid, the only key fitting ``alg``); None when
-    there is none; ``ValueError`` when the named key does not fit the algorithm."""
-    if kid is None:
-        fitting = [key for key in keys if key.fits(alg)]
-        return fitting[0] if len(fitting) == 1 else None
-    named = [key for key in keys if key.kid == kid]
-    if not named:
-        return None
-    fitting = [key for key in named if key.fits(alg)]
-    if len(fitting) != 1:
-        raise ValueError("signing key does not match algorithm")
-    return fitting[0]
-
-
-def _unavailable(url: str, reason: str) -> IdentityProviderUnavailable:
-    return IdentityProviderUnavailable(f"identity provider unreachable: {url}: {reason}")
-
-
-def _parse_key(jwk: Any) -> _Key | None:
-    """One JWK as a public verification key, or None when it is unusable for signatures."""
-    if not isinstance(jwk, dict) or "d" in jwk or jwk.get("use", "sig") != "sig":
-        return None
-    kty, kid, alg = jwk.get("kty"), jwk.get("kid"), jwk.get("alg")
-    parser = _JWK_PARSERS.get(kty) if isinstance(kty, str) else None
-    if parser is None or not isinstance(kid, str | None) or not isinstance(alg, str | None):
-        return None
-    try:
-        return _Key(kid=kid, kty=str(kty), alg=alg, key=parser(jwk))
-    except (jwt.PyJWTError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _parse_jwks(doc: JSON, url: str) -> list[_Key]:
-    keys = doc.get("keys")
-    if not isinstance(keys, list):
-        raise _unavailable(url, "JWKS has no 'keys' list")
-    return [key for key in map(_parse_key, keys) if key is not None]
-
-
 def _token_error(exc: jwt.PyJWTError) -> Unauthenticated:
     if isinstance(exc, jwt.MissingRequiredClaimError):
         return Unauthenticated(f"token missing claim {exc.claim}")
@@ -147,7 +93,8 @@ class OidcVerifier:
         self._jwks_uri: str | None = None
         self._metadata: JSON | None = None
         self._discovery_at = -math.inf
-        self._keys: list[_Key] | None = None
+        self._keys: list[Key] | None = None
+        self._jwks_client: PyJWKClient | None = None
         self._jwks_at = -math.inf
         self._verified = TtlCache(cache_size, now) if cache_size > 0 else None
         self._key_generation = 0
@@ -246,7 +193,7 @@ class OidcVerifier:
 
     # -- keys ------------------------------------------------------------------------------
 
-    def _find_key(self, alg: str, kid: str | None) -> _Key:
+    def _find_key(self, alg: str, kid: str | None) -> Key:
         with self._lock:
             key = self._select(self._current_keys(), alg, kid)
             if key is None and kid is not None and self._may_refresh():
@@ -256,7 +203,7 @@ class OidcVerifier:
         return key
 
     @staticmethod
-    def _select(keys: list[_Key], alg: str, kid: str | None) -> _Key | None:
+    def _select(keys: list[Key], alg: str, kid: str | None) -> Key | None:
         try:
             return select_key(keys, alg, kid)
         except ValueError as exc:
@@ -265,7 +212,7 @@ class OidcVerifier:
     def _may_refresh(self) -> bool:
         return self._clock() - self._jwks_at >= self._min_refresh
 
-    def _current_keys(self) -> list[_Key]:
+    def _current_keys(self) -> list[Key]:
         """Cached keys; loads discovery (when absent or stale) and keys (when absent)."""
         if self._jwks_uri is None or self._discovery_stale():
             self._load_discovery()
@@ -280,24 +227,36 @@ class OidcVerifier:
         url = self._discovery_url
         doc = self._get_json(url)
         if doc.get("issuer") != self._issuer:
-            raise _unavailable(url, "discovery document names another issuer")
+            raise unavailable(url, "discovery document names another issuer")
         jwks_uri = doc.get("jwks_uri")
         if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
-            raise _unavailable(url, "discovery document has no usable jwks_uri")
+            raise unavailable(url, "discovery document has no usable jwks_uri")
         if jwks_uri != self._jwks_uri:
             if self._keys is not None:
                 self._forget_verified()
             self._keys = None
+            self._jwks_client = PyJWKClient(jwks_uri, cache_jwk_set=False, timeout=self._timeout,
+                                            headers={"Accept": "application/json"})
         self._jwks_uri = jwks_uri
         self._metadata = doc
         self._discovery_at = self._clock()
 
-    def _fetch_keys(self) -> list[_Key]:
-        url = self._jwks_uri
-        if url is None:  # pragma: no cover - discovery always runs first
-            raise _unavailable(self._discovery_url, "no jwks_uri")
+    def _fetch_keys(self) -> list[Key]:
+        """The keys at ``jwks_uri``, fetched by PyJWT's ``PyJWKClient`` (timeout, no
+        redirects, http(s) only); its own cache and cooldown are off: this class decides
+        when to fetch, on the injected clock, and counts failed fetches too."""
+        client, url = self._jwks_client, self._jwks_uri
+        if client is None or url is None:  # pragma: no cover - discovery always runs first
+            raise unavailable(self._discovery_url, "no jwks_uri")
         self._jwks_at = self._clock()  # failed attempts count too: a down IdP is not hammered
-        keys = _parse_jwks(self._get_json(url), url)
+        try:
+            doc = client.fetch_data()
+        except PyJWKClientError as exc:  # includes PyJWKClientConnectionError
+            raise unavailable(url, type(exc).__name__) from exc
+        except (OSError, ValueError) as exc:  # a body that is not JSON, a reset connection
+            raise unavailable(url, "response is not JSON" if isinstance(exc, ValueError)
+                               else type(exc).__name__) from exc
+        keys = parse_jwks(doc, url)
         if self._keys is not None:
             self._forget_verified()
         self._keys = keys
@@ -314,14 +273,14 @@ class OidcVerifier:
             resp = self._session.get(url, timeout=self._timeout,
                                      headers={"Accept": "application/json"})
         except (requests.RequestException, OSError, ValueError) as exc:
-            raise _unavailable(url, type(exc).__name__) from exc
+            raise unavailable(url, type(exc).__name__) from exc
         with resp:
             if resp.status_code != 200:
-                raise _unavailable(url, f"HTTP {resp.status_code}")
+                raise unavailable(url, f"HTTP {resp.status_code}")
             try:
                 doc = resp.json()
             except ValueError as exc:
-                raise _unavailable(url, "response is not JSON") from exc
+                raise unavailable(url, "response is not JSON") from exc
         if not isinstance(doc, dict):
-            raise _unavailable(url, "response is not a JSON object")
+            raise unavailable(url, "response is not a JSON object")
         return doc

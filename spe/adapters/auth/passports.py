@@ -25,7 +25,7 @@ from typing import Any
 import jwt
 import requests
 
-from spe.adapters.auth.oidc import _Key, _parse_jwks, select_key
+from spe.adapters.auth.jwks import Key, parse_jwks, select_key
 from spe.domain.errors import IdentityProviderUnavailable
 from spe.domain.identity import Visa
 from spe.domain.models import JSON
@@ -56,7 +56,7 @@ class _Rejected(Exception):
 class _Jwks:
     """The cached keys of one ``jku``. ``keys`` is None until a fetch succeeds."""
 
-    keys: list[_Key] | None = None
+    keys: list[Key] | None = None
     fetched_at: float = -math.inf  # last successful fetch (drives the TTL)
     attempted_at: float = -math.inf  # last attempt, failed or not (drives the throttle)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -78,7 +78,7 @@ def _jwt_error(exc: jwt.PyJWTError) -> _Rejected:
     return _Rejected("malformed visa")
 
 
-def _select(keys: list[_Key], alg: str, kid: str | None) -> _Key | None:
+def _select(keys: list[Key], alg: str, kid: str | None) -> Key | None:
     try:
         return select_key(keys, alg, kid)
     except ValueError as exc:
@@ -209,7 +209,7 @@ class PassportVerifier:
 
     # -- keys ------------------------------------------------------------------------------
 
-    def _signing_key(self, header: _Header) -> _Key:
+    def _signing_key(self, header: _Header) -> Key:
         entry = self._entry(header.jku)
         with entry.lock:
             if entry.keys is None or self._clock() - entry.fetched_at >= self._ttl:
@@ -235,7 +235,7 @@ class PassportVerifier:
             raise _Rejected(_UNREACHABLE)
         entry.attempted_at = self._clock()
         try:
-            keys = _parse_jwks(self._get_json(jku), jku)
+            keys = parse_jwks(self._get_json(jku), jku)
         except IdentityProviderUnavailable:
             raise _Rejected(_UNREACHABLE) from None
         entry.keys, entry.fetched_at = keys, entry.attempted_at

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -153,6 +153,30 @@ def export(sessions: sessionmaker[Session],
 def count(sessions: sessionmaker[Session]) -> int:
     with sessions() as s:
         return int(s.scalar(select(func.count()).select_from(AuditRow)) or 0)
+
+
+class SqlChainHead:
+    """The chain's head and the hashes of chosen rows, for the audit anchor
+    (``spe.services.audit_anchor.ChainHead``)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def head(self) -> tuple[int, int, str] | None:
+        with self._sessions() as s:
+            total = int(s.scalar(select(func.count()).select_from(AuditRow)) or 0)
+            row = s.execute(select(AuditRow.id, AuditRow.hash)
+                            .order_by(AuditRow.id.desc()).limit(1)).first()
+        return (total, row.id, row.hash) if row else None
+
+    def hashes(self, ids: Collection[int]) -> dict[int, str]:
+        wanted, found = sorted(ids), {}
+        with self._sessions() as s:
+            for at in range(0, len(wanted), BATCH):
+                query = select(AuditRow.id, AuditRow.hash).where(
+                    AuditRow.id.in_(wanted[at:at + BATCH]))
+                found.update({r.id: r.hash for r in s.execute(query)})
+        return found
 
 
 def verify(sessions: sessionmaker[Session]) -> list[Problem]:
