@@ -89,12 +89,12 @@ def _tree() -> str:
         head = subprocess.run([git, "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=True, timeout=10).stdout
         dirty = subprocess.run([git, "-C", str(ROOT), "status", "--porcelain", "--", "spe",
-                                "tests", "openapi"], capture_output=True, text=True,
+                                "tests"], capture_output=True, text=True,
                                check=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return f"{ROOT} is not a git checkout"
     changed = len(dirty.splitlines())
-    return f"{head.strip()}" + (f" + {changed} uncommitted files under spe/ tests/ openapi/"
+    return f"{head.strip()}" + (f" + {changed} uncommitted files under spe/ tests/"
                                 if changed else " (clean)")
 
 

@@ -23,6 +23,9 @@ REQUIREMENTS=(
   "busybox-static /usr/share/doc/busybox-static"
   "nginx /usr/sbin/nginx"
   "openssl /usr/bin/openssl"
+  # the container image (scripts/build-image.sh, tests/package/test_image.py)
+  "mmdebstrap /usr/bin/mmdebstrap"
+  "buildah /usr/bin/buildah"
 )
 
 present() {

@@ -72,7 +72,7 @@ if TYPE_CHECKING:
     from spe.adapters.queue.celery import CeleryDispatcher
 
 log = logging.getLogger("spe")
-OPENAPI = Path(__file__).resolve().parent.parent / "openapi"
+OPENAPI = Path(__file__).resolve().parent / "openapi"  # package data (pyproject.toml)
 FORM_FIELD_MAX_BYTES = 2**20  # largest text field of a multipart form (workflow_params)
 
 

@@ -20,6 +20,7 @@ from pydantic_settings import (
 
 from spe.config_tls import check_transport_security, verified_database_url
 
+# the demo catalog of a source checkout; a wheel installs no catalog (set catalog_dir)
 _REPO_CATALOG = Path(__file__).resolve().parent.parent / "workflows"
 
 
@@ -36,18 +37,16 @@ def _default_home() -> Path:
     return Path.home() / ".spe"
 
 
-def _default_catalog() -> Path:
-    return _REPO_CATALOG if _REPO_CATALOG.is_dir() else Path.cwd() / "workflows"
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SPE_", extra="forbid")
 
     home: Path = Field(default_factory=_default_home,
                        description="All state of the embedded default lives here (SPE_HOME).")
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in SPE_HOME.")
-    catalog_dir: Path = Field(default_factory=_default_catalog,
-                              description="The workflow allowlist folder.")
+    catalog_dir: Path | None = Field(
+        None, description="The workflow allowlist folder (SPE_CATALOG_DIR); required with "
+        "auth_mode=oidc and in an installed package. Unset with auth_mode=dev in a source "
+        "checkout: the checkout's demo catalog (workflows/).")
     host: str = Field("127.0.0.1", description="Address `spe serve` binds to.")
     port: int = Field(8080, ge=0, le=65535, description="Port `spe serve` binds to.")
     public_url: str = Field("", description="External base URL, used in log links.")
@@ -279,12 +278,24 @@ class Settings(BaseSettings):
             raise ValueError("auth_mode=oidc needs oidc_issuer")
         if self.auth_mode == "oidc" and self.policy_file is None:
             raise ValueError("auth_mode=oidc needs policy_file (deny by default)")
+        if self.catalog_dir is None and self.auth_mode == "dev" and _REPO_CATALOG.is_dir():
+            self.catalog_dir = _REPO_CATALOG  # the embedded default, from a checkout
         for origin in self.cors_allowed_origins:
             if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin):
                 raise ValueError(f"SPE_CORS_ALLOWED_ORIGINS: {origin[:100]!r} is not an "
                                  "origin (scheme://host[:port], no path, no '*')")
         check_transport_security(self)
         return self
+
+    def catalog_root(self) -> Path:
+        """``catalog_dir``; a ``ValueError`` saying what to set when there is none."""
+        if self.catalog_dir is None:
+            where = ("production (auth_mode=oidc) has no default catalog"
+                     if self.auth_mode == "oidc" else
+                     "the demo catalog exists only in a source checkout")
+            raise ValueError(f"no workflow catalog: set SPE_CATALOG_DIR (or catalog_dir in "
+                             f"SPE_CONFIG) to the allowlist folder; {where}")
+        return self.catalog_dir
 
     def check_for_serving(self) -> None:
         """Refuse combinations that are unsafe to serve: the development issuer accepts

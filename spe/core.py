@@ -126,7 +126,7 @@ def build_core(settings: Settings, *, migrate: bool = False,
     sessions = make_sessions(db)
     repo, audit = LoggedRunRepository(sessions), SqlAuditLog(sessions)
     task_logs = SqlTaskLogRepository(sessions)
-    catalog, bundles = load_catalog(settings.catalog_dir)
+    catalog, bundles = load_catalog(settings.catalog_root())
     engines = make_engines(settings)
     check_engine_options(catalog, engines)
     policy = make_policy(settings)

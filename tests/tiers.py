@@ -26,8 +26,8 @@ import pytest
 
 MARKER = "external"
 TESTS = Path(__file__).resolve().parent
-EXTERNAL_DIRS = frozenset({"airlock", "api", "celery", "chaos", "security", "slurm", "tes",
-                           "ui"})
+EXTERNAL_DIRS = frozenset({"airlock", "api", "celery", "chaos", "package", "security", "slurm",
+                           "tes", "ui"})
 EXTERNAL_FIXTURES = frozenset({
     "server", "api",                        # the session's `spe serve` (tests/conftest.py)
     "postgres_server", "redis_server",      # tests/conftest.py

@@ -1,4 +1,4 @@
-"""Controllers of the airlock under /spe/v1/release-requests (openapi/spe.yaml)."""
+"""Controllers of the airlock under /spe/v1/release-requests (spe/openapi/spe.yaml)."""
 
 from __future__ import annotations
 

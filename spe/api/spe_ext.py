@@ -1,4 +1,4 @@
-"""Controllers of our extensions under /spe/v1 (openapi/spe.yaml)."""
+"""Controllers of our extensions under /spe/v1 (spe/openapi/spe.yaml)."""
 
 from __future__ import annotations
 

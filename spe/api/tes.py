@@ -1,4 +1,4 @@
-"""TES 1.1 controllers, named after the operationIds of openapi/tes.yaml.
+"""TES 1.1 controllers, named after the operationIds of spe/openapi/tes.yaml.
 Each: authenticate, parse, call a service, shape the response."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""WES 1.1 controllers, named after the operationIds of openapi/wes.yaml.
+"""WES 1.1 controllers, named after the operationIds of spe/openapi/wes.yaml.
 Each: authenticate, parse, call a service, shape the response."""
 
 from __future__ import annotations

@@ -33,8 +33,12 @@ def layout(settings: Settings, *, zones: bool = True) -> Layout:
 
     roots = {"quarantine": settings.quarantine_dir or settings.home / "quarantine",
              "outbox": settings.outbox_dir or settings.home / "outbox"} if zones else {}
+    try:
+        catalog = settings.catalog_root()
+    except ValueError as exc:  # no catalog configured
+        raise click.ClickException(str(exc)) from exc
     return Layout(db_url=settings.db_url, home=settings.home,
-                  catalog=settings.catalog_dir,
+                  catalog=catalog,
                   checkpoint_key=checkpoint_key_file(settings),
                   page_key=None if settings.secret_key else settings.home / "secret.key",
                   policy=settings.policy_file, zones=roots,

@@ -183,7 +183,10 @@ def catalog_verify(path: Path | None) -> None:
     """Fail on any drift between manifests and bundles."""
     from spe.adapters.catalog import verify_catalog
 
-    root = path or _settings().catalog_dir
+    try:
+        root = path or _settings().catalog_root()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     from spe.adapters.containers.images import verify_images
 
     problems = [*map(str, verify_catalog(root)), *verify_images(_settings().images_dir)]

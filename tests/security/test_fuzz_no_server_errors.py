@@ -18,7 +18,7 @@ from tests.helpers import ROOT, Server
 def test_schemathesis_finds_no_server_error(server: Server, document: str, base: str) -> None:
     exe = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
     result = subprocess.run(
-        [exe, "run", str(ROOT / "openapi" / document), "--url", server.url + base,
+        [exe, "run", str(ROOT / "spe" / "openapi" / document), "--url", server.url + base,
          "-H", f"Authorization: Bearer {server.token('fuzzer')}",
          "--checks", "not_a_server_error", "--max-examples", "30",
          "--generation-deterministic", "--phases", "examples,coverage,fuzzing",

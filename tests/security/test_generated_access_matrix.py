@@ -1,5 +1,5 @@
 """The access matrix, generated from the OpenAPI documents: every operation of
-``openapi/*.yaml`` is called by every kind of caller on a run and a release request of
+``spe/openapi/*.yaml`` is called by every kind of caller on a run and a release request of
 project A, and each answer must be what the permission table (``spe/domain/permissions.py``)
 says. An operation without a rule here fails the test, so a new endpoint cannot ship
 without one.
@@ -118,7 +118,7 @@ class Operation:
 def operations() -> list[Operation]:
     found = []
     for name, prefix in DOCUMENTS:
-        doc = yaml.safe_load((ROOT / "openapi" / name).read_text())
+        doc = yaml.safe_load((ROOT / "spe" / "openapi" / name).read_text())
         base = doc["servers"][0]["url"]
         for path, item in doc["paths"].items():
             for method, op in item.items():

@@ -39,7 +39,7 @@ def schemathesis(server: Server, document: Path, examples: int) -> str:
 
 
 def test_our_tes_document_finds_no_server_error(tes_server: Server) -> None:
-    schemathesis(tes_server, ROOT / "openapi" / "tes.yaml", 30)
+    schemathesis(tes_server, ROOT / "spe" / "openapi" / "tes.yaml", 30)
 
 
 def test_the_official_tes_document_finds_no_server_error(tes_server: Server) -> None:

@@ -15,7 +15,7 @@ from openapi_spec_validator import validate
 from tests.ga4gh_specs import WES_DOCUMENT, require
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = ROOT / "openapi"
+OURS = ROOT / "spe" / "openapi"  # shipped in the wheel as package data
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 WES_OPERATIONS = {
     "GetServiceInfo", "ListRuns", "RunWorkflow", "GetRunLog",
