@@ -6,11 +6,11 @@ Only ids, rule names, times, counts and scheduler ids are written, never a data 
 
 import json
 import logging
-import os
 import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Optional
 
 from snakemake_interface_logger_plugins.base import LogHandlerBase
@@ -21,15 +21,15 @@ from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 _SUBMITTED = re.compile(r"^Job (\d+) has been submitted with SLURM jobid (\d+)")
 
 
-# no `from __future__ import annotations`: the settings' types become argparse types
 @dataclass
 class LogHandlerSettings(LogHandlerSettingsBase):
-    events: Optional[str] = field(default=None, metadata={
-        "help": "File to append the job events to (JSON lines)", "env_var": False,
-        "required": True})
-    progress: Optional[str] = field(default=None, metadata={
-        "help": "File to keep the planned and finished job counts in (JSON)",
-        "env_var": False, "required": False})
+    # Optional[...], not `X | None`: snakemake turns the annotation into an argparse type
+    events: Optional[str] = field(  # noqa: UP045
+        default=None, metadata={"help": "File to append the job events to (JSON lines)",
+                                "env_var": False, "required": True})
+    progress: Optional[str] = field(  # noqa: UP045
+        default=None, metadata={"help": "File to keep the planned and finished job "
+                                "counts in (JSON)", "env_var": False, "required": False})
 
 
 def _as_int(value: Any) -> int | None:
@@ -39,10 +39,11 @@ def _as_int(value: Any) -> int | None:
 class LogHandler(LogHandlerBase):
     def __post_init__(self) -> None:
         settings = self.settings
-        assert isinstance(settings, LogHandlerSettings) and settings.events
+        if not isinstance(settings, LogHandlerSettings) or not settings.events:
+            raise ValueError("--logger-spe-events FILE is required")
         self._lock = threading.Lock()
-        self._events = open(settings.events, "a", encoding="utf-8")  # noqa: SIM115
-        self._progress = settings.progress
+        self._events = Path(settings.events).open("a", encoding="utf-8")  # noqa: SIM115
+        self._progress = Path(settings.progress) if settings.progress else None
         self._counts: dict[str, int | None] = {"planned": None, "done": None}
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -73,11 +74,13 @@ class LogHandler(LogHandlerBase):
         if event == LogEvent.JOB_ERROR:
             return self._job(at, "failed", getattr(record, "jobid", None),
                              rule=getattr(record, "rule_name", None))
-        if event is None and isinstance(record.msg, str):
-            if m := _SUBMITTED.match(record.msg):
-                return [{"event": "submitted", "at": at, "jobid": int(m.group(1)),
-                         "external": m.group(2)}]
-        return []
+        return self._submitted(at, record) if event is None else []
+
+    @staticmethod
+    def _submitted(at: str, record: logging.LogRecord) -> list[dict[str, Any]]:
+        m = _SUBMITTED.match(record.msg) if isinstance(record.msg, str) else None
+        return [{"event": "submitted", "at": at, "jobid": int(m.group(1)),
+                 "external": m.group(2)}] if m else []
 
     @staticmethod
     def _job(at: str, kind: str, jobid: Any, rule: Any = None) -> list[dict[str, Any]]:
@@ -102,10 +105,9 @@ class LogHandler(LogHandlerBase):
             self._counts["done"] = line["done"]
         if not self._progress:
             return
-        tmp = f"{self._progress}.tmp"
-        with open(tmp, "w", encoding="utf-8") as out:
-            json.dump(self._counts, out)
-        os.replace(tmp, self._progress)
+        tmp = self._progress.with_name(self._progress.name + ".tmp")
+        tmp.write_text(json.dumps(self._counts), encoding="utf-8")
+        tmp.replace(self._progress)
 
     def close(self) -> None:
         with self._lock:
