@@ -25,3 +25,14 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   fi
   touch "$stamp"
 fi
+# spe's Snakemake logger plugin (job events as JSON lines), beside the service's snakemake
+plugin=plugins/snakemake-logger-plugin-spe
+pstamp=".venv/.spe-logger-plugin"
+if [[ ",${extras}," == *",snakemake,"* ]] && { [ ! -f "$pstamp" ] \
+    || [ -n "$(find "$plugin" -newer "$pstamp" -not -path '*/__pycache__*' -print -quit)" ]; }; then
+  if ! .venv/bin/python -m pip install "./$plugin" >> .venv/pip.log 2>&1; then
+    tail -n 40 .venv/pip.log >&2
+    exit 1
+  fi
+  touch "$pstamp"
+fi

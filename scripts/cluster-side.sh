@@ -8,13 +8,15 @@
 #   groups of tests/fixtures/policy/slurm.yaml);
 # - accounts spe-alice (spe-demo) and spe-bob (spe-other), without a home or a password;
 # - the engines: a venv from Debian's python3 in ENGINES_DIR (default /opt/spe/engines)
-#   with snakemake, its SLURM executor plugin and the catalog's libraries. It lives
+#   with snakemake, its SLURM executor plugin, spe's logger plugin (plugins/) and the
+#   catalog's libraries. It lives
 #   outside the service's venv because jobs run as the researcher, who must be able to
 #   read it. Idempotent: reruns only what is missing. Needs root.
 set -euo pipefail
 ENGINES="${1:-/opt/spe/engines}"
 REQS=("snakemake>=9,<10" "snakemake-executor-plugin-slurm>=2,<3" "matplotlib>=3.8"
       "numpy>=1.26")
+PLUGIN="$(cd "$(dirname "$0")/.." && pwd)/plugins/snakemake-logger-plugin-spe"
 
 group() { getent group "$1" >/dev/null || groupadd --system "$1"; }
 account() {  # account NAME PROJECT_GROUP
@@ -32,11 +34,13 @@ account spe-alice spe-demo
 account spe-bob spe-other
 
 stamp="$ENGINES/.spe-requirements"
-want="$(printf '%s\n' "${REQS[@]}")"
+want="$(printf '%s\n' "${REQS[@]}"; cat "$PLUGIN/pyproject.toml" \
+  "$PLUGIN"/snakemake_logger_plugin_spe/*.py | sha256sum)"
 if [[ ! -x "$ENGINES/bin/snakemake" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   mkdir -p "$(dirname "$ENGINES")"
   /usr/bin/python3 -m venv "$ENGINES"
   timeout 900 "$ENGINES/bin/pip" install -q --disable-pip-version-check "${REQS[@]}"
+  timeout 300 "$ENGINES/bin/pip" install -q --disable-pip-version-check "$PLUGIN"
   printf '%s\n' "$want" >"$stamp"
 fi
 chmod -R a+rX "$ENGINES"

@@ -13,7 +13,7 @@ from spe.adapters.containers.charliecloud import Charliecloud
 from spe.adapters.containers.driver_files import LocalTaskDriver
 from spe.adapters.containers.images import DirectoryImages
 from spe.adapters.engines.nextflow import NextflowEngine
-from spe.adapters.engines.snakemake import SnakemakeEngine
+from spe.adapters.engines.snakemake import SnakemakeEngine, logger_plugin_installed
 from spe.adapters.executors.local import LocalExecutor
 from spe.adapters.executors.slurm import SlurmExecutor
 from spe.adapters.executors.workdir import account_problem
@@ -66,7 +66,7 @@ def slurm_executor(settings: Settings, policy: Policy) -> ExecutorChoice:
 
 
 def snakemake_engine(settings: Settings) -> WorkflowEngine:
-    return SnakemakeEngine(settings.snakemake_bin)
+    return SnakemakeEngine(settings.snakemake_bin, logger_plugin=logger_plugin_installed())
 
 
 def nextflow_engine(settings: Settings) -> WorkflowEngine:

@@ -84,6 +84,11 @@ class SpeApi:
         return {"run_id": run.id, "outputs": [
             {"path": o.path, "size": o.size, "sha256": o.sha256} for o in run.outputs]}
 
+    def get_run_progress(self, run_id: str) -> Body:
+        progress = self.runs.progress(context.principal(), run_id)
+        return {"run_id": run_id, "planned_jobs": progress.planned,
+                "done_jobs": progress.done}
+
     def list_audit_events(self, *, action: str = "", actor: str = "", target: str = "",
                           since: str | None = None, until: str | None = None,
                           page_size: int = 100, page_token: str = "") -> Body:

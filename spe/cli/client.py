@@ -172,6 +172,10 @@ class WesClient(ApiClient):
         return self.pages(f"/ga4gh/wes/v1/runs/{seg(run_id)}/tasks", "task_logs",
                           {"page_size": 200})
 
+    def progress(self, run_id: str) -> dict[str, Any]:
+        """Our extension: the job counts the engine reported (``planned_jobs``...)."""
+        return self.json("GET", f"/spe/v1/runs/{seg(run_id)}/progress")
+
     def cancel(self, run_id: str) -> str:
         return str(self.json("POST", f"/ga4gh/wes/v1/runs/{seg(run_id)}/cancel")["run_id"])
 

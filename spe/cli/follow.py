@@ -1,9 +1,12 @@
 """Following a run until it ends (``--wait``): progress on stderr, robust to a service
 restart, and Ctrl-C that leaves the run running and says how to follow it again.
 
-The job count shown is what the engine has reported so far (the run's WES task list):
-nothing until the first job is known (never ``0/None``), then ``done/known jobs``; when the
-engine reports more jobs than before, a line says the total grew.
+The job count shown is ``done/total jobs``: ``done`` from the run's WES task list, and
+``total`` the jobs the engine plans (``/spe/v1/runs/{id}/progress``, from Snakemake's
+structured events) or, where the engine does not report a plan (Nextflow, a service
+without that endpoint), the jobs it has reported so far. Nothing is shown until a job or
+a plan is known (never ``0/None``); when the total grows (a checkpoint, more jobs seen), a
+line says so.
 """
 
 from __future__ import annotations
@@ -27,16 +30,22 @@ TRANSIENT = frozenset({502, 503, 504})
 
 @dataclass
 class JobCount:
-    """The jobs the engine has reported: ``known`` (None before the first), ``done``."""
+    """The jobs the engine has reported: ``known`` (None before the first; the planned
+    total once the engine reported one, else the jobs seen), ``done``, ``failed``."""
 
     known: int | None = None
     done: int = 0
     failed: int = 0
+    planned: int | None = None
 
-    def update(self, tasks: list[dict[str, Any]]) -> int | None:
-        """Take the new task list; the previous total when it grew, else None."""
+    def update(self, tasks: list[dict[str, Any]], planned: int | None = None) -> int | None:
+        """Take the new task list (and the engine's planned total, when known); the
+        previous total when it grew, else None."""
         before = self.known
-        self.known = len(tasks) or self.known
+        self.planned = planned if planned is not None else self.planned
+        seen = len(tasks) or None
+        totals = [n for n in (self.planned, seen, self.known) if n]
+        self.known = max(totals) if totals else None
         self.done = sum(1 for t in tasks if t.get("exit_code") == 0)
         self.failed = sum(1 for t in tasks if t.get("exit_code") not in (None, 0))
         grew = before is not None and self.known is not None and self.known > before
@@ -47,6 +56,26 @@ class JobCount:
             return "waiting for the engine's first job"
         failed = f", {self.failed} failed" if self.failed else ""
         return f"{self.done}/{self.known} jobs{failed}"
+
+
+@dataclass
+class Plan:
+    """Asks the service for the engine's planned job total, until it says it has no such
+    endpoint (an older service: 404 for a run it has just shown)."""
+
+    available: bool = True
+
+    def planned(self, client: WesClient, run_id: str) -> int | None:
+        if not self.available:
+            return None
+        try:
+            value = client.progress(run_id).get("planned_jobs")
+        except ApiError as exc:
+            if exc.status == 404:
+                self.available = False
+                return None
+            raise
+        return value if isinstance(value, int) and value > 0 else None
 
 
 POLL_ERRORS = (requests.ConnectionError, requests.Timeout, ApiError)
@@ -98,7 +127,7 @@ def follow(client: WesClient, run_id: str, poll: float = 1.0, timeout: float = 8
 
 def _follow(client: WesClient, run_id: str, poll: float, deadline: float,
             outage: Outage, clock: Callable[[], float]) -> str:
-    jobs = JobCount()
+    jobs, plan = JobCount(), Plan()
     err = console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.fields[jobs]}"), TimeElapsedColumn(),
@@ -108,6 +137,7 @@ def _follow(client: WesClient, run_id: str, poll: float, deadline: float,
             try:
                 state = str(client.status(run_id)["state"])
                 tasks = client.tasks(run_id)
+                planned = plan.planned(client, run_id)
             except POLL_ERRORS as exc:
                 outage.lost(exc)
                 progress.update(bar, description=f"{run_id[:8]} service unreachable, "
@@ -116,7 +146,7 @@ def _follow(client: WesClient, run_id: str, poll: float, deadline: float,
                 continue
             if outage.back():
                 progress.console.print(f"run {run_id}: the service is back")
-            grew_from = jobs.update(tasks)
+            grew_from = jobs.update(tasks, planned)
             if grew_from is not None:
                 progress.console.print(f"run {run_id[:8]}: the engine now reports "
                                        f"{jobs.known} jobs (was {grew_from})")

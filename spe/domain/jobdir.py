@@ -20,6 +20,8 @@ beside it). Services, engines and executors ask a ``JobDir`` for a path; none sp
 | ``task_driver.py``  | the service (a TES task)    | the driver (standard library only)      |
 | ``executors.json``  | the task driver             | each executor's times and exit code     |
 | ``logs/executor-<i>.stdout|stderr`` | the task driver | an executor's streams             |
+| ``logs/engine-events.jsonl`` | the engine's logger plugin | job events (JSON lines)   |
+| ``logs/progress.json`` | the engine's logger plugin | planned and finished job counts     |
 
 A TES task's container paths live in ``work/``: ``/data/x`` is ``work/data/x``; each
 mount point the task uses is bound into its containers (``spe.domain.tes``).
@@ -130,6 +132,16 @@ class JobDir:
     @property
     def executor_records(self) -> Path:
         return self.root / "executors.json"
+
+    @property
+    def engine_events(self) -> Path:
+        """The job events the engine's logger plugin writes (Snakemake ``--logger spe``)."""
+        return self.log("engine-events.jsonl")
+
+    @property
+    def progress(self) -> Path:
+        """The planned and finished job counts the engine's logger plugin keeps."""
+        return self.log("progress.json")
 
     def executor_stream(self, index: int, stream: str) -> Path:
         """Executor ``index``'s own stdout or stderr (the task driver writes them)."""

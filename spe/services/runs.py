@@ -37,6 +37,8 @@ from spe.domain.ports import (
     SubmissionKeyTaken,
     TaskLogRepository,
 )
+from spe.domain.progress import MAX_BYTES as PROGRESS_MAX_BYTES
+from spe.domain.progress import Progress, parse_progress
 from spe.domain.run_summary import RunSummary
 from spe.domain.states import RunState, is_final
 from spe.services.access import Gate
@@ -288,6 +290,13 @@ class RunService:
         self._audit("run.read_logs", who, "granted", run.id,
                     {"stream": stream, "project": run.project})
         return tail
+
+    def progress(self, who: Principal, run_id: str) -> Progress:
+        """The job counts the engine reported for the run (None: not reported, e.g. by an
+        engine without a logger plugin): counts only, so readable like the task list."""
+        run = self.get(who, run_id)
+        return parse_progress(self.files.tail(JobDir.of(self.runs_dir, run.id).progress,
+                                              PROGRESS_MAX_BYTES))
 
     def _audit(self, action: str, who: Principal, outcome: str, target: str,
                details: dict[str, object]) -> None:

@@ -8,8 +8,10 @@ and Nextflow adapters and the fake engine of ``tests/fakes.py``:
 - ``outputs`` are the declared files found, relative to ``output_dir`` (inside the work
   directory), never symlinks.
 
-The logs are the captured Snakemake output of ``tests/fixtures/snakemake`` and the
-Nextflow traces of ``tests/fixtures/nextflow`` (hand-written: see its README)."""
+The logs are the captured Snakemake output of ``tests/fixtures/snakemake``, the job events
+of spe's Snakemake logger plugin in ``tests/fixtures/snakemake-events`` (the
+``snakemake-events`` rig; ``snakemake`` is the fallback parser of Snakemake's own log) and
+the Nextflow traces of ``tests/fixtures/nextflow`` (hand-written: see its README)."""
 
 from __future__ import annotations
 
@@ -56,14 +58,18 @@ def _entry(ref: str) -> WorkflowEntry:
 
 
 RIGS: dict[str, Callable[[], Rig]] = {
-    "snakemake": lambda: Rig(SnakemakeEngine(), _entry("tsv-summary@1.0.0"),
-                             RELATIVE.stderr),
+    "snakemake": lambda: Rig(SnakemakeEngine(logger_plugin=False),
+                             _entry("tsv-summary@1.0.0"), RELATIVE.stderr),
+    "snakemake-events": lambda: Rig(SnakemakeEngine(), _entry("tsv-summary@1.0.0"),
+                                    RELATIVE.engine_events),
     "nextflow": lambda: Rig(NextflowEngine(), _entry("nf-wordcount@1.0.0"),
                             RELATIVE.log(nextflow.TRACE_FILE)),
     "fake": lambda: Rig(SleepEngine(), _entry("tsv-summary@1.0.0"), None),
 }
 CAPTURED = [("snakemake", FIXTURES / "snakemake" / f"{name}.log")
             for name in ("success", "failure", "sigterm", "sigterm_group")] + \
+           [("snakemake-events", FIXTURES / "snakemake-events" / f"{name}.jsonl")
+            for name in ("success", "failure")] + \
            [("nextflow", FIXTURES / "nextflow" / f"{name}.tsv")
             for name in ("success", "failure")]
 
@@ -175,6 +181,73 @@ def test_a_log_cut_anywhere_gives_the_jobs_seen_so_far(name: str, log: Path,
         ids = set(job_ids(tasks))
         assert seen <= ids <= everything, f"cut at {cut}"
         seen = ids
+
+
+# --- Snakemake: the plugin's events, and the fallback on its own log ------------------------
+
+
+def _fields(tasks: list[TaskLog]) -> list[tuple[str, str, int | None]]:
+    return [(t.id, t.name, t.exit_code) for t in tasks]
+
+
+@pytest.mark.parametrize(("name", "jobs"), [
+    ("success", [("0", "all", 0), ("1", "summarise", 0), ("2", "validate", 0),
+                 ("3", "plot", 0), ("4", "qc", 0)]),
+    ("failure", [("1", "summarise", 0), ("2", "validate", 0), ("3", "plot", 1),
+                 ("4", "qc", 0)])])
+def test_the_events_and_the_fallback_give_the_same_jobs_of_one_run(
+        name: str, jobs: list[tuple[str, str, int | None]], tmp_path: Path) -> None:
+    """The same two runs, read from the plugin's events and from Snakemake's stderr: the
+    same job ids, rule names and exit codes, and every finished job has both times."""
+    events, fallback = tmp_path / "events", tmp_path / "fallback"
+    place(events, RIGS["snakemake-events"](), (FIXTURES / "snakemake-events" /
+                                               f"{name}.jsonl").read_text())
+    place(fallback, RIGS["snakemake"](), (FIXTURES / "snakemake-events" /
+                                          f"{name}.stderr.log").read_text())
+    from_events = SnakemakeEngine().task_logs(events)
+    assert _fields(from_events) == jobs
+    assert _fields(SnakemakeEngine().task_logs(fallback)) == jobs
+    for task in from_events:
+        assert task.start_time and task.end_time and task.cmd == ()
+
+
+def test_the_events_when_present_win_over_the_engine_log(tmp_path: Path) -> None:
+    """A job with the plugin's events file is read from it (even while it is still empty),
+    never from stderr; a job without it falls back to stderr."""
+    place(tmp_path, RIGS["snakemake"](), (FIXTURES / "snakemake" / "success.log").read_text())
+    assert len(SnakemakeEngine().task_logs(tmp_path)) == 5
+    place(tmp_path, RIGS["snakemake-events"](), "")
+    assert SnakemakeEngine().task_logs(tmp_path) == []
+    place(tmp_path, RIGS["snakemake-events"](),
+          (FIXTURES / "snakemake-events" / "failure.jsonl").read_text())
+    assert [t.id for t in SnakemakeEngine().task_logs(tmp_path)] == ["1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize("line", [
+    '{"event":"started","at":"2026-12-05T17:27:35Z","jobid":"1","rule":"x"}',
+    '{"event":"started","at":"2026-12-05T17:27:35","jobid":1,"rule":"x"}',
+    '{"event":"started","at":"yesterday","jobid":1,"rule":"x"}',
+    '{"event":"started","at":"2026-12-05T17:27:35Z","jobid":true,"rule":"x"}',
+    '{"event":"started","at":"2026-12-05T17:27:35Z","jobid":-1,"rule":"x"}',
+    '{"event":"exploded","at":"2026-12-05T17:27:35Z","jobid":1}',
+    '["started", 1]', "not json"])
+def test_an_event_that_is_not_the_plugins_is_skipped(line: str, tmp_path: Path) -> None:
+    good = '{"event":"finished","at":"2026-12-05T17:27:36Z","jobid":2}'
+    place(tmp_path, RIGS["snakemake-events"](), f"{line}\n{good}\n")
+    assert _fields(SnakemakeEngine().task_logs(tmp_path)) == [("2", "?", 0)]
+
+
+def test_the_argv_asks_for_the_plugin_with_the_job_directorys_files(tmp_path: Path) -> None:
+    rig = RIGS["snakemake-events"]()
+    job = JobDir(tmp_path / "run")
+    argv = rig.engine.argv(rig.entry, tmp_path / "workflow", tmp_path / "params.json",
+                           job.root, {})
+    assert argv[argv.index("--logger") + 1] == "spe"
+    assert argv[argv.index("--logger-spe-events") + 1] == str(job.engine_events)
+    assert argv[argv.index("--logger-spe-progress") + 1] == str(job.progress)
+    fallback = RIGS["snakemake"]().engine.argv(rig.entry, tmp_path / "workflow",
+                                               tmp_path / "params.json", job.root, {})
+    assert not any(arg.startswith("--logger") for arg in fallback)
 
 
 # --- output_dir / outputs -----------------------------------------------------------------

@@ -81,6 +81,7 @@ RULES: dict[str, tuple[str, str | None]] = {
     "get_workflow": ("catalog.list", None),
     "get_run_log_stream": ("run.read_logs", "run.read"),
     "list_run_outputs": ("run.read", "run.read"),
+    "get_run_progress": ("run.read", "run.read"),
     "purge_run": ("run.purge", "run.read"),
     "list_datasets": ("dataset.list", None),
     "list_release_requests": ("run.list", None),  # filtered to what release.read allows

@@ -180,6 +180,18 @@ def test_job_count_waits_for_the_first_job_then_says_when_the_total_grew() -> No
     assert jobs.label() == "2/3 jobs, 1 failed"
 
 
+def test_job_count_shows_the_planned_total_before_the_jobs_are_seen() -> None:
+    jobs = JobCount()
+    assert jobs.update([], planned=5) is None
+    assert jobs.label() == "0/5 jobs"
+    assert jobs.update([{"exit_code": 0}, {}]) is None  # the plan stays when not re-read
+    assert jobs.label() == "1/5 jobs"
+    assert jobs.update([{"exit_code": 0}] * 2, planned=7) == 5  # a checkpoint grew it
+    assert jobs.label() == "2/7 jobs"
+    assert jobs.update([{"exit_code": 0}] * 8, planned=7) == 7  # more seen than planned
+    assert jobs.label() == "8/8 jobs"
+
+
 def test_a_later_log_tail_adds_only_the_new_text() -> None:
     assert _gain("a\nb\n", "a\nb\nc\n") == "c\n"
     assert _gain("a\nb\nc\n", "b\nc\nd\n") == "d\n"  # the tail moved past "a"

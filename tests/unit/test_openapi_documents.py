@@ -217,7 +217,8 @@ def test_spe_operation_ids_are_python_names(spe: dict[str, Any]) -> None:
                    "get_release_request", "vote_on_release_request",
                    "resubmit_release_request", "withdraw_release_request",
                    "revoke_release_request", "preview_release_file",
-                   "download_released_file", "get_release_crate", "get_release_context"}
+                   "download_released_file", "get_release_crate", "get_release_context",
+                   "get_run_progress"}
     assert all(i.isidentifier() and i == i.lower() for i in ids)
 
 

@@ -1,7 +1,14 @@
-"""The Snakemake engine: an argv builder and a parser of Snakemake's own log."""
+"""The Snakemake engine: an argv builder and a reader of what Snakemake reported.
+
+Task logs come from the job events that spe's logger plugin (``--logger spe``,
+``plugins/snakemake-logger-plugin-spe``) writes as JSON lines; a job without that file (the
+plugin not installed where the engine ran, or a run from before it) is read from
+Snakemake's own human-readable log instead (``parse_log``, the fallback)."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +30,10 @@ class SnakemakeEngine:
     workflow_type = "SMK"
     supported_options = frozenset({"cores", "keep_going", "latency_wait"})
 
-    def __init__(self, binary: str = "snakemake") -> None:
+    def __init__(self, binary: str = "snakemake", *, logger_plugin: bool = True) -> None:
         self._binary = resolve_binary(binary)
         self._version: str | None = None
+        self.logger_plugin = logger_plugin
 
     def version(self) -> str:
         if self._version is None:
@@ -46,18 +54,34 @@ class SnakemakeEngine:
         ]
         if options.get("keep_going"):
             argv.append("--keep-going")
+        if self.logger_plugin:
+            job = JobDir(workdir)
+            argv += ["--logger", LOGGER, "--logger-spe-events", str(job.engine_events),
+                     "--logger-spe-progress", str(job.progress)]
         if target.executor == "slurm":
             argv += slurm_arguments(target)
         return argv
 
     def task_logs(self, workdir: Path) -> list[TaskLog]:
-        return parse_log(read_log(JobDir(workdir).stderr))
+        job = JobDir(workdir)
+        if job.engine_events.is_file():
+            return parse_events(read_log(job.engine_events))
+        return parse_log(read_log(job.stderr))
 
     def output_dir(self, workdir: Path) -> Path:
         return JobDir(workdir).work
 
     def outputs(self, entry: WorkflowEntry, workdir: Path) -> list[Path]:
         return declared_outputs(entry, self.output_dir(workdir))
+
+
+LOGGER = "spe"  # plugins/snakemake-logger-plugin-spe: module snakemake_logger_plugin_spe
+
+
+def logger_plugin_installed() -> bool:
+    """Whether spe's logger plugin is importable here (where the service's snakemake runs;
+    on a cluster, scripts/cluster-side.sh installs it into the engines venv too)."""
+    return importlib.util.find_spec(f"snakemake_logger_plugin_{LOGGER}") is not None
 
 
 def slurm_arguments(target: EngineTarget) -> list[str]:
@@ -135,3 +159,50 @@ def _task(jobid: int, job: dict[str, object]) -> TaskLog:
         exit_code=code if isinstance(code, int) else None,
         system_logs=(f"SLURM job {slurm}",) if slurm else (),
     )
+
+
+def parse_events(text: str) -> list[TaskLog]:
+    """One TaskLog per job of the plugin's events (JSON lines), ordered by job id. A line
+    that is not an event of the plugin is skipped."""
+    jobs: dict[int, dict[str, object]] = {}
+    for line in text.splitlines():
+        parsed = _event(line)
+        if parsed is None:
+            continue
+        kind, jobid, at, event = parsed
+        job = jobs.setdefault(jobid, {"name": "?"})
+        rule = event.get("rule")
+        if isinstance(rule, str) and rule:
+            job["name"] = rule
+        if kind == "started":
+            job["start"] = at
+        elif kind == "finished":
+            job["end"], job["exit"] = at, 0
+        elif kind == "failed":
+            job["end"], job["exit"] = at, 1
+        elif kind == "submitted" and isinstance(event.get("external"), str):
+            job["slurm"] = event["external"]
+    return [_task(jobid, job) for jobid, job in sorted(jobs.items())]
+
+
+_JOB_EVENTS = frozenset({"started", "finished", "failed", "submitted"})
+
+
+def _event(line: str) -> tuple[str, int, datetime, dict[str, object]] | None:
+    """A job event of the plugin: its kind, (int) job id, (aware) time and fields."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(event, dict) or event.get("event") not in _JOB_EVENTS:
+        return None
+    kind, jobid, at = str(event["event"]), event.get("jobid"), event.get("at")
+    if not isinstance(jobid, int) or isinstance(jobid, bool) or jobid < 0:
+        return None
+    try:
+        moment = datetime.fromisoformat(at) if isinstance(at, str) else None
+    except ValueError:
+        return None
+    if moment is None or moment.utcoffset() is None:
+        return None
+    return kind, jobid, moment.astimezone(UTC), event
