@@ -309,7 +309,8 @@ def create_app(settings: Settings, *, migrate: bool = True,
                                                       settings.public_url)))
     app.add_api("tes.yaml", resolver=_resolver(TesApi(core.task_service(runs), TesServiceInfo(
         settings.service_name, settings.organization_name, settings.organization_url,
-        info.started_at, BACKEND_PARAMETERS))))
+        info.started_at, BACKEND_PARAMETERS, settings.contact_url,
+        settings.documentation_url, settings.environment))))
     spe_api = SpeApi(runs, core.catalog, settings.log_max_bytes,
                      auth_instructions(settings, dev_issuer), audit_query=audit_query)
     reviewing = ReviewContext(airlock.review.requests, core.repo, core.catalog,

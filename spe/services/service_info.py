@@ -32,6 +32,27 @@ def default_engine_parameters(entries: list[WorkflowEntry]) -> list[dict[str, st
     return [seen[k] for k in sorted(seen)]
 
 
+def ga4gh_service(provider: Any, artifact: str, description: str) -> dict[str, Any]:
+    """The GA4GH ``Service`` fields both APIs share, from ``provider``'s name,
+    organization, start time and optional contact, documentation and environment."""
+    body: dict[str, Any] = {
+        "id": f"org.denbi.spe.{artifact}",
+        "name": provider.name,
+        "type": {"group": "org.ga4gh", "artifact": artifact, "version": "1.1.0"},
+        "description": description,
+        "organization": {"name": provider.organization_name,
+                         "url": provider.organization_url},
+        "version": __version__,
+        "createdAt": provider.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    for key, value in (("contactUrl", provider.contact_url),
+                       ("documentationUrl", provider.documentation_url),
+                       ("environment", provider.environment)):
+        if value:
+            body[key] = value
+    return body
+
+
 @dataclass
 class ServiceInfo:
     catalog: Catalog
@@ -53,16 +74,9 @@ class ServiceInfo:
         for entry in entries:
             type_versions.setdefault(entry.workflow_type, set()).add(
                 entry.workflow_type_version)
-        body: dict[str, Any] = {
-            "id": "org.denbi.spe.wes",
-            "name": self.name,
-            "type": {"group": "org.ga4gh", "artifact": "wes", "version": "1.1.0"},
-            "description": "Runs allowlisted Snakemake and Nextflow workflows inside a "
-                           "Secure Processing Environment; outputs leave only through "
-                           "the airlock.",
-            "organization": {"name": self.organization_name, "url": self.organization_url},
-            "version": __version__,
-            "createdAt": self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        return ga4gh_service(self, "wes", "Runs allowlisted Snakemake and Nextflow workflows "
+                             "inside a Secure Processing Environment; outputs leave only "
+                             "through the airlock.") | {
             "workflow_type_versions": {t: {"workflow_type_version": sorted(v)}
                                        for t, v in sorted(type_versions.items())},
             "supported_wes_versions": SUPPORTED_WES_VERSIONS,
@@ -77,12 +91,6 @@ class ServiceInfo:
                      "workflow_url_forms": "<id>@<version> | <id> | sha256:<bundle digest>",
                      "extensions": "/spe/v1"},
         }
-        for key, value in (("contactUrl", self.contact_url),
-                           ("documentationUrl", self.documentation_url),
-                           ("environment", self.environment)):
-            if value:
-                body[key] = value
-        return body
 
 
 @dataclass
@@ -95,18 +103,18 @@ class TesServiceInfo:
     organization_url: str
     started_at: datetime
     backend_parameters: tuple[str, ...]
+    contact_url: str = ""
+    documentation_url: str = ""
+    environment: str = ""
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "id": "org.denbi.spe.tes",
-            "name": self.name,
-            "type": {"group": "org.ga4gh", "artifact": "tes", "version": "1.1.0"},
-            "description": "Runs single tasks in reviewed HPC container images inside a "
-                           "Secure Processing Environment; outputs leave only through "
-                           "the airlock.",
-            "organization": {"name": self.organization_name, "url": self.organization_url},
-            "version": __version__,
-            "createdAt": self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        """TES clients read ``contactUrl`` as an http(s) URL: a mailto: one is left out."""
+        body = ga4gh_service(self, "tes", "Runs single tasks in reviewed HPC container "
+                             "images inside a Secure Processing Environment; outputs leave "
+                             "only through the airlock.")
+        if not body.get("contactUrl", "https://").startswith(("https://", "http://")):
+            del body["contactUrl"]
+        return body | {
             "storage": ["dataset://", "quarantine:///"],
             "tesResources_backend_parameters": list(self.backend_parameters),
         }

@@ -147,3 +147,16 @@ def test_views_hold_exactly_the_spec_fields() -> None:
     queued = tes_shapes.task(a_task(state=RunState.QUEUED, handle=None, start_time=None,
                                     end_time=None, outputs=[]), "BASIC")
     assert "logs" not in queued
+
+
+def test_tes_service_info_leaves_a_mailto_contact_out() -> None:
+    from spe.services.service_info import TesServiceInfo
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    mailto = TesServiceInfo("n", "o", "https://o.example", at, ("partition",),
+                            "mailto:help@example.org", "https://docs.example", "prod")
+    body = mailto.describe()
+    assert "contactUrl" not in body and body["environment"] == "prod"
+    assert body["type"] == {"group": "org.ga4gh", "artifact": "tes", "version": "1.1.0"}
+    web = TesServiceInfo("n", "o", "https://o.example", at, (), "https://help.example")
+    assert web.describe()["contactUrl"] == "https://help.example"
