@@ -17,6 +17,7 @@ from spe.domain.errors import InvalidRequest
 
 MOUNT_POINTS = ("data", "inputs", "outputs", "work", "scratch", "mnt", "tmp")
 QUARANTINE_URL = "quarantine:///"
+LOGS = "_logs"  # spe.domain.jobdir.LOG_PREFIX: the quarantine's folder of logs
 MAX_CONTENT_BYTES = 256 * 1024  # the spec asks for at least 128 KiB
 MAX_EXECUTORS, MAX_FILES, MAX_ENV, MAX_ARGS = 20, 500, 100, 1000
 MAX_NAME, MAX_TEXT, MAX_ARG = 255, 4096, 16384
@@ -191,8 +192,12 @@ def _output(pointer: str, body: dict[str, Any], errors: Errors) -> TaskOutput:
     if problem := path_problem(path, glob=True):
         errors.append((f"{pointer}/path", problem))
     url = body.get("url")
+    key = url[len(QUARANTINE_URL):].strip("/") if isinstance(url, str) else ""
+    if key == LOGS or key.startswith(LOGS + "/"):
+        errors.append((f"{pointer}/url", f"{QUARANTINE_URL}{LOGS}/ is reserved for the "
+                                         "executors' logs"))
     if not isinstance(url, str) or not url.startswith(QUARANTINE_URL) \
-            or path_problem("/data/" + url[len(QUARANTINE_URL):].strip("/")):
+            or path_problem("/data/" + key):
         errors.append((f"{pointer}/url", "outputs go only to the task's quarantine: "
                                          f"{QUARANTINE_URL}<relative path> (they leave "
                                          "the enclave only through the airlock)"))

@@ -113,7 +113,7 @@ def run_driver(tmp_path: Path, steps: list[dict[str, object]]) -> tuple[int, Job
 
 
 def test_the_driver_runs_executors_in_order_and_stops_at_a_failure(tmp_path: Path) -> None:
-    out = tmp_path / "copy.txt"
+    out = JobDir(tmp_path / "job").container("/data/copy.txt")
     code, job = run_driver(tmp_path, [
         {"argv": ["sh", "-c", "echo one; echo e >&2; exit 4"], "ignore_error": True,
          "stdout": str(out)},
@@ -127,6 +127,22 @@ def test_the_driver_runs_executors_in_order_and_stops_at_a_failure(tmp_path: Pat
     assert job.executor_stream(0, "stderr").read_text() == "e\n"
     assert out.read_text() == "one\n"
     assert not job.executor_stream(2, "stdout").exists()
+
+
+def test_the_driver_follows_no_link_an_executor_left_in_the_tree(tmp_path: Path) -> None:
+    host = tmp_path / "host-file"
+    host.write_text("the host's own\n")
+    job = JobDir(tmp_path / "job")
+    link, target = job.container("/data/out.txt"), job.container("/data/safe/out.txt")
+    code, job = run_driver(tmp_path, [
+        {"argv": ["sh", "-c", f"mkdir -p {link.parent} && ln -s {host} {link}"]},
+        {"argv": ["sh", "-c", "echo overwrite"], "stdout": str(link)},
+        {"argv": ["sh", "-c", "echo kept"], "stdout": str(target)},
+        {"argv": ["cat"], "stdin": str(link)}])
+    assert host.read_text() == "the host's own\n"  # never written through the link
+    assert target.read_text() == "kept\n"
+    assert code == 127  # stdin through a link: the executor does not start
+    assert [r.exit_code for r in LocalTaskDriver().records(job)] == [0, 0, 0, 127]
 
 
 def test_the_driver_is_standard_library_only() -> None:

@@ -60,6 +60,8 @@ def test_a_task_reads_back_from_its_stored_document() -> None:
      "/outputs/0/url"),
     ({**HELLO, "outputs": [{"path": "/data/*.txt", "url": "quarantine:///t"}]},
      "/outputs/0/path_prefix"),
+    ({**HELLO, "outputs": [{"path": "/data/x", "url": "quarantine:///_logs/stdout.txt"}]},
+     "/outputs/0/url"),
     ({**HELLO, "resources": {"cpu_cores": 1.5}}, "/resources/cpu_cores"),
     ({**HELLO, "resources": {"ram_gb": -1}}, "/resources/ram_gb"),
     ({**HELLO, "resources": {"preemptible": "yes"}}, "/resources/preemptible"),
@@ -71,6 +73,13 @@ def test_a_task_reads_back_from_its_stored_document() -> None:
 ])
 def test_every_problem_of_a_task_is_named_by_its_pointer(body: object, pointer: str) -> None:
     assert pointer in problems(body)
+
+
+def test_the_logs_folder_of_the_quarantine_is_reserved() -> None:
+    from spe.domain.jobdir import LOG_PREFIX
+    from spe.domain.tes import LOGS
+
+    assert LOG_PREFIX == LOGS + "/"
 
 
 def test_container_paths_stay_below_the_mount_points() -> None:

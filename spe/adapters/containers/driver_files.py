@@ -49,7 +49,8 @@ class LocalTaskDriver:
         steps = [{**step, "log_stdout": str(job.executor_stream(i, "stdout")),
                   "log_stderr": str(job.executor_stream(i, "stderr"))}
                  for i, step in enumerate(plan["executors"])]
-        plan = {**plan, "executors": steps, "records": str(job.executor_records)}
+        plan = {**plan, "executors": steps, "records": str(job.executor_records),
+                "tree": str(job.work)}
         job.task_plan.write_text(json.dumps(plan), encoding="utf-8")
         job.task_driver.write_bytes(Path(task_driver.__file__).read_bytes())
         return (self.python, "-I", str(job.task_driver), str(job.task_plan))
