@@ -74,6 +74,7 @@ MpiDefault=none
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=8 RealMemory=8000 State=UNKNOWN
 PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
+  chmod 0644 "$CONF.tmp"  # every job account reads it, whatever umask started this script
   mv "$CONF.tmp" "$CONF"
 }
 
