@@ -74,6 +74,17 @@ def api(server: Server, user: str) -> Api:
     return server.api(user)
 
 
+@pytest.fixture(autouse=True)
+def _umask_restored() -> Iterator[None]:
+    """A test that runs the `spe` CLI in this process gets the service's umask (077); it
+    must not leak into the next test (a cluster directory or config the researchers' jobs
+    must read would be written private)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    yield
+    os.umask(mask)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _stop_slurm_we_started() -> Iterator[None]:
     """The single-node SLURM cluster some tests start is stopped when the session ends."""

@@ -54,6 +54,7 @@ def slurm_home() -> Iterator[Path]:
 
 def slurm_server(home: Path, catalog: Path, cluster: SlurmCluster, **env: str) -> Server:
     home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o711)  # the researchers' jobs pass through, whatever the umask
     return Server(home=home, catalog=catalog, env_extra={
         "SPE_EXECUTOR": "slurm", "SPE_POLICY_FILE": str(policy(home / "policy.yaml")),
         "SPE_SLURM_ENGINE_PATH": str(cluster.engines / "bin"),

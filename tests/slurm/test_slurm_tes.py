@@ -30,7 +30,8 @@ TES = "/ga4gh/tes/v1"
 def tes_slurm(cluster: SlurmCluster, slurm_home: Path, catalog_dir: Path,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     home = slurm_home / "tes"
-    home.mkdir(mode=0o711)
+    home.mkdir()
+    home.chmod(0o711)  # mkdir's mode is masked by the umask
     root = busybox_root(tmp_path_factory.mktemp("slurm-image") / "busybox")
     import_image(home, root, "busybox", "1.36", "alpine", group="spe-researchers")
     server = slurm_server(home, catalog_dir, cluster,
