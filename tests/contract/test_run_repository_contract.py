@@ -574,3 +574,15 @@ def test_migrations_create_exactly_the_schema_of_the_models(engine: Engine) -> N
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+def test_a_run_that_ended_with_an_exit_code_has_a_start_time(repo: SqlRunRepository) -> None:
+    run = repo.add(make_run())
+    assert repo.transition(run.id, frozenset({RunState.QUEUED}), RunState.INITIALIZING)
+    at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    assert repo.claim_finish(run.id, RunState.INITIALIZING, "t", at,
+                             at + timedelta(minutes=5))
+    assert repo.finish(run.id, "t", RunState.INITIALIZING,
+                       RunEnding(RunState.COMPLETE, at, 0, []))
+    ended = repo.get(run.id)
+    assert ended is not None and ended.start_time == at == ended.end_time

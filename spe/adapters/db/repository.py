@@ -214,9 +214,13 @@ class SqlRunRepository:
         """Move the run from ``from_state`` to ``ending.state`` with its end time, exit code,
         outputs and a system-log line, all in one UPDATE, if ``token`` still holds the
         finish claim. False (and nothing written) otherwise."""
-        values = {"state": ending.state.value, "end_time": utc(ending.at),
-                  "exit_code": ending.exit_code, "outputs": _outputs(ending.outputs),
-                  "finish_claim": None, "finish_claim_until": None}
+        values: dict[str, Any] = {
+            "state": ending.state.value, "end_time": utc(ending.at),
+            "exit_code": ending.exit_code, "outputs": _outputs(ending.outputs),
+            "finish_claim": None, "finish_claim_until": None}
+        if ending.exit_code is not None:  # it ran: a run whose end was seen before its
+            # start (a quick job, a starter killed midway) gets the end as its start
+            values["start_time"] = func.coalesce(RunRow.start_time, utc(ending.at))
         with self._sessions.begin() as s:
             return _guarded(s, run_id, [RunRow.state == from_state.value,
                                         RunRow.finish_claim == token], values, ending.note)
