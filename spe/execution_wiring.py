@@ -23,13 +23,13 @@ from spe.domain.models import Principal, Run
 from spe.domain.policy import Policy
 from spe.domain.ports import (
     AuditLog,
-    ContainerRuntime,
     EngineTarget,
     ExecutorChoice,
     JobAccount,
     WorkflowEngine,
 )
 from spe.domain.resources import SiteLimits, rule_job_resources
+from spe.domain.task_ports import ContainerRuntime
 from spe.services.data import DataService
 from spe.services.task_jobs import TaskJobs
 

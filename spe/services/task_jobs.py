@@ -26,12 +26,10 @@ from spe.domain.models import AuditEvent, OutputFile, Principal, Run, TaskLog
 from spe.domain.policy import Dataset
 from spe.domain.ports import (
     AuditLog,
-    ContainerRuntime,
     ExecutionSpec,
     ExecutorChoice,
-    Images,
-    TaskDriver,
 )
+from spe.domain.task_ports import ContainerRuntime, Images, TaskDriver
 from spe.domain.tes import TaskInput, TaskOutput, TaskRequest, mount_point, parse_task
 from spe.domain.tes_resources import backend_parameters, job_resources
 from spe.services.data import DataService

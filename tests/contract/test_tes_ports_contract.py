@@ -22,7 +22,7 @@ from spe.adapters.containers.images import (
     load_catalog,
 )
 from spe.domain.jobdir import JobDir
-from spe.domain.ports import Bind, ContainerRuntime, Images, TaskDriver
+from spe.domain.task_ports import Bind, ContainerRuntime, Images, TaskDriver
 
 RUNTIMES: list[ContainerRuntime] = [Charliecloud("/usr/bin/ch-run"), Apptainer("apptainer")]
 DRIVERS: list[TaskDriver] = [LocalTaskDriver(sys.executable)]

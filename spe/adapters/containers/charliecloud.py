@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from spe.domain.ports import Bind, Launch
+from spe.domain.task_ports import Bind, Launch
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 from spe.adapters.containers import task_driver
 from spe.domain.jobdir import JobDir
 from spe.domain.models import JSON
-from spe.domain.ports import Bind, ExecutorRecord, Found
+from spe.domain.task_ports import Bind, ExecutorRecord, Found
 
 MAX_RECORDS, MAX_FOUND = 100, 10_000
 
