@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
@@ -135,6 +136,37 @@ def test_concurrent_appends_from_8_threads_keep_one_chain(
     assert [r["id"] for r in rows] == list(range(1, 201))
     assert len({r["hash"] for r in rows}) == 200
     assert audit_chain.verify(sessions) == []
+
+
+@pytest.mark.parametrize("first_commits", [True, False])
+def test_an_append_racing_an_uncommitted_one_waits_and_takes_the_next_id(
+        audit: SqlAuditLog, sessions: sessionmaker[Session], first_commits: bool) -> None:
+    """Two transactions append at once: the second waits for the first and chains onto
+    its row if it commits, or takes the id it would have had if it rolls back."""
+    fill(audit, 2)
+    first = sessions()
+    audit_chain.append(first, audit_chain_row(3))  # id 3, uncommitted
+    with ThreadPoolExecutor(1) as pool:
+        second = pool.submit(audit.append, event(4))
+        time.sleep(0.3)
+        assert not second.done()  # waiting for the first transaction
+        if first_commits:
+            first.commit()
+        else:
+            first.rollback()
+        first.close()
+        second.result(timeout=30)
+    rows = exported(sessions)
+    expected = [1, 2, 3, 4] if first_commits else [1, 2, 3]
+    assert [r["id"] for r in rows] == expected
+    assert rows[-1]["target"] == "target-4"
+    assert audit_chain.verify(sessions) == []
+
+
+def audit_chain_row(n: int) -> AuditRow:
+    e = event(n)
+    return AuditRow(at=e.at, action=e.action, actor=e.actor, outcome=e.outcome,
+                    target=e.target, details=e.details)
 
 
 def test_the_hash_column_is_unique(audit: SqlAuditLog, sessions: sessionmaker[Session]) -> None:

@@ -6,10 +6,15 @@ target, details})``, canonical meaning sorted keys, no spaces, UTF-8 (``ensure_a
 and ``at`` as ISO 8601 UTC with microseconds. An exported row can therefore be checked
 without this code.
 
-``append`` chains one row inside the caller's transaction. Appends are serialised, so two
-writers never fork the chain: PostgreSQL takes a transaction-scoped advisory lock, SQLite
-takes its write lock (a write that changes nothing) before the head is read. The row's id
-is the head's id + 1, so a rolled-back append leaves no gap in the ids.
+``append`` chains one row inside the caller's transaction with one statement: an ``INSERT
+... SELECT`` that reads the head (id and hash), computes the new row's hash in the database
+(PostgreSQL's ``sha256``; on SQLite a function registered on each connection by
+``spe.adapters.db.session``) and writes the row, ``ON CONFLICT DO NOTHING``. Two writers
+never fork the chain: the row's id is the head's id + 1 and ids are unique, so of two
+writers that read the same head, the second waits for the first to commit (PostgreSQL's
+unique index) and then inserts nothing; it repeats the statement, whose new snapshot sees
+the first writer's row. SQLite takes its write lock before the statement reads the head.
+A rolled-back append leaves no gap in the ids.
 
 ``verify`` walks the rows in id order and names every row that does not fit: its contents
 do not match its hash (edited), its ``prev_hash`` is not the previous row's hash (a row
@@ -24,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select, text, true
+from sqlalchemy import ColumnElement, Select, TextClause, bindparam, func, select, text, true
 from sqlalchemy.orm import Session, sessionmaker
 
 from spe.adapters.db.tables import AuditRow
@@ -34,10 +39,29 @@ GENESIS = "0" * 64
 LOCK_KEY = 0x5350_4541_5544_4954  # "SPEAUDIT": the advisory lock of the chain's head
 BATCH = 1000
 
-_LOCKS = {
-    "postgresql": text(f"SELECT pg_advisory_xact_lock({LOCK_KEY})"),
-    "sqlite": text("UPDATE audit_events SET id = id WHERE 1 = 0"),
+RETRIES = 1000  # appends that lost a race for the same id, in a row, before giving up
+SQLITE_SHA256 = "spe_sha256"  # registered on every SQLite connection (session.py)
+
+_HASH_OF = {
+    "postgresql": "encode(sha256(convert_to({}, 'UTF8')), 'hex')",
+    "sqlite": SQLITE_SHA256 + "({})",
 }
+_APPEND = """
+INSERT INTO audit_events (id, at, action, actor, outcome, target, details, prev_hash, hash)
+SELECT coalesce(head.id, 0) + 1, :at, :action, :actor, :outcome, :target, :details,
+       coalesce(head.hash, :genesis), {hash}
+FROM (SELECT 1 AS one) AS start
+LEFT JOIN (SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1) AS head ON 1 = 1
+WHERE 1 = 1
+ON CONFLICT DO NOTHING
+RETURNING id, prev_hash, hash"""
+_HASHED = ("coalesce(head.hash, :genesis) || :before_id "
+           "|| CAST(coalesce(head.id, 0) + 1 AS TEXT) || :after_id")
+
+
+def sqlite_sha256(value: str) -> str:
+    """The SQLite function the append statement hashes with."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 def iso_utc(at: datetime) -> str:
@@ -48,10 +72,21 @@ def iso_utc(at: datetime) -> str:
 def chain_hash(prev_hash: str, *, id: int, at: datetime, action: str, actor: str,
                outcome: str, target: str, details: JSON) -> str:
     """The hash of one row, given the hash of the row before it."""
-    body = {"id": id, "at": iso_utc(at), "action": action, "actor": actor,
-            "outcome": outcome, "target": target, "details": details}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(prev_hash.encode("ascii") + canonical.encode("utf-8")).hexdigest()
+    before, after = canonical_around_id(at=at, action=action, actor=actor, outcome=outcome,
+                                        target=target, details=details)
+    return hashlib.sha256((prev_hash + before + str(id) + after).encode("utf-8")).hexdigest()
+
+
+def canonical_around_id(*, at: datetime, action: str, actor: str, outcome: str, target: str,
+                        details: JSON) -> tuple[str, str]:
+    """The row's canonical JSON cut where its id goes: ``before + str(id) + after`` (sorted
+    keys put ``id`` between ``details`` and ``outcome``), so the database can add the id."""
+    def dumps(body: dict[str, Any]) -> str:
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    first = dumps({"at": iso_utc(at), "action": action, "actor": actor, "details": details})
+    last = dumps({"outcome": outcome, "target": target})
+    return first[:-1] + ',"id":', "," + last[1:]
 
 
 @dataclass(frozen=True)
@@ -99,28 +134,30 @@ class Problem:
 # --- writing ------------------------------------------------------------------------------
 
 
-def _lock_head(session: Session) -> None:
-    """Serialise appends until the caller's transaction ends."""
-    dialect = session.get_bind().dialect.name
-    if dialect not in _LOCKS:
-        raise RuntimeError(f"the audit chain cannot serialise appends on {dialect!r}")
-    session.execute(_LOCKS[dialect])
+def _append_statement(dialect: str) -> TextClause:
+    if dialect not in _HASH_OF:
+        raise RuntimeError(f"the audit chain cannot append on {dialect!r}")
+    sql = _APPEND.format(hash=_HASH_OF[dialect].format(_HASHED))
+    return text(sql).bindparams(bindparam("at", type_=AuditRow.__table__.c.at.type),
+                                bindparam("details", type_=AuditRow.__table__.c.details.type))
 
 
 def append(session: Session, row: AuditRow) -> AuditRow:
     """Chain ``row`` (its id and hashes are set here) onto the log, in ``session``'s
-    transaction; the lock is held until that transaction commits or rolls back."""
-    _lock_head(session)
-    head = session.execute(
-        select(AuditRow.id, AuditRow.hash).order_by(AuditRow.id.desc()).limit(1)).first()
-    row.id = head.id + 1 if head else 1
-    row.prev_hash = head.hash if head else GENESIS
-    row.hash = chain_hash(row.prev_hash, id=row.id, at=row.at, action=row.action,
-                          actor=row.actor, outcome=row.outcome, target=row.target,
-                          details=row.details)
-    session.add(row)
-    session.flush()
-    return row
+    transaction, with one statement (see the module's docstring)."""
+    statement = _append_statement(session.get_bind().dialect.name)
+    before, after = canonical_around_id(at=row.at, action=row.action, actor=row.actor,
+                                        outcome=row.outcome, target=row.target,
+                                        details=row.details)
+    values = {"at": row.at, "action": row.action, "actor": row.actor, "outcome": row.outcome,
+              "target": row.target, "details": row.details, "genesis": GENESIS,
+              "before_id": before, "after_id": after}
+    for _ in range(RETRIES):
+        written = session.execute(statement, values).first()
+        if written is not None:
+            row.id, row.prev_hash, row.hash = written.id, written.prev_hash, written.hash
+            return row
+    raise RuntimeError(f"the audit chain lost {RETRIES} races for its head in a row")
 
 
 # --- reading ------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from spe.adapters.db.audit_chain import SQLITE_SHA256, sqlite_sha256
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -20,6 +22,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+    # the audit chain's append hashes in its INSERT (PostgreSQL has sha256 built in)
+    dbapi_conn.create_function(SQLITE_SHA256, 1, sqlite_sha256, deterministic=True)
 
 
 def make_engine(url: str) -> Engine:
