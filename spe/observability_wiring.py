@@ -5,12 +5,14 @@ and its collectors, the API's request observer and ``/metrics``, the readiness c
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
 from connexion import FlaskApp
 from connexion.middleware import MiddlewarePosition
 from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from spe.adapters.db.stats import release_backlog, span_histograms, state_counts
 from spe.adapters.db.tables import RunRow
@@ -37,6 +39,8 @@ from spe.domain.airlock import ReleaseState
 from spe.domain.models import RUN, TASK
 from spe.domain.states import RunState
 from spe.workers.reconciler import Reconciler
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set by `spe serve --workers N` (spe.cli.workers)
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +70,16 @@ def add_observability(app: FlaskApp, settings: Settings, core: Core,
     hooks binding the request id, and ``GET /metrics``. ``reconciler``: the one this
     process runs, if any. Returns the HTTP metrics (the authenticator counts into them)."""
     registry = CollectorRegistry()
-    ProcessCollector(registry=registry)
+    if os.environ.get(MULTIPROC_ENV):  # `spe serve --workers N`: summed over the processes
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        http = HttpMetrics(CollectorRegistry())  # its values go to the shared files
+    else:
+        ProcessCollector(registry=registry)
+        http = HttpMetrics(registry)
     registry.register(DatabaseCollector(job_sources(core), lambda: release_backlog(core.sessions),
                                         [s.value for s in ReleaseState]))
     if reconciler is not None:
         registry.register(ReconcilerCollector(lambda: reconciler.last_success))
-    http = HttpMetrics(registry)
     app.add_middleware(RequestObserver, position=MiddlewarePosition.BEFORE_EXCEPTION,
                        metrics=http, access=settings.access_log)
     app.app.before_request(flask_request_id)

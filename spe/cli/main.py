@@ -8,9 +8,10 @@ import os
 import ssl
 import stat
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -106,8 +107,11 @@ def main() -> None:
 @click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The certificate's private key, PEM (default: SPE_TLS_KEY_FILE).")
 @click.option("--log-level", default="info", show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="API processes on the one port (above 1: needs SPE_DISPATCHER=celery "
+              "and SPE_AUTH_MODE=oidc).")
 def serve(host: str | None, port: int | None, tls_cert: Path | None, tls_key: Path | None,
-          log_level: str) -> None:
+          log_level: str, workers: int) -> None:
     """Serve the API with the embedded worker (state under SPE_HOME)."""
     _write_privately()
     overrides = {k: v for k, v in {"host": host, "port": port, "tls_cert_file": tls_cert,
@@ -118,13 +122,20 @@ def serve(host: str | None, port: int | None, tls_cert: Path | None, tls_key: Pa
 
     from spe.app import create_app
     from spe.cli.serving import uvicorn_options
+    from spe.cli.workers import check_workers
 
     _refuse_open_state(settings)
     try:
+        check_workers(settings, workers)
         transport = uvicorn_options(settings)
     except (OSError, ssl.SSLError) as exc:  # unreadable or mismatched certificate and key
         raise click.ClickException(f"cannot use the TLS certificate: {exc}") from exc
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     logging.getLogger("spe").info("settings: %s", settings.redacted())
+    if workers > 1:
+        _serve_processes(settings, overrides, workers, log_level, transport)
+        return
     try:
         service = create_app(settings)
     except (ValueError, DomainError) as exc:  # unsafe configuration, catalog drift
@@ -132,6 +143,21 @@ def serve(host: str | None, port: int | None, tls_cert: Path | None, tls_key: Pa
     uvicorn.run(service.app, host=settings.host, port=settings.port, log_level=log_level,
                 access_log=False, log_config=None,  # our handler (SPE_LOG_FORMAT)
                 **transport)
+
+
+def _serve_processes(settings: Settings, overrides: Mapping[str, object], workers: int,
+                     log_level: str, transport: dict[str, Any]) -> None:
+    """``workers`` API processes (``spe.cli.workers``), the database migrated once first."""
+    import uvicorn
+
+    from spe.adapters.db.session import upgrade
+    from spe.cli.workers import worker_environment
+
+    upgrade(settings.db_url)
+    with worker_environment(overrides, log_level):
+        uvicorn.run("spe.cli.workers:app_from_environment", factory=True, workers=workers,
+                    host=settings.host, port=settings.port, log_level=log_level,
+                    access_log=False, log_config=None, **transport)
 
 
 @main.command()

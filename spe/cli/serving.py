@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,13 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {"proxy_headers": False, "server_header": False}
     cert, key = settings.tls_cert_file, settings.tls_key_file
     if cert is not None and key is not None:
-        context = server_context(cert, key)  # fails now, with the file's name, if unusable
-
-        def factory(_config: object, _default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
-            return context
-
+        server_context(cert, key)  # fails now, with the file's name, if unusable
         options["ssl_certfile"] = str(cert)  # uvicorn's "is TLS on" test reads this
-        options["ssl_context_factory"] = factory
+        # picklable: with --workers, each process builds its own context from the files
+        options["ssl_context_factory"] = partial(_context_factory, cert, key)
     return options
+
+
+def _context_factory(cert: Path, key: Path, _config: object,
+                     _default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    return server_context(cert, key)
