@@ -286,6 +286,7 @@ def main(argv: list[str] | None = None) -> None:
                     Target("floor:service-info", floor + WES + "/service-info"),
                     Target("spe:service-info", spe + WES + "/service-info"),
                     Target("spe:status with token", f"{spe}{WES}/runs/{run_id}/status", token),
+                    Target("spe:service-info with token", spe + WES + "/service-info", token),
                     # one stored run: the request path of a listing (bench_list: many runs)
                     Target("spe:runs page 100, 1 run", f"{spe}{WES}/runs?page_size=100",
                            token),

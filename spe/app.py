@@ -45,6 +45,7 @@ from spe.api.health import Liveness
 from spe.api.jsonify import FastJsonifier
 from spe.api.limits import BodySizeLimit, JsonDepthLimit
 from spe.api.proxy import TrustedProxies
+from spe.api.public_info import PublicServiceInfo
 from spe.api.security import Authenticator, security_map
 from spe.api.spe_ext import SpeApi
 from spe.api.tes import TesApi
@@ -326,6 +327,11 @@ def create_app(settings: Settings, *, migrate: bool = True,
     add_error_handling(app, settings.max_request_bytes)
     add_cors(app, settings.cors_allowed_origins)
     add_plain_routes(app, readiness_view(settings, core, queue_ready))
+    jsonifier = FastJsonifier()  # the operation's own encoder: the same bytes
+    app.add_middleware(PublicServiceInfo, position=MiddlewarePosition.BEFORE_EXCEPTION,
+                       render=lambda base: jsonifier.dumps(info.describe(
+                           runs.state_counts(None), (settings.public_url or base).rstrip("/")))
+                       .encode())
     add_ui_routes(app, issuer=dev_issuer.issuer_url if dev_issuer else settings.oidc_issuer,
                   client_id=settings.ui_client_id or settings.oidc_audience,
                   scope="openid profile email eduperson_entitlement")

@@ -35,7 +35,9 @@ access_log = logging.getLogger("spe.access")
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 HTTP_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-PLAIN_ROUTES = {"/healthz": "healthz", "/readyz": "readyz", "/metrics": "metrics"}
+PLAIN_ROUTES = {"/healthz": "healthz", "/readyz": "readyz", "/metrics": "metrics",
+                # answered before routing when anonymous (spe.api.public_info)
+                "/ga4gh/wes/v1/service-info": "GetServiceInfo"}
 PREFIX_ROUTES = (("/spe/ui", "ui"), ("/ga4gh/wes/v1/ui", "swagger_ui"),
                  ("/spe/v1/ui", "swagger_ui"), ("/ga4gh/wes/v1/openapi", "openapi"),
                  ("/spe/v1/openapi", "openapi"))
