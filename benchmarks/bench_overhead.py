@@ -26,6 +26,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import requests
 from _common import WES, CpuWatch, build_catalog, print_machine, print_table, scratch_dir
 
@@ -85,7 +86,9 @@ class ThroughWes:
     polls. ``run`` returns, in seconds: ``total`` POST -> COMPLETE seen, ``post`` the POST
     itself, and from the run's work directory's file times: ``start`` POST -> engine
     spawned (handle.json written), ``engine`` spawned -> engine exited (exit_status written
-    by the runner), ``detect`` engine exited -> COMPLETE seen by the client."""
+    by the runner), ``detect`` engine exited -> COMPLETE seen by the client, and ``cpu``
+    the CPU seconds the server process itself used meanwhile (its threads: serving the
+    POST and the polls, the worker, the reconciler; not the engine's processes)."""
 
     def __init__(self, catalog: Path, home: Path, interval: float, poll: float,
                  rng: random.Random) -> None:
@@ -100,6 +103,8 @@ class ThroughWes:
         # an untimed pause at a random phase of the reconciler's tick: back-to-back runs
         # would otherwise always start just after a tick and end at the same phase
         time.sleep(self.rng.uniform(0, self.interval))
+        server = psutil.Process(self.server.proc.pid if self.server.proc else 0)
+        cpu0 = server.cpu_times()
         wall0, t0 = time.time(), time.perf_counter()
         run_id = self.api.run_id(self.api.submit("sleepy", PARAMS))
         t_post = time.perf_counter()
@@ -115,11 +120,13 @@ class ThroughWes:
             if now - t0 > 120:
                 raise SystemExit(f"run {run_id} still {state} after 120 s")
             time.sleep(self.poll)
+        cpu1 = server.cpu_times()
         workdir = self.home / "runs" / run_id
         spawned = JobDir(workdir).handle.stat().st_mtime
         exited = JobDir(workdir).exit_status.stat().st_mtime
         return {"total": now - t0, "post": t_post - t0, "start": spawned - wall0,
-                "engine": exited - spawned, "detect": wall - exited}
+                "engine": exited - spawned, "detect": wall - exited,
+                "cpu": cpu1.user + cpu1.system - cpu0.user - cpu0.system}
 
     def stop(self) -> None:
         self.session.close()
@@ -178,7 +185,7 @@ def main() -> None:
     med = statistics.median
     d = med(direct)
     rows = [["direct snakemake", d, min(direct), max(direct), "-", "-", "-", f"{d:.2f}", "-",
-             "-", "1.00x"]]
+             "-", "1.00x", "-"]]
     summary = []
     for iv, runs in wes.items():
         col = {k: [r[k] for r in runs] for k in runs[0]}
@@ -186,16 +193,19 @@ def main() -> None:
         rows.append([f"WES, reconcile {iv:g} s", m, min(col["total"]), max(col["total"]),
                      f"{med(col['post']) * 1000:.0f}", f"{med(col['start']):.2f}",
                      f"{med(col['detect']):.2f}", f"{med(col['engine']):.2f}",
-                     f"{m - d:.2f}", f"{(m - d) / iv:.2f}", f"{m / d:.2f}x"])
+                     f"{m - d:.2f}", f"{(m - d) / iv:.2f}", f"{m / d:.2f}x",
+                     f"{med(col['cpu']):.2f}"])
         summary.append(f"reconcile {iv:g} s: overhead {m - d:.2f} s ~ "
                        f"{med(col['detect']):.2f} s until the reconciler noticed the end + "
                        f"{med(col['start']):.2f} s to start the engine + "
                        f"{med(col['engine']) - d:+.2f} s engine time vs direct")
     print_table(["configuration", "median s", "min s", "max s", "POST ms", "start s",
-                 "detect s", "engine s", "overhead s", "overhead/interval", "WES/direct"],
+                 "detect s", "engine s", "overhead s", "overhead/interval", "WES/direct",
+                 "server CPU s"],
                 rows)
     print("start: POST -> engine spawned; engine: spawned -> exited (runner wrapper "
-          "included); detect: exited -> COMPLETE seen; medians over the timed runs.")
+          "included); detect: exited -> COMPLETE seen; server CPU: the server process's own "
+          "CPU from the POST to COMPLETE seen; medians over the timed runs.")
     for line in summary:
         print(line)
     print("detect is how soon the end was noticed: at once (a few hundredths of a second) "
