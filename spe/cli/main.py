@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 
 PRIVATE_UMASK = 0o077
+MIGRATION_TIMEOUT = 3600.0  # seconds: a long migration of a big database may take a while
 
 
 def _write_privately() -> None:
@@ -133,11 +134,12 @@ def serve(host: str | None, port: int | None, tls_cert: Path | None, tls_key: Pa
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     logging.getLogger("spe").info("settings: %s", settings.redacted())
+    _migrate_apart()
     if workers > 1:
         _serve_processes(settings, overrides, workers, log_level, transport)
         return
     try:
-        service = create_app(settings)
+        service = create_app(settings, migrate=False)
     except (ValueError, DomainError) as exc:  # unsafe configuration, catalog drift
         raise click.ClickException(str(exc)) from exc
     uvicorn.run(service.app, host=settings.host, port=settings.port, log_level=log_level,
@@ -145,15 +147,24 @@ def serve(host: str | None, port: int | None, tls_cert: Path | None, tls_key: Pa
                 **transport)
 
 
+def _migrate_apart() -> None:
+    """`spe db upgrade` in a child process: Alembic (about 10 MiB) never loads into the
+    serving process."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "spe.cli.main", "db", "upgrade"],
+                          stdout=subprocess.DEVNULL, timeout=MIGRATION_TIMEOUT, check=False)
+    if done.returncode != 0:
+        raise click.ClickException("the database migration failed (its error is above)")
+
+
 def _serve_processes(settings: Settings, overrides: Mapping[str, object], workers: int,
                      log_level: str, transport: dict[str, Any]) -> None:
-    """``workers`` API processes (``spe.cli.workers``), the database migrated once first."""
+    """``workers`` API processes (``spe.cli.workers``) on the migrated database."""
     import uvicorn
 
-    from spe.adapters.db.session import upgrade
     from spe.cli.workers import worker_environment
 
-    upgrade(settings.db_url)
     with worker_environment(overrides, log_level):
         uvicorn.run("spe.cli.workers:app_from_environment", factory=True, workers=workers,
                     host=settings.host, port=settings.port, log_level=log_level,
