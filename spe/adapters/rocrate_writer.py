@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rocrate.model.contextentity import ContextEntity
-from rocrate.rocrate import ROCrate
-
 from spe.domain.rocrate import CrateContent, file_id
 
 
@@ -21,6 +18,11 @@ class RoCrateWriter:
     """The ``CrateWriter`` port on ro-crate-py."""
 
     def write(self, content: CrateContent) -> dict[str, Any]:
+        # imported at the first release, not at start-up: ro-crate-py and what it imports
+        # (jinja2 for its preview, ...) cost a serving process several MiB
+        from rocrate.model.contextentity import ContextEntity  # noqa: PLC0415
+        from rocrate.rocrate import ROCrate  # noqa: PLC0415
+
         crate = ROCrate(version="1.1")
         crate.metadata.extra_terms.update(dict(content.extra_terms))
         crate.metadata["conformsTo"] = [{"@id": profile} for profile in content.profiles]
