@@ -178,7 +178,7 @@ def main() -> None:
     parser.add_argument("--sapporo", default="", help="sapporo's executable (part 1)")
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workers", type=lambda v: [int(w) for w in v.split(",")],
+    parser.add_argument("--workers", type=lambda v: [int(w) for w in v.split(",") if w],
                         default=[1, 2], help="API process counts (part 2; empty: skip)")
     parser.add_argument("--clients", type=int, default=4, help="client processes (part 2)")
     parser.add_argument("--skip-one", action="store_true", help="skip part 1")
