@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import multiprocessing
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 import yaml
@@ -54,16 +56,26 @@ AUTHORITY = "perun.aai.lifescience-ri.eu"
 
 def post_many(url: str, token: str, form: list[tuple[str, tuple[None, str]]],
               n: int) -> float:
-    """``n`` submissions over one keep-alive connection; requests per second."""
-    session = requests.Session()
+    """``n`` submissions over one keep-alive connection; requests per second. The body is
+    encoded once (``http.client``, not ``requests``, sends it) so that the client costs
+    little CPU beside the servers on a 2-core machine."""
+    prepared = requests.Request("POST", url, files=form).prepare()
+    headers = {"Content-Type": str(prepared.headers["Content-Type"])}
     if token:
-        session.headers["Authorization"] = f"Bearer {token}"
+        headers["Authorization"] = f"Bearer {token}"
+    body = prepared.body if isinstance(prepared.body, bytes) else str(prepared.body).encode()
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=60)
     start = time.perf_counter()
     for _ in range(n):
-        resp = session.post(url, files=form, timeout=60)
-        if resp.status_code != 200:
-            raise RuntimeError(f"{url}: {resp.status_code} {resp.text[:200]}")
-    return n / (time.perf_counter() - start)
+        conn.request("POST", parts.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        answer = resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"{url}: {resp.status} {answer[:200]!r}")
+    rate = n / (time.perf_counter() - start)
+    conn.close()
+    return rate
 
 
 def _client(url: str, token: str, n: int, start_at: float) -> None:
