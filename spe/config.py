@@ -177,7 +177,7 @@ class Settings(BaseSettings):
         "'cluster' (one SLURM job per rule, submitted by the engine) or 'in_head_job' (the "
         "engine runs them inside the head job's allocation: no per-rule queueing nor "
         "status checks, for small workflows). A catalog entry's rule_jobs wins. See "
-        "docs/operators.md#slurm-latency.")
+        "docs/slurm.md#latency-of-a-small-run.")
     slurm_status_init_seconds: int = Field(
         1, ge=1, le=600, description="rule_jobs=cluster: the engine's wait between status "
         "checks of its rule jobs after one ended (snakemake-executor-plugin-slurm's "

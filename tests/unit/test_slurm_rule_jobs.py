@@ -1,6 +1,6 @@
 """Where a run's rules go on SLURM, and how often the engine asks about them: the site
 settings (SPE_SLURM_RULE_JOBS, SPE_SLURM_STATUS_INIT_SECONDS) and a catalog entry's
-``rule_jobs`` turned into the engine's argv (issue 15, goal 6; docs/operators.md)."""
+``rule_jobs`` turned into the engine's argv (issue 15, goal 6; docs/slurm.md)."""
 
 from __future__ import annotations
 

@@ -92,7 +92,7 @@ def slurm_arguments(target: EngineTarget) -> list[str]:
     (its default 40) while a check sees a job end, and adds 10 s to the wait after each
     check that sees none (up to 180 s); snakemake's ``--seconds-between-status-checks``
     only sets the wait before the plugin's first check. So each rule job costs about
-    ``init + 10`` s more than its own run time (docs/operators.md#slurm-latency)."""
+    ``init + 10`` s more than its own run time (docs/slurm.md#latency-of-a-small-run)."""
     defaults = [f"{k}={int(v)}" for k, v in sorted(target.job_resources.items())]
     if target.slurm_account:
         defaults.append(f"slurm_account={target.slurm_account}")
