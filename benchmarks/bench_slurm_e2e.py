@@ -19,7 +19,8 @@ For SLURM the run's files split the time: ``sbatch`` POST -> head job accepted
 Every use of the cluster holds /tmp/spe-slurm.lock (the machine's one cluster is shared).
 
 Usage: .venv/bin/python benchmarks/bench_slurm_e2e.py [-r 3]
-       [--variant 'before:SPE_SLURM_RULE_JOBS=always,SPE_SLURM_STATUS_BACKOFF=plugin'] ...
+       [--variant 'head:SPE_SLURM_RULE_JOBS=in_head_job']
+       [--variant 'wait5:SPE_SLURM_STATUS_INIT_SECONDS=5'] ...
 Nothing is asserted about speed."""
 
 from __future__ import annotations
