@@ -172,6 +172,17 @@ class Settings(BaseSettings):
                                                  "SLURM command.")
     slurm_engine_path: str = Field("", description="PATH prefix on the cluster nodes where "
                                    "the engines live (e.g. /opt/spe/engines/bin).")
+    slurm_rule_jobs: Literal["cluster", "in_head_job"] = Field(
+        "cluster", description="Where a run's rules go when its head job runs on SLURM: "
+        "'cluster' (one SLURM job per rule, submitted by the engine) or 'in_head_job' (the "
+        "engine runs them inside the head job's allocation: no per-rule queueing nor "
+        "status checks, for small workflows). A catalog entry's rule_jobs wins. See "
+        "docs/slurm.md#latency-of-a-small-run.")
+    slurm_status_init_seconds: int = Field(
+        1, ge=1, le=600, description="rule_jobs=cluster: the engine's wait between status "
+        "checks of its rule jobs after one ended (snakemake-executor-plugin-slurm's "
+        "--slurm-init-seconds-before-status-checks; it adds 10 s after each check that sees "
+        "none end). Raise it on a busy cluster to query squeue less often.")
     dispatcher: Literal["inline", "celery"] = Field(
         "inline", description="'inline': worker threads in the API process (embedded "
         "default); 'celery': Celery workers (`spe worker`) over redis_url.")

@@ -58,7 +58,9 @@ def slurm_executor(settings: Settings, policy: Policy) -> ExecutorChoice:
     def engine_target(account: JobAccount | None, resources: dict[str, int]) -> EngineTarget:
         return EngineTarget(executor="slurm", partition=settings.slurm_partition,
                             slurm_account=account.slurm_account if account else "",
-                            job_resources=rule_job_resources(resources))
+                            job_resources=rule_job_resources(resources),
+                            rule_jobs=settings.slurm_rule_jobs,
+                            status_init_seconds=settings.slurm_status_init_seconds)
 
     return ExecutorChoice(executor, job_account, engine_target,
                           SiteLimits(settings.slurm_max_cpus, settings.slurm_max_memory_mb,

@@ -56,6 +56,7 @@ class WorkflowEntry:
     approved_by: tuple[str, ...]
     approved_at: str
     resources: dict[str, int] = field(default_factory=dict)
+    rule_jobs: str = ""  # "", or one of RULE_JOBS: where rules go on a cluster
 
     @property
     def ref(self) -> str:
@@ -160,7 +161,7 @@ def parse_manifest(data: dict[str, Any]) -> WorkflowEntry:
         params_schema=need("params_schema", dict), engine_options=options,
         outputs=tuple(outputs), examples=_examples(data, errors),
         approved_by=tuple(approved_by), approved_at=str(approved_at),
-        resources=_resources(data, errors),
+        resources=_resources(data, errors), rule_jobs=_rule_jobs(data, errors),
     )
     if errors:
         raise InvalidRequest(f"manifest of {wid or '?'}@{version or '?'} is invalid", errors)
@@ -183,6 +184,17 @@ def _resources(data: dict[str, Any], errors: list[tuple[str, str]]) -> dict[str,
         errors.append(("/resources", "a mapping of resource names to whole numbers >= 0"))
         return {}
     return dict(raw)
+
+
+RULE_JOBS = ("cluster", "in_head_job")
+
+
+def _rule_jobs(data: dict[str, Any], errors: list[tuple[str, str]]) -> str:
+    raw = data.get("rule_jobs") or ""
+    if raw and raw not in RULE_JOBS:
+        errors.append(("/rule_jobs", f"one of {list(RULE_JOBS)} (absent: the site's default)"))
+        return ""
+    return str(raw)
 
 
 def _parse_options(raw: dict[str, Any], errors: list[tuple[str, str]]) -> tuple[EngineOption, ...]:

@@ -50,13 +50,24 @@ class JobAccount:
 class EngineTarget:
     """Where an engine sends its jobs: ``local`` (in its own process tree) or ``slurm``
     (one SLURM job per rule or process, under ``slurm_account`` in ``partition``), with the
-    default resources of each job (mem_mb, runtime minutes) already clamped."""
+    default resources of each job (mem_mb, runtime minutes) already clamped.
+
+    ``rule_jobs`` says where a run's rules go when the head job runs on a cluster:
+    ``cluster`` (one job each, submitted by the engine) or ``in_head_job`` (the engine runs
+    them itself, inside the head job's allocation; the entry's ``rule_jobs`` wins).
+    ``status_init_seconds`` is the engine's first wait before asking about its jobs."""
 
     executor: str = "local"
     slurm_account: str = ""
     partition: str = ""
     max_jobs: int = 8
     job_resources: dict[str, int] = field(default_factory=dict)
+    rule_jobs: str = "cluster"
+    status_init_seconds: int = 1
+
+    def rule_jobs_on_cluster(self, entry_rule_jobs: str = "") -> bool:
+        """Whether the engine submits its rules as cluster jobs for this entry."""
+        return self.executor != "local" and (entry_rule_jobs or self.rule_jobs) == "cluster"
 
 
 LOCAL = EngineTarget()

@@ -42,7 +42,7 @@ class NextflowEngine:
              ) -> list[str]:
         config = workdir / "spe.config"
         text = _config_text(int(options.get("max_cpus") or 1))
-        if target.executor == "slurm":
+        if target.executor == "slurm" and target.rule_jobs_on_cluster(entry.rule_jobs):
             text += slurm_config(target)
         config.write_text(text, encoding="utf-8")
         argv = [

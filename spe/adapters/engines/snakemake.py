@@ -58,7 +58,7 @@ class SnakemakeEngine:
             job = JobDir(workdir)
             argv += ["--logger", LOGGER, "--logger-spe-events", str(job.engine_events),
                      "--logger-spe-progress", str(job.progress)]
-        if target.executor == "slurm":
+        if target.executor == "slurm" and target.rule_jobs_on_cluster(entry.rule_jobs):
             argv += slurm_arguments(target)
         return argv
 
@@ -86,7 +86,13 @@ def logger_plugin_installed() -> bool:
 
 def slurm_arguments(target: EngineTarget) -> list[str]:
     """Rule jobs go to SLURM through snakemake-executor-plugin-slurm (2.x). Status comes
-    from squeue: without accounting the plugin's sacct queries fail and it hangs."""
+    from squeue: without accounting the plugin's sacct queries fail and it hangs.
+
+    Status checks: the plugin asks every ``--slurm-init-seconds-before-status-checks``
+    (its default 40) while a check sees a job end, and adds 10 s to the wait after each
+    check that sees none (up to 180 s); snakemake's ``--seconds-between-status-checks``
+    only sets the wait before the plugin's first check. So each rule job costs about
+    ``init + 10`` s more than its own run time (docs/slurm.md#latency-of-a-small-run)."""
     defaults = [f"{k}={int(v)}" for k, v in sorted(target.job_resources.items())]
     if target.slurm_account:
         defaults.append(f"slurm_account={target.slurm_account}")
@@ -94,7 +100,8 @@ def slurm_arguments(target: EngineTarget) -> list[str]:
         defaults.append(f"slurm_partition={target.partition}")
     argv = ["--executor", "slurm", "--jobs", str(target.max_jobs),
             "--slurm-status-command", "squeue",
-            "--slurm-init-seconds-before-status-checks", "1", "--slurm-no-requeue"]
+            "--slurm-init-seconds-before-status-checks", str(int(target.status_init_seconds)),
+            "--slurm-no-requeue"]
     if not target.slurm_account:
         argv.append("--slurm-no-account")
     return [*argv, "--default-resources", *defaults] if defaults else argv
