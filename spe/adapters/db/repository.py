@@ -342,22 +342,25 @@ class _Listing:
         if lead is None:
             return self.run(self._runs_walk(head, visible, flt, before_seq, limit))
         key, value = lead
-        floor = self.scalar(_tag_floor(key, value, before_seq, self.window))
+        floor = _tag_floor(key, value, before_seq, self.window)  # one query, floor inside
         rows = self.run(self._tag_walk(head, visible, flt, key, value,
                                        before_seq=before_seq, floor=floor, limit=limit))
-        if floor is None or len(rows) >= limit:
+        if len(rows) >= limit:
+            return rows
+        below = self.scalar(floor)
+        if below is None:
             return rows  # every run of the tag below ``before_seq`` was examined
-        return rows + self.run(self._runs_walk(head, visible, flt, floor, limit - len(rows)))
+        return rows + self.run(self._runs_walk(head, visible, flt, below, limit - len(rows)))
 
     def _tag_walk(self, head: Select[Any], visible: Visibility, flt: RunFilter, key: str,
-                  value: str, *, before_seq: int | None, floor: int | None,
+                  value: str, *, before_seq: int | None, floor: Select[Any],
                   limit: int) -> Select[Any]:
         query = head.join(RunTagRow, RunTagRow.run_seq == RunRow.seq).where(
             RunTagRow.key == key, RunTagRow.value == value)
         if before_seq is not None:
             query = query.where(RunTagRow.run_seq < before_seq)
-        if floor is not None:
-            query = query.where(RunTagRow.run_seq >= floor)
+        # the walk stops at the window's end (no bound when fewer runs carry the tag)
+        query = query.where(RunTagRow.run_seq >= func.coalesce(floor.scalar_subquery(), 0))
         others = list(flt.tags)
         others.remove((key, value))
         indexed = frozenset[str]() if self.sqlite else None  # the walk is run_tags'
