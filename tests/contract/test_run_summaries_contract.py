@@ -87,17 +87,23 @@ FILTERS = {
     "tasks": RunFilter(kind="task"),
     "tasks with a state and a tag": RunFilter(kind="task", states=(S.QUEUED,),
                                               tags=(("suite", "all"),)),
+    "two tags, the rarer second": RunFilter(tags=(("suite", "all"), ("batch", "2"))),
 }
 
 
 @pytest.mark.parametrize("who", list(VISIBLE))
 @pytest.mark.parametrize("flt", list(FILTERS))
-@pytest.mark.parametrize("window", [1000, 1, 3],
-                         ids=["tag walk", "runs walk after one tagged run",
-                              "runs walk after three"])
+@pytest.mark.parametrize(("window", "cap"), [(1000, 10_000), (1, 10_000), (3, 10_000),
+                                            (1, 0), (3, 0)],
+                         ids=["tag walk", "on after one tagged run, the shorter walk",
+                              "on after three, the shorter walk",
+                              "on after one, the caller's runs",
+                              "on after three, the caller's runs"])
 def test_summaries_are_the_page_projected(repo: SqlRunRepository, who: str,
-                                          flt: str, window: int) -> None:
-    repo.tag_window = window
+                                          flt: str, window: int, cap: int) -> None:
+    """Every plan a listing can take (``window`` and ``cap`` lowered to reach the later
+    walks on a few runs) lists the same runs as ``page`` and as the rules say."""
+    repo.tag_window, repo.count_cap = window, cap
     visible, filters = VISIBLE[who], FILTERS[flt]
     before, listed = None, []
     while True:
@@ -106,6 +112,8 @@ def test_summaries_are_the_page_projected(repo: SqlRunRepository, who: str,
         listed += [r.id for r in page]
         if len(page) < 4:
             break
+        assert before is None or page[-1].seq < before  # keyset: always further down
+        assert len(listed) <= 60
         before = page[-1].seq
     assert listed == expected(repo, visible, filters)
 

@@ -53,6 +53,9 @@ from spe.domain.states import FINAL_STATES, RunState
 # SQLite plans without statistics (the service never runs ANALYZE), so the walk is chosen
 # here, not by it.
 TAG_WINDOW = 1000
+# When it was not full, the rest of the page walks whichever of the tag's runs and the
+# caller's own has fewer left, each counted up to this many.
+WALK_COUNT_CAP = 10_000
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -140,6 +143,7 @@ def _tag_value(table: Any, value: str | None) -> list[ColumnElement[bool]]:
 
 class SqlRunRepository:
     tag_window = TAG_WINDOW  # see TAG_WINDOW (tests lower it to take the fallback walk)
+    count_cap = WALK_COUNT_CAP  # see WALK_COUNT_CAP (tests set 0: the caller's runs)
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
@@ -263,7 +267,7 @@ class SqlRunRepository:
              limit: int) -> list[Run]:
         with self._sessions() as s:
             listing = _Listing(s.get_bind().dialect.name == "sqlite", self.tag_window,
-                               s.scalar, lambda q: list(s.scalars(q)))
+                               self.count_cap, s.scalar, lambda q: list(s.scalars(q)))
             return [_to_run(r) for r in listing.rows(select(RunRow), visible, flt,
                                                      before_seq, limit)]
 
@@ -274,7 +278,7 @@ class SqlRunRepository:
         with self._sessions() as s:
             conn = s.connection()  # core execution: the ORM layer adds nothing to rows
             listing = _Listing(conn.dialect.name == "sqlite", self.tag_window,
-                               conn.scalar, lambda q: list(conn.execute(q).all()))
+                               self.count_cap, conn.scalar, lambda q: list(conn.execute(q).all()))
             rows = listing.rows(select(*_SUMMARY_COLUMNS), visible, flt, before_seq, limit)
             tags: dict[int, dict[str, str]] = {row[0]: {} for row in rows}
             if rows:
@@ -321,10 +325,12 @@ class _Listing:
     """The queries of a listing page (``page``, ``summaries``), each a keyset walk of one
     index, newest first, stopping at the page's end:
 
-    - with a tag of a given value: that tag's runs (``run_tags (key, value, run_seq)``),
-      each run fetched by its primary key and checked against the other filters, through
-      the newest ``window`` of them; then, if the page is not full, the caller's runs
-      below them (a tag no run carries costs two index probes);
+    - with a tag of a given value (the rarest, when several are): that tag's runs
+      (``run_tags (key, value, run_seq)``), each run fetched by its primary key and
+      checked against the other filters, through the newest ``window`` of them; if the
+      page is not full by then, on down the tag's runs or down the caller's own runs,
+      whichever has fewer left (counted up to ``cap``). A tag no run carries costs two
+      index probes;
     - otherwise the caller's runs (``runs (owner_sub, kind, seq)``, or ``(owner_sub, kind,
       state, seq)`` for one state), every tag checked by a primary-key probe of
       ``run_tags``.
@@ -333,16 +339,20 @@ class _Listing:
 
     sqlite: bool  # steer SQLite's planner, which has no statistics (``_plain``)
     window: int
+    cap: int
     scalar: Callable[[Select[Any]], Any]
     run: Callable[[Select[Any]], list[Any]]
 
     def rows(self, head: Select[Any], visible: Visibility, flt: RunFilter,
              before_seq: int | None, limit: int) -> list[Any]:
-        lead = next(((k, v) for k, v in flt.tags if v is not None), None)
-        if lead is None:
+        valued = [(k, v) for k, v in flt.tags if v is not None]
+        if not valued:
             return self.run(self._runs_walk(head, visible, flt, before_seq, limit))
-        key, value = lead
-        floor = _tag_floor(key, value, before_seq, self.window)  # one query, floor inside
+        key, value = min(valued, key=lambda tag: self._count(
+            _tag_rows(tag[0], tag[1], before_seq), self.window)) if len(valued) > 1 \
+            else valued[0]
+        floor = _tag_rows(key, value, before_seq).order_by(RunTagRow.run_seq.desc()) \
+            .limit(1).offset(self.window - 1)  # the window's last run, if it is full
         rows = self.run(self._tag_walk(head, visible, flt, key, value,
                                        before_seq=before_seq, floor=floor, limit=limit))
         if len(rows) >= limit:
@@ -350,17 +360,39 @@ class _Listing:
         below = self.scalar(floor)
         if below is None:
             return rows  # every run of the tag below ``before_seq`` was examined
-        return rows + self.run(self._runs_walk(head, visible, flt, below, limit - len(rows)))
+        rest = limit - len(rows)
+        if self._tag_has_fewer(visible, flt, key, value, below):
+            return rows + self.run(self._tag_walk(head, visible, flt, key, value,
+                                                  before_seq=below, floor=None, limit=rest))
+        return rows + self.run(self._runs_walk(head, visible, flt, below, rest))
+
+    def _count(self, query: Select[Any], cap: int) -> int:
+        return int(self.scalar(select(func.count()).select_from(
+            query.limit(cap).subquery())) or 0)
+
+    def _tag_has_fewer(self, visible: Visibility, flt: RunFilter, key: str, value: str,
+                       below: int) -> bool:
+        """Whether fewer runs below ``below`` carry the tag than the caller owns (of the
+        listing's kind): those are the two walks left. Any other caller's walk goes
+        through everyone's runs, so the tag's are fewer."""
+        if visible.everything or visible.projects:
+            return True
+        own = select(RunRow.seq).where(RunRow.owner_sub == visible.owner_sub,
+                                       RunRow.seq < below)
+        if flt.kind:
+            own = own.where(RunRow.kind == flt.kind)
+        return self._count(_tag_rows(key, value, below), self.cap) < self._count(own, self.cap)
 
     def _tag_walk(self, head: Select[Any], visible: Visibility, flt: RunFilter, key: str,
-                  value: str, *, before_seq: int | None, floor: Select[Any],
+                  value: str, *, before_seq: int | None, floor: Select[Any] | None,
                   limit: int) -> Select[Any]:
         query = head.join(RunTagRow, RunTagRow.run_seq == RunRow.seq).where(
             RunTagRow.key == key, RunTagRow.value == value)
         if before_seq is not None:
             query = query.where(RunTagRow.run_seq < before_seq)
-        # the walk stops at the window's end (no bound when fewer runs carry the tag)
-        query = query.where(RunTagRow.run_seq >= func.coalesce(floor.scalar_subquery(), 0))
+        if floor is not None:  # the walk stops at the window's end (none if not full)
+            query = query.where(RunTagRow.run_seq >= func.coalesce(floor.scalar_subquery(),
+                                                                   0))
         others = list(flt.tags)
         others.remove((key, value))
         indexed = frozenset[str]() if self.sqlite else None  # the walk is run_tags'
@@ -379,13 +411,11 @@ class _Listing:
         return query.order_by(RunRow.seq.desc()).limit(limit)
 
 
-def _tag_floor(key: str, value: str, before_seq: int | None, window: int) -> Select[Any]:
-    """The ``seq`` of the ``window``-th newest run with the tag below ``before_seq`` (None
-    when fewer carry it): an index-only walk of ``run_tags (key, value, run_seq)``."""
+def _tag_rows(key: str, value: str, before_seq: int | None) -> Select[Any]:
+    """The runs carrying a tag below ``before_seq``, from ``run_tags (key, value,
+    run_seq)`` alone."""
     query = select(RunTagRow.run_seq).where(RunTagRow.key == key, RunTagRow.value == value)
-    if before_seq is not None:
-        query = query.where(RunTagRow.run_seq < before_seq)
-    return query.order_by(RunTagRow.run_seq.desc()).limit(1).offset(window - 1)
+    return query if before_seq is None else query.where(RunTagRow.run_seq < before_seq)
 
 
 def _run_conditions(visible: Visibility, flt: RunFilter, before_seq: int | None,
