@@ -40,7 +40,30 @@ def repo(engine: Engine) -> SqlRunRepository:
             times["end_time"] = T1 + timedelta(hours=1, seconds=i)
         repo.add(make_run(owner, states[i % 5], tags, project=("pa", "pb", "")[i % 3],
                           **times))
+        if i % 4 == 1:  # TES tasks among the runs, tagged alike
+            repo.add(make_run(owner, states[i % 3], tags, project=("pa", "pb", "")[i % 3],
+                              kind="task", task={"name": f"t{i}", "tags": tags}))
     return repo
+
+
+def expected(repo: SqlRunRepository, visible: Visibility, flt: RunFilter) -> list[str]:
+    """The ids a listing must return, newest first, decided here in Python from every
+    stored run: the visibility rules and the filters, independent of any query plan."""
+    everything = repo.page(Visibility("", everything=True), RunFilter(), None, 10_000)
+    assert len(everything) > 30
+
+    def shown(run: Run) -> bool:
+        return visible.everything or run.project in visible.projects or (
+            run.owner_sub == visible.owner_sub and run.project in visible.member_of)
+
+    def matches(run: Run) -> bool:
+        tags = run.request.tags
+        return ((not flt.kind or run.kind == flt.kind)
+                and (not flt.states or run.state in flt.states)
+                and all(k in tags and (v is None or tags[k] == v) for k, v in flt.tags)
+                and (not flt.workflow or flt.workflow == f"{run.workflow_id}@"
+                     f"{run.workflow_version}"))
+    return [r.id for r in everything if shown(r) and matches(r)]
 
 
 VISIBLE = {
@@ -58,23 +81,41 @@ FILTERS = {
     "state and tag": RunFilter(states=(S.QUEUED,), tags=(("suite", "all"),)),
     "any value of a tag": RunFilter(tags=(("batch", None),)),
     "runs only": RunFilter(kind="run", workflow="sleepy@1.0.0"),
+    "one state": RunFilter(states=(S.COMPLETE,)),
+    "one state and a tag": RunFilter(states=(S.RUNNING,), tags=(("batch", "1"),)),
+    "any value, then a value": RunFilter(tags=(("odd", None), ("batch", "3"))),
+    "tasks": RunFilter(kind="task"),
+    "tasks with a state and a tag": RunFilter(kind="task", states=(S.QUEUED,),
+                                              tags=(("suite", "all"),)),
+    "two tags, the rarer second": RunFilter(tags=(("suite", "all"), ("batch", "2"))),
 }
 
 
 @pytest.mark.parametrize("who", list(VISIBLE))
 @pytest.mark.parametrize("flt", list(FILTERS))
-@pytest.mark.parametrize("rare_tag", [1000, 1], ids=["tag-index plan", "runs-walk plan"])
+@pytest.mark.parametrize(("window", "cap"), [(1000, 10_000), (1, 10_000), (3, 10_000),
+                                            (1, 0), (3, 0)],
+                         ids=["tag walk", "on after one tagged run, the shorter walk",
+                              "on after three, the shorter walk",
+                              "on after one, the caller's runs",
+                              "on after three, the caller's runs"])
 def test_summaries_are_the_page_projected(repo: SqlRunRepository, who: str,
-                                          flt: str, rare_tag: int) -> None:
-    repo.rare_tag = rare_tag
+                                          flt: str, window: int, cap: int) -> None:
+    """Every plan a listing can take (``window`` and ``cap`` lowered to reach the later
+    walks on a few runs) lists the same runs as ``page`` and as the rules say."""
+    repo.tag_window, repo.count_cap = window, cap
     visible, filters = VISIBLE[who], FILTERS[flt]
-    before = None
+    before, listed = None, []
     while True:
         page = repo.page(visible, filters, before, 4)
         assert repo.summaries(visible, filters, before, 4) == [projected(r) for r in page]
+        listed += [r.id for r in page]
         if len(page) < 4:
             break
+        assert before is None or page[-1].seq < before  # keyset: always further down
+        assert len(listed) <= 60
         before = page[-1].seq
+    assert listed == expected(repo, visible, filters)
 
 
 def test_summary_is_the_run_projected_without_tags(repo: SqlRunRepository) -> None:

@@ -3,6 +3,8 @@ logs are ``spe.adapters.db.task_logs``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from spe.adapters.db import audit_chain
 from spe.adapters.db.audit_chain import ChainedEvent
@@ -43,11 +47,15 @@ from spe.domain.ports import SubmissionKeyTaken
 from spe.domain.run_summary import RunSummary
 from spe.domain.states import FINAL_STATES, RunState
 
-# Below this many runs with a tag (of anyone's), a listing filtered by it starts from the
-# tag index: an absent tag costs one index probe, a rare one a sort of its few runs. Above
-# it, walking the caller's runs newest first finds a page sooner. SQLite plans without
-# statistics (the service never runs ANALYZE), so the choice is made here, not by it.
-RARE_TAG = 1000
+# A listing filtered by a tag walks that tag's runs newest first (``run_tags (key, value,
+# run_seq)``) through at most this many of them; if the page is not full by then (the tag is
+# common among other callers' runs), it goes on by walking the caller's own runs below them.
+# SQLite plans without statistics (the service never runs ANALYZE), so the walk is chosen
+# here, not by it.
+TAG_WINDOW = 1000
+# When it was not full, the rest of the page walks whichever of the tag's runs and the
+# caller's own has fewer left, each counted up to this many.
+WALK_COUNT_CAP = 10_000
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -109,12 +117,23 @@ def _guarded(s: Session, run_id: str, where: list[ColumnElement[bool]],
     return True
 
 
-def _visible(visible: Visibility) -> ColumnElement[bool]:
+def _visible(visible: Visibility, plain: Callable[[Any], Any] | None = None
+             ) -> ColumnElement[bool]:
+    """The runs ``visible`` shows; ``plain`` wraps the owner and project columns (``_plain``
+    for those SQLite's planner is not to reach through an index)."""
     if visible.everything:
         return true()
-    own = and_(RunRow.owner_sub == visible.owner_sub, RunRow.project.in_(visible.member_of)) \
-        if visible.member_of else false()
-    return or_(own, RunRow.project.in_(visible.projects)) if visible.projects else own
+    col = plain or (lambda column: column)
+    own = and_(col(RunRow.owner_sub) == visible.owner_sub,
+               col(RunRow.project).in_(visible.member_of)) if visible.member_of else false()
+    return or_(own, col(RunRow.project).in_(visible.projects)) if visible.projects else own
+
+
+def _plain(column: Any) -> Any:
+    """``column`` behind SQLite's no-op unary ``+``, which keeps its planner from reaching
+    it through an index: without statistics it would otherwise take the ``kind`` or
+    ``project`` index, shared by every caller, over the caller's own."""
+    return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
 
 
 def _tag_value(table: Any, value: str | None) -> list[ColumnElement[bool]]:
@@ -123,7 +142,8 @@ def _tag_value(table: Any, value: str | None) -> list[ColumnElement[bool]]:
 
 
 class SqlRunRepository:
-    rare_tag = RARE_TAG  # see RARE_TAG (tests lower it to take the other plan)
+    tag_window = TAG_WINDOW  # see TAG_WINDOW (tests lower it to take the fallback walk)
+    count_cap = WALK_COUNT_CAP  # see WALK_COUNT_CAP (tests set 0: the caller's runs)
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
@@ -245,10 +265,11 @@ class SqlRunRepository:
 
     def page(self, visible: Visibility, flt: RunFilter, before_seq: int | None,
              limit: int) -> list[Run]:
-        query = _narrow_filter(select(RunRow), visible, flt, before_seq, rare=False)
-        query = query.order_by(RunRow.seq.desc()).limit(limit)
         with self._sessions() as s:
-            return [_to_run(r) for r in s.scalars(query)]
+            listing = _Listing(s.get_bind().dialect.name == "sqlite", self.tag_window,
+                               self.count_cap, s.scalar, lambda q: list(s.scalars(q)))
+            return [_to_run(r) for r in listing.rows(select(RunRow), visible, flt,
+                                                     before_seq, limit)]
 
     def summaries(self, visible: Visibility, flt: RunFilter, before_seq: int | None,
                   limit: int) -> list[RunSummary]:
@@ -256,16 +277,9 @@ class SqlRunRepository:
         of those runs from ``run_tags`` (one indexed IN query); no ORM objects, no JSON."""
         with self._sessions() as s:
             conn = s.connection()  # core execution: the ORM layer adds nothing to rows
-            rare = False
-            if flt.tags and flt.tags[0][1] is not None:  # how common the first tag is
-                key, value = flt.tags[0]                  # decides the plan (RARE_TAG)
-                found = conn.execute(_tag_probe(self.rare_tag),
-                                     {"key": key, "value": value}).scalar() or 0
-                if not found:
-                    return []
-                rare = found < self.rare_tag
-            query = _narrow_filter(select(*_SUMMARY_COLUMNS), visible, flt, before_seq, rare)
-            rows = conn.execute(query.order_by(RunRow.seq.desc()).limit(limit)).all()
+            listing = _Listing(conn.dialect.name == "sqlite", self.tag_window,
+                               self.count_cap, conn.scalar, lambda q: list(conn.execute(q).all()))
+            rows = listing.rows(select(*_SUMMARY_COLUMNS), visible, flt, before_seq, limit)
             tags: dict[int, dict[str, str]] = {row[0]: {} for row in rows}
             if rows:
                 for seq, key, value in conn.execute(_TAGS_OF, {"seqs": list(tags)}):
@@ -296,12 +310,6 @@ _SUMMARY_COLUMNS = (RunRow.seq, RunRow.id, RunRow.owner_sub, RunRow.project, Run
 _SUMMARY_OF = select(*_SUMMARY_COLUMNS).where(RunRow.id == bindparam("run_id"))
 
 
-def _tag_probe(cap: int) -> Select[Any]:
-    """How many runs carry a tag, counted up to ``cap``."""
-    return select(func.count()).select_from(
-        select(RunTagRow.run_seq).where(RunTagRow.key == bindparam("key"),
-                                        RunTagRow.value == bindparam("value"))
-        .limit(cap).subquery())
 _TAGS_OF = select(RunTagRow.run_seq, RunTagRow.key, RunTagRow.value).where(
     RunTagRow.run_seq.in_(bindparam("seqs", expanding=True)))
 
@@ -312,39 +320,137 @@ def _summary(row: Row[Any], tags: dict[str, str]) -> RunSummary:
                       tags, f"{workflow}@{version}", kind)
 
 
-def _narrow_filter(query: Select[Any], visible: Visibility, flt: RunFilter,
-                   before_seq: int | None, rare: bool) -> Select[Any]:
-    """The WHERE of ``page`` and ``summaries``. A ``rare`` first tag is matched as ``seq IN
-    (runs with the tag)``, which both databases answer from the tag index (then sort the
-    few matches); a common one by a join, walking the caller's runs newest first. A tag
-    value of None matches any value of the key."""
-    query = query.where(_visible(visible))
+@dataclass(frozen=True)
+class _Listing:
+    """The queries of a listing page (``page``, ``summaries``), each a keyset walk of one
+    index, newest first, stopping at the page's end:
+
+    - with a tag of a given value (the rarest, when several are): that tag's runs
+      (``run_tags (key, value, run_seq)``), each run fetched by its primary key and
+      checked against the other filters, through the newest ``window`` of them; if the
+      page is not full by then, on down the tag's runs or down the caller's own runs,
+      whichever has fewer left (counted up to ``cap``). A tag no run carries costs two
+      index probes;
+    - otherwise the caller's runs (``runs (owner_sub, kind, seq)``, or ``(owner_sub, kind,
+      state, seq)`` for one state), every tag checked by a primary-key probe of
+      ``run_tags``.
+
+    The visibility rules are the same conditions whichever walk is taken."""
+
+    sqlite: bool  # steer SQLite's planner, which has no statistics (``_plain``)
+    window: int
+    cap: int
+    scalar: Callable[[Select[Any]], Any]
+    run: Callable[[Select[Any]], list[Any]]
+
+    def rows(self, head: Select[Any], visible: Visibility, flt: RunFilter,
+             before_seq: int | None, limit: int) -> list[Any]:
+        valued = [(k, v) for k, v in flt.tags if v is not None]
+        if not valued:
+            return self.run(self._runs_walk(head, visible, flt, before_seq, limit))
+        key, value = min(valued, key=lambda tag: self._count(
+            _tag_rows(tag[0], tag[1], before_seq), self.window)) if len(valued) > 1 \
+            else valued[0]
+        floor = _tag_rows(key, value, before_seq).order_by(RunTagRow.run_seq.desc()) \
+            .limit(1).offset(self.window - 1)  # the window's last run, if it is full
+        rows = self.run(self._tag_walk(head, visible, flt, key, value,
+                                       before_seq=before_seq, floor=floor, limit=limit))
+        if len(rows) >= limit:
+            return rows
+        below = self.scalar(floor)
+        if below is None:
+            return rows  # every run of the tag below ``before_seq`` was examined
+        rest = limit - len(rows)
+        if self._tag_has_fewer(visible, flt, key, value, below):
+            return rows + self.run(self._tag_walk(head, visible, flt, key, value,
+                                                  before_seq=below, floor=None, limit=rest))
+        return rows + self.run(self._runs_walk(head, visible, flt, below, rest))
+
+    def _count(self, query: Select[Any], cap: int) -> int:
+        return int(self.scalar(select(func.count()).select_from(
+            query.limit(cap).subquery())) or 0)
+
+    def _tag_has_fewer(self, visible: Visibility, flt: RunFilter, key: str, value: str,
+                       below: int) -> bool:
+        """Whether fewer runs below ``below`` carry the tag than the caller owns (of the
+        listing's kind): those are the two walks left. Any other caller's walk goes
+        through everyone's runs, so the tag's are fewer."""
+        if visible.everything or visible.projects:
+            return True
+        own = select(RunRow.seq).where(RunRow.owner_sub == visible.owner_sub,
+                                       RunRow.seq < below)
+        if flt.kind:
+            own = own.where(RunRow.kind == flt.kind)
+        return self._count(_tag_rows(key, value, below), self.cap) < self._count(own, self.cap)
+
+    def _tag_walk(self, head: Select[Any], visible: Visibility, flt: RunFilter, key: str,
+                  value: str, *, before_seq: int | None, floor: Select[Any] | None,
+                  limit: int) -> Select[Any]:
+        query = head.join(RunTagRow, RunTagRow.run_seq == RunRow.seq).where(
+            RunTagRow.key == key, RunTagRow.value == value)
+        if before_seq is not None:
+            query = query.where(RunTagRow.run_seq < before_seq)
+        if floor is not None:  # the walk stops at the window's end (none if not full)
+            query = query.where(RunTagRow.run_seq >= func.coalesce(floor.scalar_subquery(),
+                                                                   0))
+        others = list(flt.tags)
+        others.remove((key, value))
+        indexed = frozenset[str]() if self.sqlite else None  # the walk is run_tags'
+        query = query.where(*_run_conditions(visible, flt, None, indexed),
+                            *_tag_conditions(others))
+        return query.order_by(RunTagRow.run_seq.desc()).limit(limit)
+
+    def _runs_walk(self, head: Select[Any], visible: Visibility, flt: RunFilter,
+                   before_seq: int | None, limit: int) -> Select[Any]:
+        indexed = None  # the planner's choice, except for SQLite on the caller's own runs
+        if self.sqlite and not visible.everything and not visible.projects:
+            indexed = frozenset({"owner_sub", "kind", "state"} if len(flt.states) == 1
+                                else {"owner_sub", "kind"})
+        query = head.where(*_run_conditions(visible, flt, before_seq, indexed),
+                           *_tag_conditions(list(flt.tags)))
+        return query.order_by(RunRow.seq.desc()).limit(limit)
+
+
+def _tag_rows(key: str, value: str, before_seq: int | None) -> Select[Any]:
+    """The runs carrying a tag below ``before_seq``, from ``run_tags (key, value,
+    run_seq)`` alone."""
+    query = select(RunTagRow.run_seq).where(RunTagRow.key == key, RunTagRow.value == value)
+    return query if before_seq is None else query.where(RunTagRow.run_seq < before_seq)
+
+
+def _run_conditions(visible: Visibility, flt: RunFilter, before_seq: int | None,
+                    indexed: frozenset[str] | None) -> list[ColumnElement[bool]]:
+    """The conditions on ``runs`` of a listing. ``indexed``: the columns SQLite's planner
+    may reach through an index, the others behind ``_plain`` (None: all of them)."""
+    def col(column: Any) -> Any:
+        return column if indexed is None or column.key in indexed else _plain(column)
+
+    where = [_visible(visible, col)]
     if before_seq is not None:
-        query = query.where(RunRow.seq < before_seq)
+        where.append(RunRow.seq < before_seq)
     if flt.kind:
-        query = query.where(RunRow.kind == flt.kind)
+        where.append(col(RunRow.kind) == flt.kind)
     if flt.name_prefix:
-        query = query.where(RunRow.name.startswith(flt.name_prefix, autoescape=True))
+        where.append(RunRow.name.startswith(flt.name_prefix, autoescape=True))
     if flt.states:
-        query = query.where(RunRow.state.in_([s.value for s in flt.states]))
+        where.append(col(RunRow.state).in_([s.value for s in flt.states]))
     if flt.workflow:
         workflow_id, _, version = flt.workflow.partition("@")
-        query = query.where(RunRow.workflow_id == workflow_id)
+        where.append(col(RunRow.workflow_id) == workflow_id)
         if version:
-            query = query.where(RunRow.workflow_version == version)
-    if flt.tags and rare:
-        key, value = flt.tags[0]
-        query = query.where(RunRow.seq.in_(select(RunTagRow.run_seq).where(
-            RunTagRow.key == key, *_tag_value(RunTagRow, value))))
-    elif flt.tags:
-        key, value = flt.tags[0]
-        query = query.join(RunTagRow, RunTagRow.run_seq == RunRow.seq).where(
-            RunTagRow.key == key, *_tag_value(RunTagRow, value))
-    for key, value in flt.tags[1:]:
+            where.append(col(RunRow.workflow_version) == version)
+    return where
+
+
+def _tag_conditions(tags: list[tuple[str, str | None]]) -> list[ColumnElement[bool]]:
+    """Each tag as a primary-key probe of ``run_tags`` (run_seq, key); a value of None
+    matches any value of the key."""
+    where: list[ColumnElement[bool]] = []
+    for key, value in tags:
         other = aliased(RunTagRow)
-        query = query.where(exists().where(
-            other.run_seq == RunRow.seq, other.key == key, *_tag_value(other, value)))
-    return query
+        where.append(exists().where(other.run_seq == RunRow.seq, other.key == key,
+                                    *_tag_value(other, value)))
+    return where
 
 
 def _take_key(s: Session, key: SubmissionKey, run_id: str) -> None:

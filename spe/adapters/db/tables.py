@@ -48,6 +48,9 @@ class RunRow(Base):
 
     __table_args__ = (
         Index("ix_runs_owner_seq", "owner_sub", "seq"),
+        # a caller's runs (or tasks), of one state or any, newest first (listings)
+        Index("ix_runs_owner_kind_seq", "owner_sub", "kind", "seq"),
+        Index("ix_runs_owner_kind_state_seq", "owner_sub", "kind", "state", "seq"),
         Index("ix_runs_kind_seq", "kind", "seq"),
         Index("ix_runs_state", "state"),
         Index("ix_runs_project_seq", "project", "seq"),
@@ -77,7 +80,7 @@ class RunTagRow(Base):
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[str] = mapped_column(String(256), nullable=False)
 
-    __table_args__ = (Index("ix_run_tags_key_value", "key", "value"),)
+    __table_args__ = (Index("ix_run_tags_key_value_seq", "key", "value", "run_seq"),)
 
 
 class TaskRow(Base):
