@@ -41,9 +41,23 @@ from spe.app import create_app  # noqa: E402
 from spe.config import Settings  # noqa: E402
 from tests.helpers import WES, Server, build_catalog, free_port  # noqa: E402
 
-__all__ = ["ROOT", "SERVER_MODES", "WES", "CpuWatch", "InProcessServer", "build_catalog",
-           "free_port", "machine_lines", "percentile", "print_machine", "print_table",
-           "scratch_dir", "submit_parts", "summarize"]
+__all__ = [
+    "ROOT",
+    "SERVER_MODES",
+    "WES",
+    "CpuWatch",
+    "InProcessServer",
+    "build_catalog",
+    "free_port",
+    "machine_lines",
+    "percentile",
+    "poll_until_complete",
+    "print_machine",
+    "print_table",
+    "scratch_dir",
+    "submit_parts",
+    "summarize",
+]
 
 SERVER_MODES = ("process", "thread")
 
@@ -324,3 +338,29 @@ class InProcessServer:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+# -- waiting for a run -------------------------------------------------------------------
+
+ENDED_BADLY = ("EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED")
+
+
+def poll_until_complete(session: requests.Session, status_url: str, *, started: float,
+                        timeout: float, poll: float, server: Server,
+                        name: str = "") -> tuple[float, float]:
+    """Poll ``status_url`` every ``poll`` s until COMPLETE; when it was seen, as
+    (``time.perf_counter()``, ``time.time()``). Exits naming the run on any other end, or
+    ``timeout`` s after ``started`` (a ``perf_counter`` time)."""
+    who = f"{name}: " if name else ""
+    while True:
+        resp = session.get(status_url, timeout=30)
+        resp.raise_for_status()
+        state = resp.json()["state"]
+        now, wall = time.perf_counter(), time.time()
+        if state == "COMPLETE":
+            return now, wall
+        if state in ENDED_BADLY:
+            raise SystemExit(f"{who}{status_url} ended {state}: {server.log_tail()}")
+        if now - started > timeout:
+            raise SystemExit(f"{who}{status_url} still {state} after {timeout:.0f} s")
+        time.sleep(poll)

@@ -28,7 +28,15 @@ from pathlib import Path
 
 import psutil
 import requests
-from _common import WES, CpuWatch, build_catalog, print_machine, print_table, scratch_dir
+from _common import (
+    WES,
+    CpuWatch,
+    build_catalog,
+    poll_until_complete,
+    print_machine,
+    print_table,
+    scratch_dir,
+)
 
 from spe.adapters.catalog import load_catalog
 from spe.adapters.engines.snakemake import SnakemakeEngine
@@ -108,18 +116,9 @@ class ThroughWes:
         wall0, t0 = time.time(), time.perf_counter()
         run_id = self.api.run_id(self.api.submit("sleepy", PARAMS))
         t_post = time.perf_counter()
-        while True:
-            resp = self.session.get(f"{self.server.url}{WES}/runs/{run_id}/status", timeout=30)
-            resp.raise_for_status()
-            state = resp.json()["state"]
-            now, wall = time.perf_counter(), time.time()
-            if state == "COMPLETE":
-                break
-            if state in ("EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"):
-                raise SystemExit(f"run {run_id} ended {state}: {self.server.log_tail()}")
-            if now - t0 > 120:
-                raise SystemExit(f"run {run_id} still {state} after 120 s")
-            time.sleep(self.poll)
+        now, wall = poll_until_complete(
+            self.session, f"{self.server.url}{WES}/runs/{run_id}/status", started=t0,
+            timeout=120, poll=self.poll, server=self.server)
         cpu1 = server.cpu_times()
         workdir = self.home / "runs" / run_id
         spawned = JobDir(workdir).handle.stat().st_mtime

@@ -37,7 +37,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
-from _common import WES, CpuWatch, build_catalog, print_machine, print_table, scratch_dir
+from _common import (
+    WES,
+    CpuWatch,
+    build_catalog,
+    poll_until_complete,
+    print_machine,
+    print_table,
+    scratch_dir,
+)
 from bench_overhead import Direct
 
 from spe.domain.jobdir import JobDir
@@ -47,7 +55,6 @@ from tests.slurm_cluster import SlurmCluster, slurm_or_skip, stop_if_started
 
 PARAMS = {"seconds": 0}
 LOCK = Path("/tmp/spe-slurm.lock")  # noqa: S108 (the lock every SLURM user on this machine takes)
-FAILED = ("EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED")
 
 
 @contextmanager
@@ -75,20 +82,9 @@ class Through:
     def run(self) -> dict[str, float]:
         wall0, t0 = time.time(), time.perf_counter()
         run_id = self.api.run_id(self.api.submit("sleepy", PARAMS))
-        while True:
-            resp = self.session.get(f"{self.server.url}{WES}/runs/{run_id}/status", timeout=30)
-            resp.raise_for_status()
-            state = resp.json()["state"]
-            now, wall = time.perf_counter(), time.time()
-            if state == "COMPLETE":
-                break
-            if state in FAILED:
-                raise SystemExit(f"{self.name}: run {run_id} ended {state}: "
-                                 f"{self.server.log_tail()}")
-            if now - t0 > self.timeout:
-                raise SystemExit(f"{self.name}: run {run_id} still {state} after "
-                                 f"{self.timeout:.0f} s")
-            time.sleep(self.poll)
+        now, wall = poll_until_complete(
+            self.session, f"{self.server.url}{WES}/runs/{run_id}/status", started=t0,
+            timeout=self.timeout, poll=self.poll, server=self.server, name=self.name)
         job = JobDir(self.server.home / "runs" / run_id)
         accepted, exited = job.handle.stat().st_mtime, job.exit_status.stat().st_mtime
         started = job.slurm_job_id.stat().st_mtime if job.slurm_job_id.exists() else accepted
