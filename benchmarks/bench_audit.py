@@ -29,7 +29,8 @@ from spe.adapters.db.session import make_engine, make_sessions, upgrade
 from spe.adapters.db.tables import AuditRow
 from tests.postgres import start_postgres
 
-LOCKS = {"postgresql": text(f"SELECT pg_advisory_xact_lock({audit_chain.LOCK_KEY})"),
+LOCK_KEY = 0x5350_4541_5544_4954  # "SPEAUDIT": the advisory lock the earlier append took
+LOCKS = {"postgresql": text(f"SELECT pg_advisory_xact_lock({LOCK_KEY})"),
          "sqlite": text("UPDATE audit_events SET id = id WHERE 1 = 0")}
 
 

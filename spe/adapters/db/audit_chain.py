@@ -22,6 +22,7 @@ deleted, or rows reordered), or an id is skipped (rows deleted)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Collection, Iterator
@@ -36,7 +37,6 @@ from spe.adapters.db.tables import AuditRow
 from spe.domain.models import JSON
 
 GENESIS = "0" * 64
-LOCK_KEY = 0x5350_4541_5544_4954  # "SPEAUDIT": the advisory lock of the chain's head
 BATCH = 1000
 
 RETRIES = 1000  # appends that lost a race for the same id, in a row, before giving up
@@ -134,6 +134,7 @@ class Problem:
 # --- writing ------------------------------------------------------------------------------
 
 
+@functools.cache
 def _append_statement(dialect: str) -> TextClause:
     if dialect not in _HASH_OF:
         raise RuntimeError(f"the audit chain cannot append on {dialect!r}")
