@@ -66,6 +66,12 @@ class Listing:
       state, seq)`` for one state), every tag checked by a primary-key probe of
       ``run_tags``.
 
+    That is SQLite's plan, which the repository must choose for it. On PostgreSQL a tag
+    listing is the first walk alone, without the window: one join of the tag's runs to
+    ``runs``, newest first, whose plan its statistics choose (a backward walk of the tag
+    index stopping at the page's end, or the caller's runs); a window's floor made it
+    sort every run of a common tag first.
+
     The visibility rules are the same conditions whichever walk is taken."""
 
     sqlite: bool  # steer SQLite's planner, which has no statistics (``_plain``)
@@ -79,6 +85,10 @@ class Listing:
         valued = [(k, v) for k, v in flt.tags if v is not None]
         if not valued:
             return self.run(self._runs_walk(head, visible, flt, before_seq, limit))
+        if not self.sqlite:  # PostgreSQL's statistics choose the walk of a tag listing
+            key, value = valued[0]
+            return self.run(self._tag_walk(head, visible, flt, key, value,
+                                           before_seq=before_seq, floor=None, limit=limit))
         key, value = min(valued, key=lambda tag: self._count(
             _tag_rows(tag[0], tag[1], before_seq), self.window)) if len(valued) > 1 \
             else valued[0]
