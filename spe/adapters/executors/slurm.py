@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spe.adapters.executors import slurm_text as text
+from spe.adapters.executors.exit_files import ExitFiles
 from spe.adapters.executors.handles import read_exit_code, read_handle, write_handle
 from spe.adapters.executors.workdir import share_with_group
 from spe.domain.jobdir import RELATIVE, JobDir
@@ -95,6 +96,12 @@ class SlurmExecutor:
 
     def __post_init__(self) -> None:
         self._queue = QueueSnapshot(self._list_queue, self.queue_cache_seconds)
+        self._ends = ExitFiles()
+
+    def notify_ends(self, callback: Callable[[], None]) -> None:
+        """``EndNotifier``: a job's end is noticed by its exit-status file (``ExitFiles``),
+        within a quarter of a second where the run directory shows it."""
+        self._ends.notify(callback)
 
     def _list_queue(self) -> dict[str, str]:
         """Every job the controller holds: one ``squeue`` for all runs being polled."""
@@ -134,6 +141,7 @@ class SlurmExecutor:
                                  account.group if account else ""),
                   "stderr": str(spec.stderr)}
         write_handle(spec.workdir, handle)
+        self._ends.watch(JobDir(spec.workdir).exit_status)
         log.info("run %s submitted as SLURM job %s", spec.run_id, job_id)
         return handle
 
@@ -206,6 +214,7 @@ class SlurmExecutor:
         if live is not None and code is None:  # the common case: no per-job command
             state, message = text.wes_state(live)
             if state in (S.QUEUED, S.RUNNING, S.PAUSED):
+                self._ends.watch(JobDir(workdir).exit_status)  # re-attached: watched now
                 return ExecutionStatus(state, None, message)
         try:
             info = self._job_info(job_id)
