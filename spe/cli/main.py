@@ -8,10 +8,9 @@ import os
 import ssl
 import stat
 import sys
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 
 
 PRIVATE_UMASK = 0o077
-MIGRATION_TIMEOUT = 3600.0  # seconds: a long migration of a big database may take a while
 
 
 def _write_privately() -> None:
@@ -122,8 +120,8 @@ def serve(host: str | None, port: int | None, tls_cert: Path | None, tls_key: Pa
     import uvicorn
 
     from spe.app import create_app
-    from spe.cli.serving import uvicorn_options
-    from spe.cli.workers import check_workers
+    from spe.cli.serving import migrate_apart, uvicorn_options
+    from spe.cli.workers import check_workers, serve_processes
 
     _refuse_open_state(settings)
     try:
@@ -134,9 +132,10 @@ def serve(host: str | None, port: int | None, tls_cert: Path | None, tls_key: Pa
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     logging.getLogger("spe").info("settings: %s", settings.redacted())
-    _migrate_apart()
+    if not migrate_apart():
+        raise click.ClickException("the database migration failed (its error is above)")
     if workers > 1:
-        _serve_processes(settings, overrides, workers, log_level, transport)
+        serve_processes(settings, overrides, workers, log_level, transport)
         return
     try:
         service = create_app(settings, migrate=False)
@@ -145,30 +144,6 @@ def serve(host: str | None, port: int | None, tls_cert: Path | None, tls_key: Pa
     uvicorn.run(service.app, host=settings.host, port=settings.port, log_level=log_level,
                 access_log=False, log_config=None,  # our handler (SPE_LOG_FORMAT)
                 **transport)
-
-
-def _migrate_apart() -> None:
-    """`spe db upgrade` in a child process: Alembic (about 10 MiB) never loads into the
-    serving process."""
-    import subprocess
-
-    done = subprocess.run([sys.executable, "-m", "spe.cli.main", "db", "upgrade"],
-                          stdout=subprocess.DEVNULL, timeout=MIGRATION_TIMEOUT, check=False)
-    if done.returncode != 0:
-        raise click.ClickException("the database migration failed (its error is above)")
-
-
-def _serve_processes(settings: Settings, overrides: Mapping[str, object], workers: int,
-                     log_level: str, transport: dict[str, Any]) -> None:
-    """``workers`` API processes (``spe.cli.workers``) on the migrated database."""
-    import uvicorn
-
-    from spe.cli.workers import worker_environment
-
-    with worker_environment(overrides, log_level):
-        uvicorn.run("spe.cli.workers:app_from_environment", factory=True, workers=workers,
-                    host=settings.host, port=settings.port, log_level=log_level,
-                    access_log=False, log_config=None, **transport)
 
 
 @main.command()

@@ -10,12 +10,16 @@ suites all are), the same set as ``deploy/nginx/spe-tls.conf``.
 from __future__ import annotations
 
 import ssl
+import subprocess
+import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from spe.config import Settings
+
+MIGRATION_TIMEOUT = 3600.0  # seconds: a long migration of a big database may take a while
 
 # Mozilla's "intermediate" TLS 1.2 suites without DHE (no dhparam to manage)
 TLS12_CIPHERS = ":".join([
@@ -51,3 +55,11 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 def _context_factory(cert: Path, key: Path, _config: object,
                      _default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
     return server_context(cert, key)
+
+
+def migrate_apart() -> bool:
+    """`spe db upgrade` in a child process, so that Alembic (about 10 MiB) never loads
+    into the serving process; whether it succeeded (its error is on stderr)."""
+    done = subprocess.run([sys.executable, "-m", "spe.cli.main", "db", "upgrade"],
+                          stdout=subprocess.DEVNULL, timeout=MIGRATION_TIMEOUT, check=False)
+    return done.returncode == 0

@@ -67,3 +67,14 @@ def app_from_environment() -> Any:
     settings = Settings()
     configure_logging(settings.log_format, os.environ.get(LOG_LEVEL_ENV, "info"))
     return create_app(settings, migrate=False).app
+
+
+def serve_processes(settings: Settings, overrides: Mapping[str, object], workers: int,
+                    log_level: str, transport: dict[str, Any]) -> None:
+    """``workers`` API processes on the migrated database, through uvicorn's supervisor."""
+    import uvicorn
+
+    with worker_environment(overrides, log_level):
+        uvicorn.run("spe.cli.workers:app_from_environment", factory=True, workers=workers,
+                    host=settings.host, port=settings.port, log_level=log_level,
+                    access_log=False, log_config=None, **transport)

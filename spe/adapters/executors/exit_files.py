@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,8 +43,8 @@ class ExitFiles:
                 self._watched.add(exit_file)
 
     def _look(self) -> None:
-        stop = threading.Event()  # never set: the thread lives as long as the process
-        while not stop.wait(self._interval):
+        while True:  # a daemon thread: it lives as long as the process
+            time.sleep(self._interval)
             with self._lock:
                 watched = list(self._watched)
             ended = [path for path in watched if path.exists()]
